@@ -1,0 +1,1 @@
+"""Detectors: scheduled threat-intel and behavioural detections over Sysmon events."""

@@ -1,0 +1,1 @@
+"""Threat-intel feeds and allowlists."""

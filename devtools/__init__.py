@@ -1,0 +1,1 @@
+"""Development tools: the local Elasticsearch node used by tests, demo and benchmarks."""

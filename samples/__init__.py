@@ -1,0 +1,1 @@
+"""Deterministic generator of realistic Sysmon sample data in every input form."""

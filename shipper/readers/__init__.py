@@ -1,0 +1,1 @@
+"""Input readers: one per input form, all yielding RawEvent or ReadError."""

@@ -1,0 +1,1 @@
+"""Pure Sysmon → ECS mapping (no I/O)."""
