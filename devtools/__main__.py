@@ -1,0 +1,3 @@
+from devtools.es import main
+
+raise SystemExit(main())

@@ -1,0 +1,142 @@
+"""Elasticsearch client factory: TLS verified by default, API key or basic auth, CA file.
+
+Secrets come from the environment, files or the configuration and are never printed: use
+``ClusterSettings.masked()`` for anything shown to a person.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import TlsError
+from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
+
+from shipper.errors import ClusterError
+
+MIN_MAJOR = 9
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    url: str = "http://127.0.0.1:9200"
+    api_key: str | None = None
+    username: str | None = None
+    password: str | None = None
+    ca_certs: str | None = None
+    verify_certs: bool = True
+    request_timeout: float = 60.0
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, base: ClusterSettings | None = None
+    ) -> ClusterSettings:
+        """Apply ``ES_URL``, ``ES_API_KEY``, ``ES_USERNAME``/``ES_PASSWORD``, ``ES_CA_CERTS`` and
+        ``ES_VERIFY_CERTS`` over ``base`` (defaults when None). ``*_FILE`` variants read the secret
+        from a file, as container secrets are mounted."""
+        env = os.environ if env is None else env
+        s = base or cls()
+
+        def secret(name: str) -> str | None:
+            if env.get(name):
+                return env[name]
+            path = env.get(f"{name}_FILE")
+            if path:
+                with open(path, encoding="utf-8") as fh:
+                    return fh.read().strip()
+            return None
+
+        changes: dict[str, Any] = {}
+        if env.get("ES_URL"):
+            changes["url"] = env["ES_URL"].rstrip("/")
+        for field, var in (
+            ("api_key", "ES_API_KEY"),
+            ("username", "ES_USERNAME"),
+            ("password", "ES_PASSWORD"),
+        ):
+            value = secret(var)
+            if value:
+                changes[field] = value
+        if env.get("ES_CA_CERTS"):
+            changes["ca_certs"] = env["ES_CA_CERTS"]
+        if env.get("ES_VERIFY_CERTS"):
+            changes["verify_certs"] = env["ES_VERIFY_CERTS"].strip().lower() not in (
+                "0",
+                "false",
+                "no",
+                "off",
+            )
+        return replace(s, **changes)
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as shown to a person: secrets replaced by ``****``."""
+        return {
+            "url": self.url,
+            "api_key": "****" if self.api_key else None,
+            "username": self.username,
+            "password": "****" if self.password else None,
+            "ca_certs": self.ca_certs,
+            "verify_certs": self.verify_certs,
+            "request_timeout": self.request_timeout,
+        }
+
+
+def make_client(settings: ClusterSettings | None = None, **kwargs: Any) -> Elasticsearch:
+    """An ``Elasticsearch`` client for ``settings`` (from the environment when None)."""
+    s = settings or ClusterSettings.from_env()
+    opts: dict[str, Any] = {"request_timeout": s.request_timeout}
+    if s.api_key:
+        opts["api_key"] = s.api_key
+    elif s.username:
+        opts["basic_auth"] = (s.username, s.password or "")
+    if s.url.startswith("https"):
+        opts["verify_certs"] = s.verify_certs
+        if s.ca_certs:
+            opts["ca_certs"] = s.ca_certs
+        if not s.verify_certs:
+            opts["ssl_show_warn"] = False
+    opts.update(kwargs)
+    return Elasticsearch(s.url, **opts)
+
+
+def check_cluster(client: Elasticsearch, url: str = "") -> str:
+    """Return the cluster's Elasticsearch version, or raise ClusterError saying plainly what is
+    wrong: unreachable, TLS not trusted, credentials refused, or a version too old.
+
+    Uses ``_nodes/_local`` rather than ``GET /``, which the integration-test distribution lacks.
+    """
+    where = url or "the cluster"
+    try:
+        resp = client.nodes.info(node_id="_local", metric="_none", filter_path="nodes.*.version")
+    except TlsError as exc:
+        raise ClusterError(
+            f"TLS verification of {where} failed ({exc.message}); give the cluster's CA with "
+            "ES_CA_CERTS / --ca-certs (verification stays on)."
+        ) from exc
+    except TransportConnectionError as exc:
+        raise ClusterError(f"cannot connect to {where}: {exc.message}") from exc
+    except AuthenticationException as exc:
+        raise ClusterError(
+            f"{where} refused the credentials (HTTP 401); check ES_API_KEY or ES_USERNAME/ES_PASSWORD"
+        ) from exc
+    except AuthorizationException as exc:
+        raise ClusterError(
+            f"{where}: the credentials lack the privilege to read the node version: {exc.message}"
+        ) from exc
+    except ApiError as exc:
+        raise ClusterError(f"{where} answered HTTP {exc.meta.status}: {exc.message}") from exc
+    nodes = dict(resp).get("nodes", {})
+    versions = [str(n.get("version", "")) for n in nodes.values()]
+    if not versions:
+        raise ClusterError(f"{where} reported no nodes")
+    version = min(versions)
+    try:
+        major = int(version.split(".")[0])
+    except ValueError as exc:
+        raise ClusterError(f"{where} reported an unreadable version {version!r}") from exc
+    if major < MIN_MAJOR:
+        raise ClusterError(f"{where} runs Elasticsearch {version}; this tool needs {MIN_MAJOR}.x or later")
+    return version
