@@ -1,0 +1,192 @@
+"""Normalisation of raw EventData values, so that every input form converges on one rendering.
+
+Readers hand over the source's own strings (and some hand over JSON numbers or booleans despite
+the ``dict[str, str]`` annotation); everything here accepts ``object`` and never raises.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Final
+
+NULL_GUID: Final = "{00000000-0000-0000-0000-000000000000}"
+
+#: EventData fields that hold booleans (Sysmon writes ``true``/``false``; parsers vary in case).
+BOOL_FIELDS: Final = frozenset(
+    {"Initiated", "SourceIsIpv6", "DestinationIsIpv6", "Archived", "IsExecutable", "Signed"}
+)
+#: EventData fields that hold hexadecimal integers rendered as ``0x…`` lower-case, no leading zeros.
+#: (``StartAddress`` is left as Sysmon writes it: rules match on its upper-case tail.)
+HEX_FIELDS: Final = frozenset({"LogonId", "GrantedAccess"})
+
+_GUID_RE: Final = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+_HEX_RE: Final = re.compile(r"0[xX]([0-9A-Fa-f]+)")
+_DEC_RE: Final = re.compile(r"[+]?[0-9]+")
+# yyyy-MM-dd HH:mm:ss(.fraction) with an optional trailing Z; ASCII digits only.
+_UTC_RE: Final = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[ T]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:[.,]([0-9]+))?Z?"
+)
+_ISO_RE: Final = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[ T]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:[.,]([0-9]+))?"
+    r"(Z|z|[+-][0-9]{2}:?[0-9]{2})?"
+)
+_BOOL_TEXT: Final = {"true": "true", "false": "false"}
+_ZEROS: Final = "000000"
+
+
+def _valid_unicode(value: str) -> str:
+    """``value`` with lone surrogates (from broken UTF-16 in a damaged record) replaced by
+    U+FFFD, so that every document serialises as JSON."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def to_text(value: object) -> str:
+    """The string form of a raw value: booleans as ``true``/``false``, None as empty."""
+    if isinstance(value, str):
+        return value if value.isascii() else _valid_unicode(value)
+    if value is None:
+        return ""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    return _valid_unicode(str(value))
+
+
+def normalise_guid(value: str) -> str | None:
+    """``{UPPER-CASE-GUID}`` for a GUID with or without braces, else None."""
+    s = value.strip()
+    if len(s) == 38 and s[0] == "{" and s[-1] == "}":
+        s = s[1:-1]
+    if len(s) != 36 or _GUID_RE.fullmatch(s) is None:
+        return None
+    return "{" + s.upper() + "}"
+
+
+def normalise_bool(value: str) -> str | None:
+    """``true``/``false`` whatever the case, else None."""
+    return _BOOL_TEXT.get(value.strip().lower())
+
+
+def normalise_hex(value: str) -> str | None:
+    """``0x`` + lower-case hex without leading zeros (``0x0`` for zero), else None."""
+    m = _HEX_RE.fullmatch(value.strip())
+    if m is None:
+        return None
+    return "0x" + (m.group(1).lstrip("0").lower() or "0")
+
+
+def parse_int(value: object) -> int | None:
+    """A non-negative decimal integer, else None (no floats, no hex, no unicode digits)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if not isinstance(value, str):
+        return None
+    s = value.strip()
+    if _DEC_RE.fullmatch(s) is None:
+        return None
+    return int(s)
+
+
+def parse_bool(value: str) -> bool | None:
+    """True/False for a normalised boolean string, else None."""
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    return None
+
+
+def _normalise_value(name: str, value: object) -> str | None:
+    s = to_text(value)
+    stripped = s.strip()
+    if not stripped or stripped == "-":
+        return None
+    if name in BOOL_FIELDS:
+        return normalise_bool(s) or s
+    if name in HEX_FIELDS:
+        return normalise_hex(s) or s
+    if name[-4:].lower() == "guid":
+        guid = normalise_guid(s)
+        if guid == NULL_GUID:
+            return None
+        return guid or s
+    return s
+
+
+def normalise_event_data(data: Mapping[str, object]) -> dict[str, str]:
+    """A new dict of the EventData fields worth keeping, each in its one canonical rendering.
+
+    Drops empty, ``-`` and null-GUID values; upper-cases GUIDs inside braces; lower-cases
+    booleans; renders hex integers as ``0x…``. Values that do not look like their field's kind
+    are kept unchanged (the mapper then reports them).
+    """
+    out: dict[str, str] = {}
+    for name, value in data.items():
+        key = name if isinstance(name, str) else to_text(name)
+        v = _normalise_value(key, value)
+        if v is not None:
+            out[key] = v
+    return out
+
+
+def _valid_datetime(y: str, mo: str, d: str, h: str, mi: str, s: str) -> datetime | None:
+    try:
+        return datetime(int(y), int(mo), int(d), int(h), int(mi), int(s))
+    except ValueError:
+        return None
+
+
+def parse_utc_time(value: str) -> str | None:
+    """Sysmon ``UtcTime`` (``yyyy-MM-dd HH:mm:ss.SSS``) → ``yyyy-MM-ddTHH:mm:ss.SSSZ``, else None."""
+    m = _UTC_RE.fullmatch(value.strip())
+    if m is None:
+        return None
+    y, mo, d, h, mi, s, frac = m.groups()
+    if _valid_datetime(y, mo, d, h, mi, s) is None:
+        return None
+    ms = ((frac or "") + "000")[:3]
+    return f"{y}-{mo}-{d}T{h}:{mi}:{s}.{ms}Z"
+
+
+def parse_iso_time(value: str) -> str | None:
+    """An ISO-8601 time → UTC ``yyyy-MM-ddTHH:mm:ss.ffffffZ`` (µs: truncated or zero-padded).
+
+    A time without zone designator is taken as UTC (readers give UTC). Returns None when the
+    value is not a valid time.
+    """
+    m = _ISO_RE.fullmatch(value.strip())
+    if m is None:
+        return None
+    y, mo, d, h, mi, s, frac, zone = m.groups()
+    dt = _valid_datetime(y, mo, d, h, mi, s)
+    if dt is None:
+        return None
+    us = ((frac or "") + _ZEROS)[:6]
+    if zone and zone not in ("Z", "z"):
+        sign = -1 if zone[0] == "-" else 1
+        digits = zone[1:].replace(":", "")
+        offset = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        if offset:
+            try:
+                dt = dt - sign * offset
+            except OverflowError:
+                return None
+            return (
+                f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T"
+                f"{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}.{us}Z"
+            )
+    return f"{y}-{mo}-{d}T{h}:{mi}:{s}.{us}Z"
+
+
+def iso_to_millis(value: str) -> str:
+    """``…ss.ffffffZ`` (as returned by :func:`parse_iso_time`) → ``…ss.SSSZ``."""
+    return value[:23] + "Z"
