@@ -1,0 +1,179 @@
+"""Event XML reader: one ``<Event>``, concatenated events without a root, an ``<Events>``
+wrapper (``wevtutil qe /f:xml``), and forwarded events with ``<RenderingInfo>`` (ignored).
+
+The stream is decoded block by block and cut into ``<Event …>…</Event>`` pieces textually;
+each piece is parsed on its own, so a malformed event costs only itself (a ReadError with
+its line number) and reading resumes at the next ``<Event`` start tag. Memory is bounded by
+the largest event, not the file.
+
+Safety: any ``<!DOCTYPE`` or ``<!ENTITY`` declaration anywhere in the input is refused with a
+ReadError and reading stops, so neither external entities nor entity-expansion bombs can
+reach the parser; events are parsed standalone, so no declaration could apply to them anyway.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from typing import IO
+
+from shipper.raw import RawEvent, ReadError
+from shipper.readers._common import guid_braced, keywords_hex, text_blocks, to_int, utc_iso
+
+EVENT_NS = "http://schemas.microsoft.com/win/2004/08/events/event"
+
+#: Largest single event accepted before the reader gives up on it and resyncs.
+MAX_EVENT_CHARS = 16 * 1024 * 1024
+
+_EVENT_START = re.compile(r"<Event[\s>/]")
+_EVENT_END = "</Event>"
+_FORBIDDEN = re.compile(r"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def event_from_element(root: ET.Element, source: str, position: str, original: str | None) -> RawEvent:
+    """Map a parsed ``<Event>`` element (any namespace) to a RawEvent.
+
+    Raises ValueError when the element lacks what every event has (a provider and an EventID).
+    """
+    provider: str | None = None
+    guid: str | None = None
+    event_id: int | None = None
+    fields: dict[str, object] = {}
+    data: dict[str, str] = {}
+    for part in root:
+        name = _local(part.tag)
+        if name == "System":
+            for item in part:
+                key = _local(item.tag)
+                if key == "Provider":
+                    provider = item.get("Name") or item.get("EventSourceName")
+                    guid = guid_braced(item.get("Guid"))
+                elif key == "EventID":
+                    event_id = to_int(item.text)
+                elif key == "TimeCreated":
+                    fields["time_created"] = utc_iso(item.get("SystemTime"))
+                elif key == "Execution":
+                    fields["process_id"] = to_int(item.get("ProcessID"))
+                    fields["thread_id"] = to_int(item.get("ThreadID"))
+                elif key == "Security":
+                    fields["user_sid"] = item.get("UserID") or None
+                elif key == "EventRecordID":
+                    fields["record_id"] = to_int(item.text)
+                elif key in ("Version", "Level", "Task", "Opcode"):
+                    fields[key.lower()] = to_int(item.text)
+                elif key == "Keywords":
+                    fields["keywords"] = keywords_hex(item.text)
+                elif key == "Channel":
+                    fields["channel"] = item.text or None
+                elif key == "Computer":
+                    fields["computer"] = item.text or None
+        elif name == "EventData":
+            unnamed = 0
+            for item in part:
+                named = item.get("Name")
+                if named is None:
+                    unnamed += 1
+                    tag = _local(item.tag)
+                    named = tag if tag != "Data" else f"param{unnamed}"
+                data[named] = item.text or ""
+        elif name == "UserData":
+            for holder in part:
+                for item in holder:
+                    data[_local(item.tag)] = item.text or ""
+    if not provider:
+        raise ValueError("event has no System/Provider Name")
+    if event_id is None:
+        raise ValueError("event has no numeric System/EventID")
+    return RawEvent(
+        provider=provider,
+        event_id=event_id,
+        event_data=data,
+        provider_guid=guid,
+        source=source,
+        position=position,
+        original=original,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _parse_event(text: str, source: str, line: int) -> RawEvent | ReadError:
+    position = f"line {line}"
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        err_line, col = exc.position
+        reason = str(exc).partition(":")[0]
+        where = f"line {line + err_line - 1}"
+        return ReadError("xml", f"malformed event XML: {reason} (column {col})", source, where, text)
+    if _local(root.tag) != "Event":
+        return ReadError("xml", f"expected <Event>, found <{_local(root.tag)}>", source, position, text)
+    try:
+        return event_from_element(root, source, position, text)
+    except ValueError as exc:
+        return ReadError("xml", str(exc), source, position, text)
+
+
+def read_xml(stream: IO[bytes], source: str) -> Iterator[RawEvent | ReadError]:
+    """Yield one RawEvent (or ReadError) per ``<Event>`` in ``stream``."""
+    buf = ""
+    pos = 0  # everything before pos is consumed
+    line = 1  # line number at buf[pos]
+    blocks = text_blocks(stream)
+    eof = False
+    while True:
+        start = _EVENT_START.search(buf, pos)
+        if start is not None:
+            begin = start.start()
+            end = buf.find(_EVENT_END, begin)
+            nxt = _EVENT_START.search(buf, begin + 6)
+            if end >= 0 and (nxt is None or nxt.start() > end):
+                stop = end + len(_EVENT_END)
+                ev_line = line + buf.count("\n", pos, begin)
+                yield _parse_event(buf[begin:stop], source, ev_line)
+                line = ev_line + buf.count("\n", begin, stop)
+                pos = stop
+                continue
+            if nxt is not None or (eof and end < 0) or len(buf) - begin > MAX_EVENT_CHARS:
+                cut = nxt.start() if nxt is not None else len(buf)
+                ev_line = line + buf.count("\n", pos, begin)
+                yield ReadError(
+                    "xml",
+                    "unterminated <Event> (no </Event> before the next event or the end of input)",
+                    source,
+                    f"line {ev_line}",
+                    buf[begin:cut][:4096],
+                )
+                line = ev_line + buf.count("\n", begin, cut)
+                pos = cut
+                continue
+            keep = begin
+        else:
+            keep = max(pos, len(buf) - 16)  # a start tag may straddle two blocks
+        if eof:
+            return
+        line += buf.count("\n", pos, keep)
+        tail = buf[keep:]
+        try:
+            block = next(blocks)
+        except StopIteration:
+            eof = True
+            block = ""
+        buf = tail + block
+        pos = 0
+        checked = max(0, len(tail) - 16)  # text before this was scanned with the previous block
+        forbidden = _FORBIDDEN.search(buf, checked)
+        if forbidden:
+            at = line + buf.count("\n", 0, forbidden.start())
+            yield ReadError(
+                "xml",
+                "DOCTYPE/ENTITY declarations are not accepted in event XML (external entities and "
+                "entity expansion are refused); reading of this input stopped",
+                source,
+                f"line {at}",
+            )
+            return
