@@ -22,7 +22,7 @@ from shipper.raw import SYSMON_CHANNEL, SYSMON_PROVIDER, RawEvent
 from shipper.sysmon.cmdline import split_command_line
 from shipper.sysmon.community_id import community_id
 from shipper.sysmon.dns import parse_ip, parse_query_results, status_name
-from shipper.sysmon.events import EVENTS
+from shipper.sysmon.events import EVENTS, EventSpec
 from shipper.sysmon.fields import EMITTED_FIELDS, MULTI_FIELD_PATHS
 from shipper.sysmon.hashes import ECS_HASH_ALGOS, IMPHASH, parse_hashes
 from shipper.sysmon.normalise import (
@@ -276,7 +276,7 @@ def _map_hashes(st: _State, doc: Doc, target: str) -> None:
             del st.data[field]
 
 
-def _map_process(st: _State, doc: Doc, eid: int | None) -> None:
+def _map_process(st: _State, doc: Doc, spec: EventSpec | None) -> None:
     data = st.data
     image = data.pop("Image", None) or data.pop("SourceImage", None)
     if image is not None:
@@ -300,11 +300,12 @@ def _map_process(st: _State, doc: Doc, eid: int | None) -> None:
     parent_user = data.pop("ParentUser", None)
     if parent_user is not None:
         _map_user(st, _sub(_sub(_sub(doc, "process"), "parent"), "user"), parent_user)
-    pe_root = "file" if eid == 7 else "process"
-    for name, ecs_name in _PE_FIELDS:
-        value = data.pop(name, None)
-        if value is not None:
-            _sub(_sub(doc, pe_root), "pe")[ecs_name] = value
+    pe_root = spec.pe_target if spec is not None else None
+    if pe_root is not None:
+        for name, ecs_name in _PE_FIELDS:
+            value = data.pop(name, None)
+            if value is not None:
+                _sub(_sub(doc, pe_root), "pe")[ecs_name] = value
 
 
 def _map_file(st: _State, doc: Doc) -> None:
@@ -424,13 +425,13 @@ def _map_event_data(st: _State, doc: Doc, eid: int | None) -> None:
             n = st.take_int(name, top)
             if n is not None:
                 _put(doc, path, n)
-    _map_process(st, doc, eid)
+    spec = EVENTS.get(eid) if eid is not None else None
+    _map_process(st, doc, spec)
     _map_file(st, doc)
     for name, path in _BOOL_TARGETS:
         b = st.take_bool(name)
         if b is not None:
             _put(doc, path, b)
-    spec = EVENTS.get(eid) if eid is not None else None
     if spec is not None and spec.hash_target is not None:
         _map_hashes(st, doc, spec.hash_target)
     if eid == 3 or "SourceIp" in data or "DestinationIp" in data:

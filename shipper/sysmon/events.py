@@ -18,18 +18,20 @@ class EventSpec:
     """How one Sysmon event ID is categorised in ECS.
 
     ``hash_target`` is where ``Hashes``/``Hash`` go (``process`` or ``file``), or None when the
-    event carries no hashes. ``pe_target`` is where the PE version fields go.
+    event carries no hashes. ``pe_target`` is where the PE version fields (``OriginalFileName``,
+    ``Company``, ``Description``…) go, or None when the event has none (event 255 has a
+    ``Description`` that is not a PE field).
     """
 
     category: tuple[str, ...]
     type: tuple[str, ...]
     action: str
     hash_target: HashTarget | None = None
-    pe_target: HashTarget = "process"
+    pe_target: HashTarget | None = None
 
 
 EVENTS: dict[int, EventSpec] = {
-    1: EventSpec(("process",), ("start",), "Process creation", "process"),
+    1: EventSpec(("process",), ("start",), "Process creation", "process", "process"),
     2: EventSpec(("file",), ("change",), "File creation time changed"),
     3: EventSpec(("network",), ("start", "connection", "protocol"), "Network connection"),
     4: EventSpec(("process",), ("change",), "Sysmon service state changed"),
