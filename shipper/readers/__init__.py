@@ -1,1 +1,10 @@
-"""Input readers: one per input form, all yielding RawEvent or ReadError."""
+"""Input readers: one per input form, all yielding ``RawEvent | ReadError``.
+
+``open_source(path_or_dash, fmt=None, evtx_backend="auto", host=None)`` is the entry point;
+``READERS`` maps a format name (``evtx``, ``xml``, ``json``, ``text``) to its reader and
+``detect_format`` recognises a form from a file's first bytes.
+"""
+
+from shipper.readers.registry import READERS, detect_format, open_source, register
+
+__all__ = ["READERS", "detect_format", "open_source", "register"]

@@ -1,0 +1,124 @@
+"""Input form → reader, format detection, and ``open_source``: the one entry point."""
+
+from __future__ import annotations
+
+import codecs
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from shipper.errors import InputError
+from shipper.raw import RawEvent, ReadError
+from shipper.readers._common import peekable, sniff_encoding
+from shipper.readers.evtx import FILE_MAGIC, EvtxBackend, read_evtx
+from shipper.readers.jsonl import read_json
+from shipper.readers.text import read_text
+from shipper.readers.xml import read_xml
+
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+HEAD_SIZE = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """What a reader gets: an open binary stream, and the path when there is one."""
+
+    stream: IO[bytes]
+    path: Path | None
+    source: str
+    host: str | None = None
+    evtx_backend: EvtxBackend = "auto"
+
+
+Reader = Callable[[Opened], Iterator[RawEvent | ReadError]]
+
+
+def _evtx(opened: Opened) -> Iterator[RawEvent | ReadError]:
+    assert opened.path is not None  # open_source refuses EVTX without a path
+    return read_evtx(opened.path, source=opened.source, backend=opened.evtx_backend)
+
+
+READERS: dict[str, Reader] = {
+    "evtx": _evtx,
+    "xml": lambda opened: read_xml(opened.stream, opened.source),
+    "json": lambda opened: read_json(opened.stream, opened.source),
+    "text": lambda opened: read_text(opened.stream, opened.source, opened.host),
+}
+
+#: Formats that need a seekable file on disk (not standard input).
+NEEDS_PATH: set[str] = {"evtx"}
+
+
+def register(name: str, reader: Reader, *, needs_path: bool = False) -> None:
+    """Add (or replace) the reader for input form ``name``."""
+    READERS[name] = reader
+    if needs_path:
+        NEEDS_PATH.add(name)
+    else:
+        NEEDS_PATH.discard(name)
+
+
+def detect_format(path_or_head: str | Path | bytes) -> str:
+    """The input form of a file (by path) or of its first bytes: EVTX by its ``ElfFile`` magic,
+    then by the first non-blank character: ``<`` → xml, ``{``/``[`` → json, else text."""
+    if isinstance(path_or_head, bytes):
+        head = path_or_head
+    else:
+        try:
+            with open(path_or_head, "rb") as handle:
+                head = handle.read(HEAD_SIZE)
+        except OSError as exc:
+            raise InputError(f"cannot open: {exc.strerror or exc}", source=str(path_or_head)) from exc
+    if head.startswith(FILE_MAGIC):
+        return "evtx"
+    encoding = sniff_encoding(head)
+    text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(head)
+    text = text.lstrip("\ufeff \t\r\n")
+    if text.startswith("<"):
+        return "xml"
+    if text.startswith(("{", "[")):
+        return "json"
+    return "text"
+
+
+def open_source(
+    path: str | Path,
+    fmt: str | None = None,
+    evtx_backend: EvtxBackend = "auto",
+    host: str | None = None,
+) -> Iterator[RawEvent | ReadError]:
+    """Read one input (a file path, or ``-`` for standard input) in format ``fmt`` (detected
+    from content when None). Raises InputError at once when the source cannot be opened at
+    all or the format is unknown; everything after that arrives in the stream."""
+    if fmt is not None and fmt not in READERS:
+        known = ", ".join(sorted(READERS))
+        raise InputError(f"unknown input format {fmt!r} (known: {known})", source=str(path))
+    if str(path) == STDIN:
+        stream = peekable(sys.stdin.buffer)
+        chosen = fmt or detect_format(stream.peek(HEAD_SIZE)[:HEAD_SIZE])
+        if chosen in NEEDS_PATH:
+            raise InputError(
+                f"{chosen} input cannot be read from standard input; give a file", source=STDIN_NAME
+            )
+        return READERS[chosen](Opened(stream, None, STDIN_NAME, host, evtx_backend))
+    where = Path(path)
+    try:
+        handle = open(where, "rb")  # noqa: SIM115 - closed by _closing when the stream ends
+    except OSError as exc:
+        raise InputError(f"cannot open: {exc.strerror or exc}", source=str(path)) from exc
+    try:
+        chosen = fmt or detect_format(handle.peek(HEAD_SIZE)[:HEAD_SIZE])
+    except OSError as exc:
+        handle.close()
+        raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path)) from exc
+    return _closing(handle, READERS[chosen](Opened(handle, where, str(path), host, evtx_backend)))
+
+
+def _closing(handle: IO[bytes], events: Iterator[RawEvent | ReadError]) -> Iterator[RawEvent | ReadError]:
+    try:
+        yield from events
+    finally:
+        handle.close()

@@ -1,0 +1,136 @@
+"""Rendered-text reader: Sysmon events as the Event Viewer shows their message.
+
+One block per event: a title line naming the event (``Process Create:``; also the
+``Sysmon Event ID 1`` form), then ``Name: value`` lines, ``\\r\\n`` or ``\\n``. A value may
+itself contain ``: `` (only the first one separates). A line that is neither a title nor a
+``Name: value`` line continues the previous value (multi-line command lines). Blocks end at a
+blank line or at the next title line.
+
+The form carries no System fields: provider and channel are Sysmon's, the computer is the
+``host`` option when given and None otherwise; record id, times, GUIDs stay None. An unknown
+title yields a ReadError (with its line number) and its block is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import IO
+
+from shipper.raw import SYSMON_CHANNEL, SYSMON_PROVIDER, RawEvent, ReadError
+from shipper.readers._common import text_blocks
+from shipper.sysmon.events import TITLES
+
+#: Title → event ID, including titles older Sysmon versions used.
+TITLE_IDS: dict[str, int] = {title: event_id for event_id, title in TITLES.items()} | {
+    "File Delete": 23,
+}
+
+_ID_PREFIX = "Sysmon Event ID "
+
+
+def _is_name(text: str) -> bool:
+    return bool(text) and text.replace("_", "a").isalnum() and text.isascii()
+
+
+def _lines(stream: IO[bytes]) -> Iterator[str]:
+    rest = ""
+    for block in text_blocks(stream):
+        parts = (rest + block).split("\n")
+        rest = parts.pop()
+        for part in parts:
+            yield part[:-1] if part.endswith("\r") else part
+    if rest:
+        yield rest[:-1] if rest.endswith("\r") else rest
+
+
+def _title(line: str) -> tuple[str, int | None] | None:
+    """(title, event id or None when unknown) if ``line`` is a title line, else None."""
+    text = line.strip()
+    if text.startswith(_ID_PREFIX):
+        number = text[len(_ID_PREFIX) :].rstrip(":").strip()
+        return (text, int(number)) if number.isdigit() else None
+    if not text.endswith(":") or ": " in text:
+        return None
+    name = text[:-1].rstrip()
+    if " " not in name:  # ``Name:`` with an empty value
+        return None
+    return name, TITLE_IDS.get(name)
+
+
+def render_text(event_id: int, event_data: dict[str, str], newline: str = "\r\n") -> str:
+    """The rendered-text form of an event (the title, then ``Name: value`` lines)."""
+    title = TITLES.get(event_id)
+    head = f"{title}:" if title else f"{_ID_PREFIX}{event_id}"
+    return newline.join([head, *(f"{key}: {value}" for key, value in event_data.items())])
+
+
+def read_text(stream: IO[bytes], source: str, host: str | None = None) -> Iterator[RawEvent | ReadError]:
+    """Yield one RawEvent per rendered-text block in ``stream`` (ReadError for bad blocks)."""
+    event_id: int | None = None
+    start = 0
+    data: dict[str, str] = {}
+    last_key: str | None = None
+    original: list[str] = []
+    skipping = False  # inside a block that was already reported
+
+    def finish() -> RawEvent | None:
+        nonlocal event_id, data, last_key, original
+        done = None
+        if event_id is not None:
+            done = RawEvent(
+                provider=SYSMON_PROVIDER,
+                event_id=event_id,
+                event_data=data,
+                computer=host,
+                channel=SYSMON_CHANNEL,
+                source=source,
+                position=f"line {start}",
+                original="\n".join(original),
+            )
+        event_id, data, last_key, original = None, {}, None, []
+        return done
+
+    for number, line in enumerate(_lines(stream), 1):
+        if not line.strip():
+            done = finish()
+            if done is not None:
+                yield done
+            skipping = False
+            continue
+        title = _title(line)
+        if title is not None:
+            done = finish()
+            if done is not None:
+                yield done
+            name, found = title
+            if found is None:
+                skipping = True
+                yield ReadError("text", f"unknown event title {name!r}", source, f"line {number}", line)
+                continue
+            skipping = False
+            event_id, start, original = found, number, [line]
+            continue
+        if skipping:
+            continue
+        key, sep, value = line.partition(": ")
+        if not sep and line.endswith(":"):
+            key, sep, value = line[:-1], ":", ""
+        if event_id is None:
+            skipping = True
+            yield ReadError(
+                "text", "text outside an event (no title line before it)", source, f"line {number}", line
+            )
+            continue
+        original.append(line)
+        if sep and _is_name(key):
+            data[key] = value
+            last_key = key
+        elif last_key is not None:
+            data[last_key] += "\n" + line
+        else:
+            skipping = True
+            yield ReadError("text", "expected a 'Name: value' line", source, f"line {number}", line)
+            event_id, data, original = None, {}, []
+    done = finish()
+    if done is not None:
+        yield done
