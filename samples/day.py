@@ -335,7 +335,7 @@ class _Day:
         r = rng or self.rng
         values["RuleName"] = values.get("RuleName", "-")
         values["UtcTime"] = self.fmt.utc_time(t)
-        tc = t + r.randrange(2 * MS, 40 * MS)
+        tc = t + r.randrange(1 * MS, 4 * MS)
         return SysmonEvent(
             host=h.fqdn,
             event_id=eid,
@@ -982,7 +982,7 @@ class _Day:
                 f"{rng.getrandbits(160):040X}"
             )
             out = [self.e12(h, t, p, "CreateKey", target)]
-            out.append(self.e13(h, self._step(t, 1, 20), p, target + "\\Blob", "Binary Data"))
+            out.append(self.e13(h, self._step(t, 5, 20), p, target + "\\Blob", "Binary Data"))
         else:
             target = "HKLM\\SYSTEM\\CurrentControlSet\\Services\\W32Time\\Config\\LastKnownGoodTime"
             out = [self.e13(h, t, p, target, _qword(t))]
