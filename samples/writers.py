@@ -7,8 +7,10 @@ trailer (it never closes the file). The forms mirror what the real tools write:
   ``<Event>`` per line, single-quoted attributes, inside an ``<Events>`` root.
 - ``winlogbeat``: winlogbeat 8 documents as its file/console output writes them (no ingest
   pipeline applied): ``winlog.*``, ``event.code``, ``log.level``, ``message``…
-  ``@timestamp`` is TimeCreated (millisecond precision, as Beats encode it); ``event.created``
-  is the time the beat read the record, a moment later.
+  ``@timestamp`` is TimeCreated (millisecond precision, as Beats encode it) and
+  ``winlog.time_created`` the same at full precision; ``event.created`` is the time the beat
+  read the record, a moment later (as in real winlogbeat: readers must not take it for
+  TimeCreated).
 - ``nxlog``: NXLog ``im_msvistalog`` + ``to_json()`` as in the OTRF/Mordor datasets: EventData
   flattened beside the System fields, ``EventTime`` in the collector's local time (UTC here)
   without fraction, ``Keywords`` as a signed integer, and EventData's own ``EventType``
@@ -61,6 +63,14 @@ def _xml_escape(value: str) -> str:
 def _ingest_lag_ticks(ev: SysmonEvent) -> int:
     """A deterministic 0.1–1.0 s delay between TimeCreated and collection."""
     return ((ev.record_id * 7919 + ev.event_id) % 900 + 100) * TICKS_PER_MS
+
+
+def _rfc3339_nano(system_time: str) -> str:
+    """Go's RFC3339Nano rendering (trailing zeros of the fraction trimmed), as Beats write
+    ``winlog.time_created``."""
+    head, frac = system_time[:-1].split(".")
+    frac = frac.rstrip("0")
+    return f"{head}.{frac}Z" if frac else f"{head}Z"
 
 
 class XmlWriter:
@@ -144,6 +154,7 @@ class WinlogbeatWriter:
                 "provider_name": PROVIDER,
                 "record_id": ev.record_id,
                 "task": task,
+                "time_created": _rfc3339_nano(fmt.system_time(ev.time_created)),
                 "user": {
                     "domain": "NT AUTHORITY",
                     "identifier": ev.user_sid,

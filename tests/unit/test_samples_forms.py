@@ -150,6 +150,7 @@ def test_every_json_line_parses_and_matches(day_dir: Path, model_events: list[Sy
         assert wl["process"] == {"pid": m.process_id, "thread": {"id": m.thread_id}}
         assert w["log"]["level"] == "information" and wl["api"] == "wineventlog"
         assert w["@timestamp"].endswith("Z") and w["event"]["created"] >= w["@timestamp"]
+        assert wl["time_created"][:19] == w["@timestamp"][:19] and wl["time_created"].endswith("Z")
         assert n["EventID"] == m.event_id and n["RecordNumber"] == m.record_id and n["Hostname"] == m.host
         assert n["ExecutionProcessID"] == m.process_id and n["ThreadID"] == m.thread_id
         flat = {k: n[k] for k in FIELDS[m.event_id]}
