@@ -16,7 +16,7 @@ from typing import Any
 
 from shipper.errors import InputError
 
-from .model import IndicatorType, ParseIssue, ParseItem, ParseOptions, clean, iso_utc
+from .model import IndicatorType, ParseIssue, ParseItem, ParseOptions, clean, iso_utc, parse_port
 from .registry import Meta, ParseContext, register
 
 # attribute type -> what each "|"-separated part is: an indicator type, "port" or "filename"
@@ -124,10 +124,12 @@ def _attribute(
     extra: dict[str, str] = {"misp_type": atype}
     for what, part in zip(parts_spec, parts, strict=True):
         if what == "port":
-            if not part.isdigit() or not 0 < int(part) < 65536:
-                yield ctx.issue(line, f"not a port: {part!r}", raw)
+            try:
+                port = parse_port(part)
+            except ValueError as exc:
+                yield ctx.issue(line, str(exc), raw)
                 return
-            ports = (int(part),)
+            ports = (port,) if port is not None else ()
         elif what == "filename":
             extra["file_name"] = part
     meta, issues = _meta(ctx, attr, line, base, raw)

@@ -459,6 +459,8 @@ def infer(text: str) -> tuple[IndicatorType, str]:
         return "image_name", normalise_image_name(fanged)
     if fanged.replace(".", "").isdigit():
         raise ValueError(f"not an IP address: {_short(text)!r}")
+    if len(fanged) > 16 and _HEX.fullmatch(fanged.lower()):
+        raise ValueError(f"not an MD5, SHA1 or SHA256 hash ({len(fanged)} hex digits): {_short(text)!r}")
     return "domain", normalise_domain(fanged)
 
 
@@ -470,8 +472,11 @@ def iso_utc(text: str | None) -> str | None:
     value = text.strip()
     if value.lower() in _EMPTY:
         return None
-    if value.isdigit():
-        dt = datetime.fromtimestamp(int(value), tz=UTC)
+    if value.isascii() and value.isdigit():
+        try:
+            dt = datetime.fromtimestamp(int(value), tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(f"epoch timestamp out of range: {_short(value)!r}") from None
     else:
         try:
             dt = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
@@ -493,11 +498,24 @@ def clean(value: str | None) -> str | None:
     return None if value.lower() in _EMPTY else value
 
 
+def parse_port(text: str | None) -> int | None:
+    """A TCP/UDP port 1-65535, or None for an empty value; ValueError otherwise."""
+    value = clean(text)
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or not 0 < int(value) < 65536:
+        raise ValueError(f"not a port: {_short(value)!r}")
+    return int(value)
+
+
 def parse_confidence(value: object) -> int | None:
     if value is None or (isinstance(value, str) and clean(value) is None):
         return None
+    text = str(value).strip()
     try:
-        number = int(str(value).strip())
+        if not (text.isascii() and text.lstrip("-").isdigit()):
+            raise ValueError(text)
+        number = int(text)
     except ValueError:
         raise ValueError(f"confidence is not a number: {_short(str(value))!r}") from None
     if not 0 <= number <= 100:

@@ -23,6 +23,7 @@ from .model import (
     normalise_hash,
     normalise_ip,
     parse_confidence,
+    parse_port,
 )
 from .registry import Meta, ParseContext, register
 
@@ -274,12 +275,11 @@ def parse_feodo_csv(lines: Iterable[str], ctx: ParseContext) -> Iterator[ParseIt
         )
         yield from issues
         ports: tuple[int, ...] = ()
-        port = clean(row.get("dst_port"))
-        if port is not None:
-            if not port.isdigit() or not 0 < int(port) < 65536:
-                yield ctx.issue(n, f"dst_port is not a port: {port!r} (indicator kept without it)", raw)
-            else:
-                ports = (int(port),)
+        try:
+            port = parse_port(row.get("dst_port"))
+            ports = (port,) if port is not None else ()
+        except ValueError as exc:
+            yield ctx.issue(n, f"dst_port: {exc} (indicator kept without it)", raw)
         meta: Meta = {
             "first_seen": times["first_seen"],
             "last_seen": times["last_seen"],
@@ -431,8 +431,12 @@ def _sniff_threatfox_csv(head: str, filename: str | None) -> bool:
 
 
 def _threatfox_ip_port(ctx: ParseContext, value: str, n: int, raw: str, meta: Meta) -> Iterator[ParseItem]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    host, sep, port_text = value.rpartition(":")
+    try:
+        port = parse_port(port_text) if sep else None
+    except ValueError:
+        port = None
+    if port is None:
         yield ctx.issue(n, f"ip:port value without a valid port: {value!r}", raw)
         return
     try:
@@ -440,7 +444,7 @@ def _threatfox_ip_port(ctx: ParseContext, value: str, n: int, raw: str, meta: Me
     except ValueError as exc:
         yield ctx.issue(n, str(exc), raw)
         return
-    yield ctx.indicator("ip", ip, n, {**meta, "ports": (int(port),)})
+    yield ctx.indicator("ip", ip, n, {**meta, "ports": (port,)})
 
 
 def _threatfox_typed(kind: IndicatorType) -> ThreatFoxHandler:

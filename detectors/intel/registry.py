@@ -55,7 +55,7 @@ class Meta(TypedDict, total=False):
 class ParseContext:
     """What a parser knows about the feed it reads; mutable per-parse state lives here."""
 
-    __slots__ = ("_seen_derived", "location", "options", "source_name")
+    __slots__ = ("_line", "_line_keys", "_seen_derived", "location", "options", "source_name")
 
     def __init__(
         self, source_name: str, options: ParseOptions | None = None, *, location: str | None = None
@@ -63,7 +63,9 @@ class ParseContext:
         self.source_name = source_name
         self.options = options or ParseOptions()
         self.location = location
-        self._seen_derived: set[tuple[str, str]] = set()
+        self._seen_derived: set[tuple[str, str]] = set()  # URL hosts already derived
+        self._line = 0
+        self._line_keys: set[tuple[str, str]] = set()  # listed on the current line
 
     def issue(self, line: int, message: str, raw: str = "", kind: IssueKind = "invalid") -> ParseIssue:
         return ParseIssue(
@@ -96,10 +98,13 @@ class ParseContext:
             yield self.issue(line, str(exc), raw)
             return
         ind = self.indicator(kind, value, line, meta)
+        if line != self._line:
+            self._line, self._line_keys = line, set()
+        self._line_keys.add(ind.key)
         yield ind
         if kind == "url" and self.options.derive_hosts:
             host = url_host(value)
-            if host is not None and host not in self._seen_derived:
+            if host is not None and host not in self._seen_derived and host not in self._line_keys:
                 self._seen_derived.add(host)
                 yield replace(ind, type=host[0], value=host[1], derived=True)
 

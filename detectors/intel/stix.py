@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from .model import IndicatorType, ParseItem, clean, iso_utc, parse_confidence
+from .model import IndicatorType, ParseIssue, ParseItem, clean, iso_utc, parse_confidence
 from .registry import Meta, ParseContext, register
 
 _TOKEN = re.compile(
@@ -219,7 +219,8 @@ def _indicator(
         if comp.kind is None:
             yield ctx.issue(line, f"{ident}: object path {comp.path!r} not supported", raw, "unsupported")
             continue
-        yield from ctx.emit(comp.kind, comp.value, line, raw, meta)
+        for item in ctx.emit(comp.kind, comp.value, line, raw, meta):
+            yield replace(item, message=f"{ident}: {item.message}") if isinstance(item, ParseIssue) else item
 
 
 def _meta(
