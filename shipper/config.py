@@ -1,0 +1,384 @@
+"""Shipper configuration: a YAML file, then the environment, then command-line flags.
+
+Example (every key optional)::
+
+    cluster:
+      urls: [https://es1.example:9200, https://es2.example:9200]   # or url: …
+      api_key_file: /run/secrets/es_api_key      # or api_key / username + password(_file)
+      ca_certs: /etc/sysmon/ca.crt
+      verify_certs: true                          # the default; false only for throwaway tests
+      request_timeout: 60
+    index:
+      prefix: sysmon
+      shards: 1
+      replicas: 0
+    bulk:
+      max_bytes: 5242880
+      max_docs: 2000
+      in_flight: 2
+      max_retries: 8
+    inputs: [/var/log/sysmon]
+    state_dir: /var/lib/sysmon-detect
+    dead_letter: /var/lib/sysmon-detect/dead-letter.ndjson
+
+Precedence: defaults < file < environment (``ES_URL``, ``ES_API_KEY``, ``ES_USERNAME``,
+``ES_PASSWORD``, ``ES_CA_CERTS``, ``ES_VERIFY_CERTS``, each secret also as ``*_FILE``;
+``SYSMON_INDEX_PREFIX``, ``SYSMON_STATE_DIR``) < flags. Errors name the file and line. Secrets are
+shown only through :meth:`ShipperConfig.masked`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+from elasticsearch import Elasticsearch
+
+from shipper.checkpoint import default_state_dir
+from shipper.errors import ConfigError
+from shipper.es import ClusterSettings, make_client
+from shipper.sink import BulkOptions
+
+PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
+DEFAULT_PREFIX = "sysmon"
+
+
+@dataclass(frozen=True)
+class ShipperConfig:
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
+    urls: tuple[str, ...] = ()  # all cluster URLs; ``cluster.url`` is the first
+    index_prefix: str = DEFAULT_PREFIX
+    shards: int = 1
+    replicas: int = 0
+    bulk: BulkOptions = field(default_factory=BulkOptions)
+    inputs: tuple[str, ...] = ()
+    state_dir: str = field(default_factory=lambda: str(default_state_dir()))
+    dead_letter: str | None = None
+    source: str | None = None  # the YAML file it came from
+
+    @property
+    def dead_letter_path(self) -> str:
+        return self.dead_letter or str(Path(self.state_dir) / "dead-letter.ndjson")
+
+    def all_urls(self) -> tuple[str, ...]:
+        return self.urls or (self.cluster.url,)
+
+    def masked(self) -> dict[str, Any]:
+        cluster = self.cluster.masked()
+        cluster["urls"] = list(self.all_urls())
+        return {
+            "config_file": self.source,
+            "cluster": cluster,
+            "index": {"prefix": self.index_prefix, "shards": self.shards, "replicas": self.replicas},
+            "bulk": {
+                "max_bytes": self.bulk.max_bytes,
+                "max_docs": self.bulk.max_docs,
+                "in_flight": self.bulk.in_flight,
+                "max_retries": self.bulk.max_retries,
+            },
+            "inputs": list(self.inputs),
+            "state_dir": self.state_dir,
+            "dead_letter": self.dead_letter_path,
+        }
+
+    def client(self, **kwargs: Any) -> Elasticsearch:
+        """A client for all configured URLs (TLS and credentials as ``shipper.es.make_client``)."""
+        urls = self.all_urls()
+        if len(urls) == 1:
+            return make_client(replace(self.cluster, url=urls[0]), **kwargs)
+        # The factory takes one URL; the transport options are the same for every node.
+        opts: dict[str, Any] = {"request_timeout": self.cluster.request_timeout, **kwargs}
+        s = self.cluster
+        if s.api_key:
+            opts["api_key"] = s.api_key
+        elif s.username:
+            opts["basic_auth"] = (s.username, s.password or "")
+        if any(u.startswith("https") for u in urls):
+            opts["verify_certs"] = s.verify_certs
+            if s.ca_certs:
+                opts["ca_certs"] = s.ca_certs
+            if not s.verify_certs:
+                opts["ssl_show_warn"] = False
+        return Elasticsearch(list(urls), **opts)
+
+
+# --------------------------------------------------------------------------------------------
+# YAML with line numbers
+
+
+def _line(node: yaml.Node) -> str:
+    return f"line {node.start_mark.line + 1}"
+
+
+class _Reader:
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, node: yaml.Node, message: str) -> ConfigError:
+        return ConfigError(message, source=self.source, position=_line(node))
+
+    def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, f"{what} must be a mapping")
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for k, v in node.value:
+            if not isinstance(k, yaml.ScalarNode):
+                raise self.fail(k, f"{what}: keys must be plain names")
+            if k.value in out:
+                raise self.fail(k, f"{what}: {k.value!r} given twice")
+            out[k.value] = (k, v)
+        return out
+
+    def scalar(self, node: yaml.Node, what: str) -> str:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, f"{what} must be a single value")
+        return str(node.value)
+
+    def string(self, node: yaml.Node, what: str) -> str:
+        value = self.scalar(node, what).strip()
+        if not value:
+            raise self.fail(node, f"{what} must not be empty")
+        return value
+
+    def integer(self, node: yaml.Node, what: str, minimum: int = 0) -> int:
+        text = self.scalar(node, what).replace("_", "")
+        try:
+            value = int(text)
+        except ValueError:
+            raise self.fail(node, f"{what} must be a whole number, not {text!r}") from None
+        if value < minimum:
+            raise self.fail(node, f"{what} must be at least {minimum}")
+        return value
+
+    def number(self, node: yaml.Node, what: str) -> float:
+        text = self.scalar(node, what)
+        try:
+            value = float(text)
+        except ValueError:
+            raise self.fail(node, f"{what} must be a number, not {text!r}") from None
+        if value <= 0:
+            raise self.fail(node, f"{what} must be positive")
+        return value
+
+    def boolean(self, node: yaml.Node, what: str) -> bool:
+        text = self.scalar(node, what).strip().lower()
+        if text in ("true", "yes", "on", "1"):
+            return True
+        if text in ("false", "no", "off", "0"):
+            return False
+        raise self.fail(node, f"{what} must be true or false, not {text!r}")
+
+    def strings(self, node: yaml.Node, what: str) -> tuple[str, ...]:
+        if isinstance(node, yaml.ScalarNode):
+            return (self.string(node, what),)
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, f"{what} must be a list")
+        return tuple(self.string(n, what) for n in node.value)
+
+    def secret_file(self, node: yaml.Node, what: str) -> str:
+        path = self.string(node, what)
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise self.fail(node, f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _apply(
+    r: _Reader,
+    section: dict[str, tuple[yaml.Node, yaml.Node]],
+    handlers: Mapping[str, Callable[[yaml.Node], Any]],
+    what: str,
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, (knode, vnode) in section.items():
+        handler = handlers.get(key)
+        if handler is None:
+            known = ", ".join(sorted(handlers))
+            raise r.fail(knode, f"{what}: unknown key {key!r} (known: {known})")
+        out[key] = handler(vnode)
+    return out
+
+
+def load_file(path: str | Path, base: ShipperConfig | None = None) -> ShipperConfig:
+    """Read a YAML configuration file over ``base`` (defaults)."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", source=source) from exc
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        pos = f"line {mark.line + 1}" if mark is not None else None
+        raise ConfigError(f"not valid YAML: {exc.problem}", source=source, position=pos) from exc
+    cfg = replace(base or ShipperConfig(), source=source)
+    if root is None:
+        return cfg
+    r = _Reader(source)
+    top = r.mapping(root, "the configuration")
+    known = {"cluster", "index", "bulk", "inputs", "state_dir", "dead_letter"}
+    for key, (knode, _) in top.items():
+        if key not in known:
+            raise r.fail(knode, f"unknown key {key!r} (known: {', '.join(sorted(known))})")
+
+    cluster = cfg.cluster
+    urls = cfg.urls
+    if "cluster" in top:
+        c = _apply(
+            r,
+            r.mapping(top["cluster"][1], "cluster"),
+            {
+                "url": lambda n: (r.string(n, "cluster.url"),),
+                "urls": lambda n: r.strings(n, "cluster.urls"),
+                "api_key": lambda n: r.string(n, "cluster.api_key"),
+                "api_key_file": lambda n: r.secret_file(n, "cluster.api_key_file"),
+                "username": lambda n: r.string(n, "cluster.username"),
+                "password": lambda n: r.string(n, "cluster.password"),
+                "password_file": lambda n: r.secret_file(n, "cluster.password_file"),
+                "ca_certs": lambda n: r.string(n, "cluster.ca_certs"),
+                "verify_certs": lambda n: r.boolean(n, "cluster.verify_certs"),
+                "request_timeout": lambda n: r.number(n, "cluster.request_timeout"),
+            },
+            "cluster",
+        )
+        if "url" in c and "urls" in c:
+            raise r.fail(top["cluster"][1], "cluster: give url or urls, not both")
+        new_urls = tuple(u.rstrip("/") for u in c.get("url", c.get("urls", ())))
+        if new_urls:
+            for u in new_urls:
+                if not u.startswith(("http://", "https://")):
+                    raise r.fail(top["cluster"][1], f"cluster: {u!r} is not an http(s) URL")
+            urls = new_urls
+        changes: dict[str, Any] = {}
+        if urls:
+            changes["url"] = urls[0]
+        for name in ("api_key", "username", "password", "ca_certs", "verify_certs", "request_timeout"):
+            if name in c:
+                changes[name] = c[name]
+        if "api_key_file" in c:
+            changes["api_key"] = c["api_key_file"]
+        if "password_file" in c:
+            changes["password"] = c["password_file"]
+        cluster = replace(cluster, **changes)
+
+    index: dict[str, Any] = {}
+    if "index" in top:
+        index = _apply(
+            r,
+            r.mapping(top["index"][1], "index"),
+            {
+                "prefix": lambda n: _prefix(r, n),
+                "shards": lambda n: r.integer(n, "index.shards", 1),
+                "replicas": lambda n: r.integer(n, "index.replicas", 0),
+            },
+            "index",
+        )
+    bulk = cfg.bulk
+    if "bulk" in top:
+        b = _apply(
+            r,
+            r.mapping(top["bulk"][1], "bulk"),
+            {
+                "max_bytes": lambda n: r.integer(n, "bulk.max_bytes", 1024),
+                "max_docs": lambda n: r.integer(n, "bulk.max_docs", 1),
+                "in_flight": lambda n: r.integer(n, "bulk.in_flight", 1),
+                "max_retries": lambda n: r.integer(n, "bulk.max_retries", 0),
+                "backoff_initial": lambda n: r.number(n, "bulk.backoff_initial"),
+                "backoff_max": lambda n: r.number(n, "bulk.backoff_max"),
+            },
+            "bulk",
+        )
+        bulk = replace(bulk, **b)
+    return replace(
+        cfg,
+        cluster=cluster,
+        urls=urls,
+        index_prefix=index.get("prefix", cfg.index_prefix),
+        shards=index.get("shards", cfg.shards),
+        replicas=index.get("replicas", cfg.replicas),
+        bulk=bulk,
+        inputs=r.strings(top["inputs"][1], "inputs") if "inputs" in top else cfg.inputs,
+        state_dir=r.string(top["state_dir"][1], "state_dir") if "state_dir" in top else cfg.state_dir,
+        dead_letter=r.string(top["dead_letter"][1], "dead_letter")
+        if "dead_letter" in top
+        else cfg.dead_letter,
+    )
+
+
+def _prefix(r: _Reader, node: yaml.Node) -> str:
+    value = r.string(node, "index.prefix")
+    if not PREFIX_RE.match(value):
+        raise r.fail(node, f"index.prefix {value!r}: use lower-case letters, digits, '_' and '.'")
+    return value
+
+
+def check_prefix(value: str, where: str) -> str:
+    if not PREFIX_RE.match(value):
+        raise ConfigError(
+            f"index prefix {value!r}: use lower-case letters, digits, '_' and '.'", source=where
+        )
+    return value
+
+
+def apply_env(cfg: ShipperConfig, env: Mapping[str, str] | None = None) -> ShipperConfig:
+    env = os.environ if env is None else env
+    try:
+        cluster = ClusterSettings.from_env(env, base=cfg.cluster)
+    except OSError as exc:
+        raise ConfigError(f"cannot read a secret file: {exc}", source="environment") from exc
+    urls = cfg.urls
+    if env.get("ES_URL"):
+        urls = (cluster.url,)
+    changes: dict[str, Any] = {"cluster": cluster, "urls": urls}
+    if env.get("SYSMON_INDEX_PREFIX"):
+        changes["index_prefix"] = check_prefix(env["SYSMON_INDEX_PREFIX"], "SYSMON_INDEX_PREFIX")
+    if env.get("SYSMON_STATE_DIR"):
+        changes["state_dir"] = env["SYSMON_STATE_DIR"]
+    return replace(cfg, **changes)
+
+
+def resolve(
+    config_file: str | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    url: str | None = None,
+    ca_certs: str | None = None,
+    insecure: bool = False,
+    index_prefix: str | None = None,
+    state_dir: str | None = None,
+    dead_letter: str | None = None,
+    replicas: int | None = None,
+    bulk: Mapping[str, Any] | None = None,
+) -> ShipperConfig:
+    """Defaults < file (``config_file`` or ``SYSMON_CONFIG``) < environment < flags."""
+    env = os.environ if env is None else env
+    path = config_file or env.get("SYSMON_CONFIG")
+    cfg = load_file(path) if path else ShipperConfig()
+    cfg = apply_env(cfg, env)
+    changes: dict[str, Any] = {}
+    cluster = cfg.cluster
+    if url:
+        cluster = replace(cluster, url=url.rstrip("/"))
+        changes["urls"] = (cluster.url,)
+    if ca_certs:
+        cluster = replace(cluster, ca_certs=ca_certs)
+    if insecure:
+        cluster = replace(cluster, verify_certs=False)
+    changes["cluster"] = cluster
+    if index_prefix:
+        changes["index_prefix"] = check_prefix(index_prefix, "--index-prefix")
+    if state_dir:
+        changes["state_dir"] = state_dir
+    if dead_letter:
+        changes["dead_letter"] = dead_letter
+    if replicas is not None:
+        changes["replicas"] = replicas
+    if bulk:
+        changes["bulk"] = replace(cfg.bulk, **{k: v for k, v in bulk.items() if v is not None})
+    return replace(cfg, **changes)

@@ -1,0 +1,320 @@
+"""Orchestration of a shipping run: sources → pipeline → sink, with checkpoints per source.
+
+For each source the last checkpoint decides what happens (``checkpoint.decide``): finished and
+unchanged sources are skipped, partial ones resume after their acknowledged records, rotated or
+truncated ones start over. ``from_start`` ignores the checkpoints (the deterministic ``_id`` and
+``op_type: create`` keep that free of duplicates).
+
+Acknowledgement is by record ordinal (``Item.seq`` counts every record the reader yields, other
+providers included): records that produce no document are acknowledged as soon as the reader has
+moved past them, documents when their bulk response is in. The contiguous watermark is what the
+checkpoint stores, so a crash at any point resumes at or before the first unacknowledged record.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from shipper.checkpoint import Checkpoint, CheckpointStore, FileIdentity, Watermark, decide
+from shipper.config import ShipperConfig
+from shipper.errors import InputError
+from shipper.pipeline import STDIN, Item, Stats, iter_documents
+from shipper.sink import AckRange, BulkOptions, BulkSink
+from shipper.templates import events_index
+
+SAVE_EVERY = 1.0  # seconds between checkpoint writes of one source while it is being shipped
+
+
+@dataclass
+class _Source:
+    path: str
+    checkpoint: Checkpoint
+    mark: Watermark
+    total: int | None = None  # records in the source, once read to the end
+    last_saved: float = 0.0
+    saved_acked: int = -1
+
+    @property
+    def done(self) -> bool:
+        return self.total is not None and self.mark.acked >= self.total
+
+
+@dataclass
+class RunSummary:
+    shipped: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    skipped_sources: int = 0
+    resumed_sources: int = 0
+    sources: int = 0
+    documents: int = 0
+    errors: int = 0
+    retries: int = 0
+    elapsed: float = 0.0
+    interrupted: bool = False
+    dead_letter_file: str | None = None
+    pipeline: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def events_per_s(self) -> float:
+        return (
+            (self.shipped + self.duplicates + self.dead_lettered) / self.elapsed if self.elapsed > 0 else 0.0
+        )
+
+    def line(self) -> str:
+        return (
+            f"shipped={self.shipped} duplicates={self.duplicates} dead_lettered={self.dead_lettered} "
+            f"skipped_sources={self.skipped_sources} resumed_sources={self.resumed_sources} "
+            f"errors={self.errors} retries={self.retries} elapsed={self.elapsed:.1f}s "
+            f"events/s={self.events_per_s:.0f}" + (" interrupted" if self.interrupted else "")
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "shipped": self.shipped,
+            "duplicates": self.duplicates,
+            "dead_lettered": self.dead_lettered,
+            "skipped_sources": self.skipped_sources,
+            "resumed_sources": self.resumed_sources,
+            "sources": self.sources,
+            "documents": self.documents,
+            "errors": self.errors,
+            "retries": self.retries,
+            "elapsed": round(self.elapsed, 3),
+            "events_per_s": round(self.events_per_s, 1),
+            "interrupted": self.interrupted,
+            "dead_letter_file": self.dead_letter_file,
+            "pipeline": self.pipeline,
+        }
+
+
+class Progress:
+    """What the shipper tells a progress display (no-op by default)."""
+
+    def source_started(self, path: str, index: int, total: int) -> None:
+        pass
+
+    def advance(self, documents: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Shipper:
+    def __init__(
+        self,
+        cfg: ShipperConfig,
+        client: Elasticsearch,
+        *,
+        from_start: bool = False,
+        fmt: str | None = None,
+        evtx_backend: str = "auto",
+        host: str | None = None,
+        skip_errors: bool = False,
+        flush_interval: float | None = None,
+        progress: Progress | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.from_start = from_start
+        self.fmt = fmt
+        self.evtx_backend = evtx_backend
+        self.host = host
+        self.skip_errors = skip_errors
+        self.progress = progress or Progress()
+        self.stop = stop or threading.Event()
+        self.store = CheckpointStore(cfg.state_dir)
+        self.stats = Stats()
+        self.summary = RunSummary(dead_letter_file=cfg.dead_letter_path)
+        self._sources: dict[str, _Source] = {}
+        self._save_lock = threading.Lock()
+        opts: BulkOptions = cfg.bulk
+        if flush_interval is not None:
+            opts = replace(opts, flush_interval=flush_interval)
+        self.sink = BulkSink(client, options=opts, dead_letter_path=cfg.dead_letter_path, on_ack=self._on_ack)
+        self._began = time.monotonic()
+        self._closed = False
+
+    # ---------------------------------------------------------------- acknowledgements
+
+    def _on_ack(self, ranges: list[AckRange]) -> None:
+        now = time.monotonic()
+        for source, first, last in ranges:
+            st = self._sources.get(source)
+            if st is None:
+                continue
+            st.mark.add(first, last)
+            if st.done or now - st.last_saved >= SAVE_EVERY:
+                self._save(st)
+
+    def _save(self, st: _Source) -> None:
+        if st.path == STDIN:
+            return
+        with self._save_lock:
+            acked = st.mark.acked
+            done = st.done
+            if acked == st.saved_acked and not done:
+                return
+            self.store.save(replace(st.checkpoint, acked=acked, done=done))
+            st.saved_acked = acked
+            st.last_saved = time.monotonic()
+
+    def save_all(self) -> None:
+        for st in list(self._sources.values()):
+            self._save(st)
+
+    # ---------------------------------------------------------------- shipping
+
+    def plan(self, path: str) -> tuple[str, int, FileIdentity | None]:
+        """``(decision, records to skip, identity)`` for one source."""
+        if path == STDIN:
+            return "new", 0, None
+        try:
+            ident = FileIdentity.of(path)
+        except OSError as exc:
+            raise InputError(f"cannot stat: {exc.strerror or exc}", source=path) from exc
+        if self.from_start:
+            return "new", 0, ident
+        decision, skip = decide(self.store.load(path), ident)
+        return decision, skip, ident
+
+    def ship_source(
+        self,
+        path: str,
+        *,
+        skip: int | None = None,
+        hold_last_error: bool = False,
+        on_item: Callable[[Item], None] | None = None,
+    ) -> tuple[int, bool]:
+        """Ship one source (resuming per its checkpoint unless ``skip`` is given). Returns
+        ``(records read in all, whether the final record was held back)``.
+
+        ``hold_last_error`` (watch mode): a read error on the very last record is probably a line
+        still being written; it is not shipped nor acknowledged, so the next pass reads it again.
+        """
+        decision, planned, ident = self.plan(path)
+        if skip is None:
+            if decision == "done":
+                self.summary.skipped_sources += 1
+                return planned, False
+            skip = planned
+            if decision == "resume" and skip > 0:
+                self.summary.resumed_sources += 1
+        elif ident is not None and decision == "restart":
+            skip = 0
+        cp = (
+            Checkpoint.start(ident)
+            if ident is not None
+            else Checkpoint(path=STDIN, size=0, mtime_ns=0, inode=0, device=0)
+        )
+        st = _Source(path, replace(cp, acked=skip), Watermark(skip))
+        self._sources[path] = st
+        self.summary.sources += 1
+        before = self.stats.records
+        last = skip
+        held: Item | None = None
+        finished = False
+        for item in iter_documents(
+            [path],
+            fmt=self.fmt,
+            evtx_backend=self.evtx_backend,
+            host=self.host,
+            skip_errors=self.skip_errors,
+            stats=self.stats,
+            skip={path: skip},
+        ):
+            if held is not None:
+                self._send(held)
+                held = None
+            if item.seq > last + 1:
+                st.mark.add(last + 1, item.seq - 1)  # records that made no document
+            last = item.seq
+            if hold_last_error and (item.doc.get("event") or {}).get("kind") == "pipeline_error":
+                held = item
+            else:
+                self._send(item)
+            if on_item is not None:
+                on_item(item)
+            if self.stop.is_set():
+                break
+        else:
+            finished = True
+        total = self.stats.records - before
+        held_back = False
+        if held is not None:
+            if finished and held.seq == total:
+                held_back = True
+                total -= 1  # read it again on the next pass
+            else:
+                self._send(held)
+        if finished:
+            if total > last:
+                st.mark.add(last + 1, total)
+            st.total = total
+        if st.done:
+            self._save(st)
+        return total, held_back
+
+    def _send(self, item: Item) -> None:
+        self.sink.add(
+            item.doc,
+            events_index(self.cfg.index_prefix, item.index_suffix),
+            item.doc_id,
+            (item.source, item.seq),
+        )
+        self.progress.advance(1)
+
+    def run(self, paths: Sequence[str]) -> RunSummary:
+        """Ship every source in ``paths`` (already expanded), then flush and save."""
+        try:
+            for i, path in enumerate(paths, 1):
+                if self.stop.is_set():
+                    break
+                self.progress.source_started(path, i, len(paths))
+                self.ship_source(path)
+        finally:
+            self.close()
+        return self.summary
+
+    def close(self) -> None:
+        """Flush, wait for every answer, save every checkpoint (also after an error)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.sink.close()
+        finally:
+            self.save_all()
+            self.progress.close()
+            self.finish_summary()
+
+    def finish_summary(self) -> RunSummary:
+        s = self.summary
+        ss = self.sink.stats
+        s.shipped, s.duplicates, s.dead_lettered, s.retries = (
+            ss.shipped,
+            ss.duplicates,
+            ss.dead_lettered,
+            ss.retries,
+        )
+        s.documents = self.stats.documents
+        s.errors = sum(self.stats.errors.values())
+        s.elapsed = time.monotonic() - self._began
+        s.interrupted = self.stop.is_set()
+        s.pipeline = self.stats.as_dict()
+        if not ss.dead_lettered:
+            s.dead_letter_file = None
+        return s
+
+    def forget_source(self, path: str) -> None:
+        """Drop the in-memory state of a finished source (watch mode runs for months)."""
+        st = self._sources.get(path)
+        if st is not None and st.done and st.saved_acked == st.mark.acked:
+            del self._sources[path]

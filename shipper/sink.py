@@ -1,0 +1,345 @@
+"""Bulk writer: NDJSON bodies bounded by bytes and count, several requests in flight, retries with
+bounded exponential backoff and jitter, dead letters for rejected documents, acknowledgements.
+
+Every document is written with ``op_type: create`` and a deterministic ``_id`` into the monthly
+index of its own ``@timestamp``; a 409 is therefore a duplicate (counted, not an error), and
+shipping the same event again — after a crash, from another collector, a year later — never
+duplicates it.
+
+Outcome of each item, all counted, none dropped silently:
+
+- 201 → ``shipped``; 409 → ``duplicates``;
+- 429 / 5xx item errors and request-level 429/502/503/504 / connection errors → retried with
+  exponential backoff and full jitter, at most ``max_retries`` times; a request that still fails
+  raises :class:`ShipError` (nothing of it is acknowledged, so a rerun resumes before it);
+- any other item error (mapping rejections: 400-class) → one line in the dead-letter NDJSON file
+  with the reason and the document, ``dead_lettered`` counted, and the run ends non-zero.
+
+Acknowledgements: every item carries an ``ack`` key (its source and 1-based ordinal); once an
+item's outcome is known (shipped, duplicate or dead-lettered) ``on_ack(ranges)`` is called from
+the worker thread with contiguous ``(source, first, last)`` ranges. The checkpoint turns them into
+a contiguous watermark.
+
+Memory is flat: at most ``in_flight`` requests are being sent plus one being filled; ``add``
+blocks when all slots are busy.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from elastic_transport import ConnectionError as TransportConnectionError
+from elastic_transport import ConnectionTimeout, TlsError
+from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
+
+from shipper.errors import ClusterError
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+AckRange = tuple[str, int, int]
+AckCallback = Callable[[list[AckRange]], None]
+
+
+class ShipError(ClusterError):
+    """A bulk request failed for good (retries exhausted, credentials refused, …)."""
+
+
+@dataclass(frozen=True)
+class BulkOptions:
+    max_bytes: int = 5 * 1024 * 1024
+    max_docs: int = 2000
+    in_flight: int = 2
+    max_retries: int = 8
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    flush_interval: float | None = None  # seconds an item may wait in a partial batch (watch)
+
+
+@dataclass
+class SinkStats:
+    shipped: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    requests: int = 0
+    bytes_sent: int = 0
+    dead_letter_reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Batch:
+    lines: list[bytes] = field(default_factory=list)  # action + doc per item (two lines each)
+    acks: list[tuple[str, int]] = field(default_factory=list)
+    meta: list[tuple[str, str]] = field(default_factory=list)  # (index, _id) per item
+    nbytes: int = 0
+    started: float = 0.0
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _ranges(acks: Iterable[tuple[str, int]]) -> list[AckRange]:
+    out: list[AckRange] = []
+    for source, seq in sorted(acks):
+        if out and out[-1][0] == source and out[-1][2] + 1 == seq:
+            out[-1] = (source, out[-1][1], seq)
+        elif out and out[-1][0] == source and out[-1][2] >= seq:
+            continue
+        else:
+            out.append((source, seq, seq))
+    return out
+
+
+class BulkSink:
+    """Thread-safe for ``on_ack`` (called from workers); ``add``/``flush``/``close`` are for one
+    producer thread."""
+
+    def __init__(
+        self,
+        client: Elasticsearch,
+        *,
+        options: BulkOptions | None = None,
+        dead_letter_path: str | Path | None = None,
+        on_ack: AckCallback | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.opts = options or BulkOptions()
+        if self.opts.max_docs < 1 or self.opts.in_flight < 1 or self.opts.max_bytes < 1:
+            raise ValueError("bulk sizes and in-flight requests must be at least 1")
+        self.dead_letter_path = Path(dead_letter_path) if dead_letter_path else None
+        self.on_ack = on_ack
+        self.stats = SinkStats()
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._dl_fh: IO[bytes] | None = None
+        self._slots = threading.BoundedSemaphore(self.opts.in_flight)
+        self._pool = ThreadPoolExecutor(max_workers=self.opts.in_flight, thread_name_prefix="bulk")
+        self._futures: set[Future[None]] = set()
+        self._error: BaseException | None = None
+        self._batch = _Batch()
+        self._closed = False
+
+    # ---------------------------------------------------------------- producer side
+
+    def add(self, doc: dict[str, Any], index: str, doc_id: str, ack: tuple[str, int]) -> None:
+        """Queue one document (``event.ingested`` is set here)."""
+        self._raise_if_failed()
+        event = doc.get("event")
+        if isinstance(event, dict):
+            event["ingested"] = now_iso()
+        else:
+            doc["event"] = {"ingested": now_iso()}
+        action = orjson.dumps({"create": {"_index": index, "_id": doc_id}})
+        body = orjson.dumps(doc)
+        b = self._batch
+        if not b.lines:
+            b.started = time.monotonic()
+        size = len(action) + len(body) + 2
+        if b.lines and b.nbytes + size > self.opts.max_bytes:
+            self._submit()
+            b = self._batch
+            b.started = time.monotonic()
+        b.lines.append(action)
+        b.lines.append(body)
+        b.acks.append(ack)
+        b.meta.append((index, doc_id))
+        b.nbytes += size
+        if len(b.acks) >= self.opts.max_docs:
+            self._submit()
+
+    def maybe_flush(self) -> None:
+        """Send a partial batch whose oldest item waited ``flush_interval`` seconds or more."""
+        fi = self.opts.flush_interval
+        b = self._batch
+        if fi is not None and b.lines and time.monotonic() - b.started >= fi:
+            self._submit()
+
+    def flush(self, wait: bool = True) -> None:
+        """Send what is buffered; with ``wait``, return once every request has been answered."""
+        if self._batch.lines:
+            self._submit()
+        if wait:
+            self._wait_all()
+        self._raise_if_failed()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._error is None and self._batch.lines:
+                self._submit()
+            self._wait_all()
+        finally:
+            self._pool.shutdown(wait=True)
+            if self._dl_fh is not None:
+                self._dl_fh.close()
+                self._dl_fh = None
+        self._raise_if_failed()
+
+    def __enter__(self) -> BulkSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _submit(self) -> None:
+        batch, self._batch = self._batch, _Batch()
+        self._slots.acquire()
+        if self._error is not None:
+            self._slots.release()
+            self._raise_if_failed()
+        fut = self._pool.submit(self._run, batch)
+        with self._lock:
+            self._futures.add(fut)
+        fut.add_done_callback(self._done)
+
+    def _done(self, fut: Future[None]) -> None:
+        with self._lock:
+            self._futures.discard(fut)
+        exc = fut.exception()
+        if exc is not None and self._error is None:
+            self._error = exc
+        self._slots.release()
+
+    def _wait_all(self) -> None:
+        while True:
+            with self._lock:
+                pending = list(self._futures)
+            if not pending:
+                return
+            for fut in pending:
+                try:
+                    fut.result()
+                except BaseException:
+                    pass
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            err = self._error
+            if isinstance(err, ClusterError):
+                raise err
+            raise ShipError(f"bulk request failed: {err}") from err
+
+    # ---------------------------------------------------------------- worker side
+
+    def _backoff(self, attempt: int) -> float:
+        cap = min(self.opts.backoff_max, self.opts.backoff_initial * (2**attempt))
+        return random.uniform(cap / 2, cap)
+
+    def _send(self, lines: list[bytes]) -> dict[str, Any]:
+        body = b"\n".join(lines) + b"\n"
+        attempt = 0
+        while True:
+            try:
+                resp = self.client.bulk(
+                    operations=body,  # type: ignore[arg-type]  # pre-serialised NDJSON is passed as is
+                    filter_path="errors,items.*.status,items.*.error",
+                )
+                with self._lock:
+                    self.stats.requests += 1
+                    self.stats.bytes_sent += len(body)
+                return dict(resp.body)
+            except (AuthenticationException, AuthorizationException) as exc:
+                raise ShipError(
+                    f"the cluster refused the bulk request (HTTP {exc.meta.status}): {exc.message}"
+                ) from exc
+            except TlsError as exc:
+                raise ShipError(f"TLS verification failed: {exc.message}") from exc
+            except (TransportConnectionError, ConnectionTimeout) as exc:
+                reason = f"connection error: {exc.message}"
+            except ApiError as exc:
+                if exc.meta.status not in RETRY_STATUSES:
+                    raise ShipError(f"bulk request failed: HTTP {exc.meta.status} {exc.message}") from exc
+                reason = f"HTTP {exc.meta.status}"
+            if attempt >= self.opts.max_retries:
+                raise ShipError(f"bulk request failed after {attempt + 1} attempts ({reason})")
+            with self._lock:
+                self.stats.retries += 1
+            self._sleep(self._backoff(attempt))
+            attempt += 1
+
+    def _run(self, batch: _Batch) -> None:
+        pending = list(range(len(batch.acks)))
+        attempt = 0
+        while pending:
+            lines: list[bytes] = []
+            for i in pending:
+                lines.append(batch.lines[2 * i])
+                lines.append(batch.lines[2 * i + 1])
+            resp = self._send(lines)
+            items = resp.get("items") or []
+            if len(items) != len(pending):
+                raise ShipError(f"bulk response has {len(items)} items for {len(pending)} documents")
+            retry: list[int] = []
+            done: list[tuple[str, int]] = []
+            shipped = dups = 0
+            for i, item in zip(pending, items, strict=True):
+                result = next(iter(item.values()))
+                status = int(result.get("status", 0))
+                if status in (200, 201):
+                    shipped += 1
+                    done.append(batch.acks[i])
+                elif status == 409:
+                    dups += 1
+                    done.append(batch.acks[i])
+                elif (status == 429 or status >= 500) and attempt < self.opts.max_retries:
+                    retry.append(i)
+                else:
+                    self._dead_letter(batch, i, status, result.get("error"))
+                    done.append(batch.acks[i])
+            with self._lock:
+                self.stats.shipped += shipped
+                self.stats.duplicates += dups
+                if retry:
+                    self.stats.retries += 1
+            if done and self.on_ack is not None:
+                self.on_ack(_ranges(done))
+            pending = retry
+            if pending:
+                self._sleep(self._backoff(attempt))
+                attempt += 1
+
+    def _dead_letter(self, batch: _Batch, i: int, status: int, error: Any) -> None:
+        index, doc_id = batch.meta[i]
+        source, seq = batch.acks[i]
+        if isinstance(error, dict):
+            etype = str(error.get("type", "error"))
+            reason = str(error.get("reason", ""))
+            caused = error.get("caused_by")
+            if isinstance(caused, dict) and caused.get("reason"):
+                reason += f" (caused by {caused.get('type')}: {caused.get('reason')})"
+        else:
+            etype, reason = "error", str(error)
+        line = orjson.dumps(
+            {
+                "status": status,
+                "error": {"type": etype, "reason": reason},
+                "index": index,
+                "_id": doc_id,
+                "source": source,
+                "seq": seq,
+                "dead_lettered_at": now_iso(),
+                "document": orjson.Fragment(batch.lines[2 * i + 1]),
+            }
+        )
+        with self._lock:
+            self.stats.dead_lettered += 1
+            self.stats.dead_letter_reasons[etype] = self.stats.dead_letter_reasons.get(etype, 0) + 1
+            if self.dead_letter_path is None:
+                raise ShipError(f"{source} (item {seq}): rejected by the cluster ({etype}: {reason})")
+            if self._dl_fh is None:
+                self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
+                self._dl_fh = open(self.dead_letter_path, "ab")  # noqa: SIM115 - closed in close()
+            self._dl_fh.write(line + b"\n")
+            self._dl_fh.flush()
