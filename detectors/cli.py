@@ -15,3 +15,8 @@ def main(ctx: click.Context, debug: bool) -> None:
     """Load threat intel and allowlists, and run detection rules over Sysmon events in
     Elasticsearch."""
     ctx.obj = {"debug": debug}
+
+
+from detectors.intel.cli import intel  # noqa: E402
+
+main.add_command(intel)
