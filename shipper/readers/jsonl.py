@@ -221,6 +221,7 @@ def read_json(stream: IO[bytes], source: str) -> Iterator[RawEvent | ReadError]:
     eof = False
     depth = 0  # > 0 inside a top-level array
     element = 0
+    resync = False
 
     def more() -> bool:
         nonlocal buf, pos, eof
@@ -248,6 +249,14 @@ def read_json(stream: IO[bytes], source: str) -> Iterator[RawEvent | ReadError]:
         if pos >= len(buf):
             return
         char = buf[pos]
+        if resync:  # after a broken document: silently skip lines until one opens a document
+            if char not in "{[":
+                cut = buf.find("\n", pos)
+                while cut < 0 and more():
+                    cut = buf.find("\n", pos)
+                pos = len(buf) if cut < 0 else cut
+                continue
+            resync = False
         if char == "[" and not depth:
             depth, element = 1, 0
             pos += 1
@@ -286,9 +295,10 @@ def read_json(stream: IO[bytes], source: str) -> Iterator[RawEvent | ReadError]:
                 if depth:  # resume at the next element boundary
                     found = _NEXT_ELEMENT.search(buf, exc.pos)
                     cut = found.end() if found else len(buf)
-                else:  # resume on the next line
-                    cut = buf.find("\n", exc.pos)
+                else:  # resume on the line after the document's first line
+                    cut = buf.find("\n", pos)
                     cut = len(buf) if cut < 0 else cut
+                    resync = True
                 yield ReadError(
                     "json",
                     f"malformed JSON: {exc.msg} (line {bad_line}, column {exc.colno})",
