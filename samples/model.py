@@ -13,7 +13,7 @@ FILETIME), so ``TimeCreated`` can be written with the 7 fractional digits ``wevt
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 PROVIDER = "Microsoft-Windows-Sysmon"
 PROVIDER_GUID = "{5770385F-C22A-43E0-BF4C-06F5698FFBD9}"
@@ -160,6 +160,7 @@ class SysmonEvent:
     record_id: int = 0
     user_sid: str = SYSTEM_SID
     tags: tuple[str, ...] = ()
+    _lines: list[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def version(self) -> int:
@@ -187,12 +188,15 @@ class SysmonEvent:
         return d.get("ProcessGuid") or d.get("SourceProcessGuid") or d.get("SourceProcessGUID")
 
     def message_lines(self) -> list[str]:
-        """The rendered message as Event Viewer shows it, one entry per line."""
+        """The rendered message as Event Viewer shows it, one entry per line (computed once)."""
+        if self._lines is not None:
+            return self._lines
         lines = [TITLES[self.event_id] + ":"]
         for name, value in self.data.items():
             if name in _UPPER_HEX_IN_MESSAGE and value.startswith("0x"):
                 value = "0x" + value[2:].upper()
             lines.append(f"{name}: {value}")
+        self._lines = lines
         return lines
 
 
@@ -202,42 +206,41 @@ def build_data(event_id: int, values: dict[str, str]) -> dict[str, str]:
 
 
 class TimeFormatter:
-    """Fast, cached renderings of tick timestamps (events arrive in time order, so caching the
-    last whole second makes formatting a string concatenation)."""
+    """Fast, cached renderings of tick timestamps: events arrive nearly in time order, so a small
+    per-second cache makes formatting a string concatenation."""
 
-    __slots__ = ("_iso", "_sec", "_space")
+    __slots__ = ("_cache",)
+
+    _LIMIT = 4096
 
     def __init__(self) -> None:
-        self._sec = -1
-        self._iso = ""
-        self._space = ""
+        self._cache: dict[int, tuple[str, str]] = {}
 
-    def _prefix(self, sec: int) -> None:
-        if sec != self._sec:
+    def _prefix(self, sec: int) -> tuple[str, str]:
+        hit = self._cache.get(sec)
+        if hit is None:
+            if len(self._cache) >= self._LIMIT:
+                self._cache.clear()
             tm = time.gmtime(sec)
-            self._sec = sec
-            self._iso = time.strftime("%Y-%m-%dT%H:%M:%S", tm)
-            self._space = time.strftime("%Y-%m-%d %H:%M:%S", tm)
+            hit = (time.strftime("%Y-%m-%dT%H:%M:%S", tm), time.strftime("%Y-%m-%d %H:%M:%S", tm))
+            self._cache[sec] = hit
+        return hit
 
     def system_time(self, ticks: int) -> str:
         """``2026-11-02T08:00:01.1234567Z`` (wevtutil's SystemTime)."""
         sec, frac = divmod(ticks, TICKS_PER_SECOND)
-        self._prefix(sec)
-        return f"{self._iso}.{frac:07d}Z"
+        return f"{self._prefix(sec)[0]}.{frac:07d}Z"
 
     def iso_ms(self, ticks: int) -> str:
         """``2026-11-02T08:00:01.123Z`` (Beats' @timestamp)."""
         sec, frac = divmod(ticks, TICKS_PER_SECOND)
-        self._prefix(sec)
-        return f"{self._iso}.{frac // TICKS_PER_MS:03d}Z"
+        return f"{self._prefix(sec)[0]}.{frac // TICKS_PER_MS:03d}Z"
 
     def utc_time(self, ticks: int) -> str:
         """``2026-11-02 08:00:01.123`` (Sysmon's UtcTime)."""
         sec, frac = divmod(ticks, TICKS_PER_SECOND)
-        self._prefix(sec)
-        return f"{self._space}.{frac // TICKS_PER_MS:03d}"
+        return f"{self._prefix(sec)[1]}.{frac // TICKS_PER_MS:03d}"
 
     def seconds(self, ticks: int) -> str:
         """``2026-11-02 08:00:01`` (NXLog's EventTime, the collector's local time: UTC here)."""
-        self._prefix(ticks // TICKS_PER_SECOND)
-        return self._space
+        return self._prefix(ticks // TICKS_PER_SECOND)[1]
