@@ -102,6 +102,13 @@ def generate_mappings() -> dict[str, Any]:
     winlog["event_data"] = {"type": "object", "dynamic": True}
     return {
         "template": {
+            # the normaliser lives with the mappings that use it: a component template is
+            # validated on its own
+            "settings": {
+                "analysis": {
+                    "normalizer": {NORMALIZER: {"type": "custom", "char_filter": [], "filter": ["lowercase"]}}
+                }
+            },
             "mappings": {
                 "dynamic": False,
                 "date_detection": False,
@@ -132,9 +139,6 @@ def generate_settings() -> dict[str, Any]:
                     "number_of_shards": 1,
                     "number_of_replicas": 0,
                     "mapping": {"total_fields": {"limit": 2000}},
-                },
-                "analysis": {
-                    "normalizer": {NORMALIZER: {"type": "custom", "char_filter": [], "filter": ["lowercase"]}}
                 },
             }
         },
