@@ -11,13 +11,17 @@ this against mslex wherever the two sets of rules coincide.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Final
 
-_BLANKS: Final = " \t"
+_BLANK_RE: Final = re.compile(r"[ \t]")
 # One token of the argument part: a run of blanks, backslashes followed by quotes, or plain text
 # (anything but blanks, backslashes and quotes; or backslashes not followed by a quote).
 _TOKEN_RE: Final = re.compile(r'([ \t]+)|(\\*)("+)|([^ \t\\"]+|\\+)')
 _SPLIT_BLANKS_RE: Final = re.compile(r"[ \t]+")
+# Fast path when no quote is escaped or doubled: an argument is a run of unquoted text and
+# quoted sections (a quote only toggles quote mode); the quotes are then simply removed.
+_SIMPLE_ARG_RE: Final = re.compile(r'(?:[^ \t"]+|"[^"]*"?)+')
 
 
 def _program_name(s: str) -> tuple[str, int]:
@@ -27,10 +31,8 @@ def _program_name(s: str) -> tuple[str, int]:
         if end < 0:
             return s[1:], len(s)
         return s[1:end], end + 1
-    i = 0
-    n = len(s)
-    while i < n and s[i] not in _BLANKS:
-        i += 1
+    m = _BLANK_RE.search(s)
+    i = m.start() if m is not None else len(s)
     return s[:i], i
 
 
@@ -40,6 +42,8 @@ def _split_arguments(s: str) -> list[str]:
     literal quote; inside quotes, ``""`` is a literal quote (which also leaves quote mode)."""
     if '"' not in s:
         return [a for a in _SPLIT_BLANKS_RE.split(s) if a]
+    if '\\"' not in s and '""' not in s:
+        return [a.replace('"', "") for a in _SIMPLE_ARG_RE.findall(s)]
     args: list[str] = []
     cur: list[str] = []
     in_arg = False
@@ -80,12 +84,18 @@ def _split_arguments(s: str) -> list[str]:
     return args
 
 
+@lru_cache(maxsize=8192)
+def _split_cached(command_line: str) -> tuple[str, ...]:
+    program, rest = _program_name(command_line)
+    # Arguments start after blanks; a quoted program name may be followed directly by text.
+    return (program, *_split_arguments(command_line[rest:]))
+
+
 def split_command_line(command_line: str) -> list[str]:
-    """Split like ``CommandLineToArgvW``; an empty command line gives no arguments."""
+    """Split like ``CommandLineToArgvW``; an empty command line gives no arguments.
+
+    Results are cached (command lines, parent command lines above all, repeat a lot); each call
+    returns a new list."""
     if not command_line:
         return []
-    program, rest = _program_name(command_line)
-    args = [program]
-    # Arguments start after blanks; a quoted program name may be followed directly by text.
-    args.extend(_split_arguments(command_line[rest:]))
-    return args
+    return list(_split_cached(command_line))

@@ -21,7 +21,7 @@ BOOL_FIELDS: Final = frozenset(
 #: (``StartAddress`` is left as Sysmon writes it: rules match on its upper-case tail.)
 HEX_FIELDS: Final = frozenset({"LogonId", "GrantedAccess"})
 
-_GUID_RE: Final = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+_HEX_DIGITS: Final = "0123456789abcdefABCDEF"
 _HEX_RE: Final = re.compile(r"0[xX]([0-9A-Fa-f]+)")
 _DEC_RE: Final = re.compile(r"[+]?[0-9]+")
 # yyyy-MM-dd HH:mm:ss(.fraction) with an optional trailing Z; ASCII digits only.
@@ -33,6 +33,11 @@ _ISO_RE: Final = re.compile(
     r"(Z|z|[+-][0-9]{2}:?[0-9]{2})?"
 )
 _BOOL_TEXT: Final = {"true": "true", "false": "false"}
+_SPECIAL_NAMES: Final = BOOL_FIELDS | HEX_FIELDS
+# Field name → needs normalisation; names are few, but bounded against hostile input.
+_SPECIAL_CACHE: dict[str, bool] = {}
+_CACHE_LIMIT: Final = 4096
+_BLANKS: Final = " \t\r\n\f\v"
 _ZEROS: Final = "000000"
 
 
@@ -61,10 +66,22 @@ def to_text(value: object) -> str:
 
 def normalise_guid(value: str) -> str | None:
     """``{UPPER-CASE-GUID}`` for a GUID with or without braces, else None."""
-    s = value.strip()
+    s = value
     if len(s) == 38 and s[0] == "{" and s[-1] == "}":
         s = s[1:-1]
-    if len(s) != 36 or _GUID_RE.fullmatch(s) is None:
+    elif len(s) != 36:
+        s = s.strip()
+        if len(s) == 38 and s[0] == "{" and s[-1] == "}":
+            s = s[1:-1]
+    if (
+        len(s) != 36
+        or s[8] != "-"
+        or s[13] != "-"
+        or s[18] != "-"
+        or s[23] != "-"
+        # all 32 remaining characters hex digits: stripping the hex set leaves nothing
+        or (s[:8] + s[9:13] + s[14:18] + s[19:23] + s[24:]).strip(_HEX_DIGITS)
+    ):
         return None
     return "{" + s.upper() + "}"
 
@@ -84,16 +101,17 @@ def normalise_hex(value: str) -> str | None:
 
 def parse_int(value: object) -> int | None:
     """A non-negative decimal integer, else None (no floats, no hex, no unicode digits)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+    if value.__class__ is int:
         return value if value >= 0 else None
-    if not isinstance(value, str):
+    if value.__class__ is str:
+        text = value
+        if text.isascii() and text.isdigit():
+            return int(text)
+        s = text.strip()
+        return int(s) if _DEC_RE.fullmatch(s) is not None else None
+    if isinstance(value, bool) or not isinstance(value, int):
         return None
-    s = value.strip()
-    if _DEC_RE.fullmatch(s) is None:
-        return None
-    return int(s)
+    return value if value >= 0 else None
 
 
 def parse_bool(value: str) -> bool | None:
@@ -105,11 +123,13 @@ def parse_bool(value: str) -> bool | None:
     return None
 
 
-def _normalise_value(name: str, value: object) -> str | None:
-    s = to_text(value)
-    stripped = s.strip()
-    if not stripped or stripped == "-":
-        return None
+def _is_special(name: str) -> bool:
+    """Whether a field needs value normalisation: booleans, hex, and any ``…Guid`` (any case)."""
+    return name in _SPECIAL_NAMES or name[-4:].lower() == "guid"
+
+
+def _normalise_special(name: str, s: str) -> str | None:
+    """Normalise a value of a boolean, hex or GUID field (None: drop it)."""
     if name in BOOL_FIELDS:
         return normalise_bool(s) or s
     if name in HEX_FIELDS:
@@ -130,11 +150,28 @@ def normalise_event_data(data: Mapping[str, object]) -> dict[str, str]:
     are kept unchanged (the mapper then reports them).
     """
     out: dict[str, str] = {}
+    special_cache = _SPECIAL_CACHE
     for name, value in data.items():
-        key = name if isinstance(name, str) else to_text(name)
-        v = _normalise_value(key, value)
-        if v is not None:
-            out[key] = v
+        if name.__class__ is not str:
+            name = to_text(name)
+        s = value if value.__class__ is str and value.isascii() else to_text(value)
+        if not s or s == "-":
+            continue
+        if s[0] in _BLANKS or s[-1] in _BLANKS:
+            stripped = s.strip()
+            if not stripped or stripped == "-":
+                continue
+        is_special = special_cache.get(name)
+        if is_special is None:
+            is_special = _is_special(name)
+            if len(special_cache) < _CACHE_LIMIT:
+                special_cache[name] = is_special
+        if is_special:
+            v = _normalise_special(name, s)
+            if v is None:
+                continue
+            s = v
+        out[name] = s
     return out
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address, IPv6Address
+
+import communityid
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shipper.raw import SYSMON_PROVIDER, RawEvent
 from shipper.sysmon.community_id import community_id
@@ -62,3 +67,23 @@ def test_event_3_document() -> None:
     assert doc["source"] == {"ip": "128.232.110.120", "port": 34855}
     assert doc["destination"] == {"ip": "66.35.250.204", "port": 80}
     assert doc["related"]["ip"] == ["128.232.110.120", "66.35.250.204"]
+
+
+_PORT = st.integers(min_value=0, max_value=65535)
+
+
+@given(
+    st.sampled_from(["tcp", "udp"]),
+    st.one_of(
+        st.tuples(st.ip_addresses(v=4), st.ip_addresses(v=4)),
+        st.tuples(st.ip_addresses(v=6), st.ip_addresses(v=6)),
+    ),
+    _PORT,
+    _PORT,
+)
+def test_agrees_with_reference_implementation(
+    transport: str, addrs: tuple[IPv4Address | IPv6Address, IPv4Address | IPv6Address], sport: int, dport: int
+) -> None:
+    src, dst = str(addrs[0]), str(addrs[1])
+    tpl = communityid.FlowTuple(communityid.get_proto(transport), src, dst, sport, dport)
+    assert community_id(transport, src, sport, dst, dport) == communityid.CommunityID().calc(tpl)
