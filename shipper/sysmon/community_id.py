@@ -2,7 +2,7 @@
 
 The ``communityid`` package is the reference implementation and the tests check this module
 against it on random flows. It is not called here: per flow it rebuilds its tuple object five
-times and eagerly formats a log line (about 30 µs, ten times the cost of mapping the rest of the
+times and eagerly formats a log line (about 30 µs, more than mapping all the rest of the
 event), while the v1 algorithm for port-carrying protocols is a single SHA-1 over a fixed layout:
 seed (2 bytes), source and destination address, protocol, a zero byte, source and destination
 port — with the endpoints ordered so that both directions of a flow get the same ID.
