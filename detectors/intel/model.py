@@ -243,6 +243,7 @@ _ECS_BUILDERS: dict[str, EcsBuilder] = {
 # normalisation
 
 _HEX = re.compile(r"[0-9a-f]+")
+_SPACE = re.compile(r"\s")
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 _EXECUTABLE_SUFFIXES = (
     ".exe", ".dll", ".sys", ".scr", ".ps1", ".bat", ".cmd", ".msi", ".cpl", ".ocx", ".vbs", ".js",
@@ -330,6 +331,8 @@ def normalise_domain(text: str) -> str:
 def normalise_host(text: str) -> tuple[IndicatorType, str]:
     """A host as found in a URL or a ``domain|ip`` pair: an IP or a domain name."""
     host = text.strip().strip("[]")
+    if ":" not in host and host[-1:].isalpha():  # no IPv4 ends with a letter, IPv6 has ':'
+        return "domain", normalise_domain(host)
     try:
         return "ip", normalise_ip(host)
     except ValueError:
@@ -339,7 +342,7 @@ def normalise_host(text: str) -> tuple[IndicatorType, str]:
 def normalise_url(text: str) -> tuple[str, tuple[IndicatorType, str] | None]:
     """Canonical URL (scheme and host lower-case, rest untouched) and its host indicator."""
     raw = refang(text.strip())
-    if any(c.isspace() for c in raw):
+    if _SPACE.search(raw):
         raise ValueError(f"URL with white space: {_short(text)!r}")
     try:
         parts = urlsplit(raw)

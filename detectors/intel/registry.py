@@ -30,12 +30,14 @@ from .model import (
     ParseOptions,
     infer,
     normalise,
+    normalise_url,
     url_host,
 )
 
 Sniffer = Callable[[str, "str | None"], bool]
 HEAD_LINES = 64
 HEAD_CHARS = 16384
+DERIVED_MEMORY = 100_000  # URL hosts remembered per parse to derive each host once
 
 
 class Meta(TypedDict, total=False):
@@ -53,7 +55,12 @@ class Meta(TypedDict, total=False):
 
 
 class ParseContext:
-    """What a parser knows about the feed it reads; mutable per-parse state lives here."""
+    """What a parser knows about the feed it reads; mutable per-parse state lives here.
+
+    A URL's host is derived once per parse (up to ``DERIVED_MEMORY`` distinct hosts, then the
+    memory starts over, so a huge feed may repeat a derived host — the indicators index is keyed
+    by (feed, type, value), so a repeat costs nothing) and never when the same line lists it.
+    """
 
     __slots__ = ("_line", "_line_keys", "_seen_derived", "location", "options", "source_name")
 
@@ -89,9 +96,14 @@ class ParseContext:
         """Normalise ``text`` (inferring its type when ``kind`` is None, or forcing the feed's
         ``force_type``) and yield the indicator — plus a URL's host — or an issue."""
         kind = self.options.force_type or kind
+        host: tuple[IndicatorType, str] | None = None
         try:
-            if kind is None:
+            if kind == "url":
+                value, host = normalise_url(text)
+            elif kind is None:
                 kind, value = infer(text)
+                if kind == "url":
+                    host = url_host(value)
             else:
                 kind, value = normalise(text, kind)
         except ValueError as exc:
@@ -102,11 +114,16 @@ class ParseContext:
             self._line, self._line_keys = line, set()
         self._line_keys.add(ind.key)
         yield ind
-        if kind == "url" and self.options.derive_hosts:
-            host = url_host(value)
-            if host is not None and host not in self._seen_derived and host not in self._line_keys:
-                self._seen_derived.add(host)
-                yield replace(ind, type=host[0], value=host[1], derived=True)
+        if (
+            host is not None
+            and self.options.derive_hosts
+            and host not in self._seen_derived
+            and host not in self._line_keys
+        ):
+            if len(self._seen_derived) >= DERIVED_MEMORY:
+                self._seen_derived.clear()  # bounded memory; a repeat is harmless downstream
+            self._seen_derived.add(host)
+            yield replace(ind, type=host[0], value=host[1], derived=True)
 
 
 Parser = Callable[[Iterable[str], ParseContext], Iterator[ParseItem]]
