@@ -204,8 +204,13 @@ class _State:
             return None
         b = parse_bool(value)
         if b is None:
-            self.fail(name, value, "a boolean")
-            return None
+            # Sysmon adds detail after the word for some outcomes (event 28: ``false - shredded
+            # file with pattern 0x00``): the boolean is the first word; the detail stays raw.
+            head, sep, _ = value.partition(" - ")
+            b = parse_bool(head.strip().lower()) if sep else None
+            if b is None:
+                self.fail(name, value, "a boolean")
+            return b
         del self.data[name]
         return b
 
