@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
@@ -604,3 +605,48 @@ def test_threatfox_rows_of_the_right_width_never_crash(row: list[str]) -> None:
     line = ", ".join(json.dumps(cell) for cell in row)
     items = list(parse([line], "threatfox_csv", source_name="fuzz"))
     assert all(isinstance(i, Indicator | ParseIssue) for i in items)
+
+
+# --- streaming ----------------------------------------------------------------------------------
+
+ENDLESS_ROWS = {
+    "plain": lambda i: f"192.0.{i >> 8 & 255}.{i & 255}\r\n",
+    "spamhaus_drop": lambda i: f"10.{i >> 8 & 255}.{i & 255}.0/24 ; SBL{i}\n",
+    "spamhaus_drop_json": lambda i: json.dumps({"cidr": f"10.{i >> 8 & 255}.{i & 255}.0/24"}) + "\n",
+    "urlhaus_csv": lambda i: (
+        f'"{i}","2024-01-01 00:00:00","http://h{i}.example/x","online","","m","a,b","l","r"\n'
+    ),
+    "malwarebazaar_csv": lambda i: (
+        f'"2024-01-01 00:00:00", "{i:064x}", "{i:032x}", "n/a", "r", "f", "exe", "m", "n/a", "n/a",'
+        ' "n/a", "n/a", "n/a", "n/a"\n'
+    ),
+    "threatfox_csv": lambda i: (
+        f'"2024-01-01 00:00:00", "{i}", "h{i}.example", "domain", "botnet_cc", "x", "None", "X", "",'
+        ' "50", "0", "None", "None", "0", "r"\n'
+    ),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(ENDLESS_ROWS))
+def test_line_formats_stream(fmt: str) -> None:
+    """An endless feed yields its first indicators: nothing waits for the end of the input."""
+
+    def endless() -> Iterator[str]:
+        i = 0
+        while True:
+            yield ENDLESS_ROWS[fmt](i)
+            i += 1
+
+    first = list(itertools.islice(parse(endless(), fmt, source_name="endless"), 10))
+    assert len(first) == 10 and all(isinstance(i, Indicator) for i in first)
+
+
+def test_derived_host_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import detectors.intel.registry as registry
+
+    monkeypatch.setattr(registry, "DERIVED_MEMORY", 2)
+    urls = [f"http://h{i % 3}.example/{i}\n" for i in range(6)]
+    inds, _ = split(parse(urls, "plain", source_name="t"))
+    derived = values(inds, derived=True)
+    assert len(derived) > 3  # forgotten hosts come again; the index is keyed by value anyway
+    assert set(derived) == {("domain", "h0.example"), ("domain", "h1.example"), ("domain", "h2.example")}
