@@ -408,6 +408,14 @@ def load_items(
     except IntelLoadError as exc:
         result.status, result.error = "failed", exc.message
         _safe_record(es, name, str(kind), exc.message, prefix)
+    except Exception:
+        # the parse or the cluster failed mid-load: the manifest was not flipped; drop this
+        # generation's chunks (best effort) and let the caller record the error
+        try:
+            _delete_ids(es, lk_index, [c for ids in chunks.values() for c in ids])
+        except Exception:
+            log.exception("intel feed %s: could not delete the chunks of a failed load", name)
+        raise
     result.duration = time.monotonic() - started
     return result
 

@@ -4,6 +4,7 @@ ETag / 304 / 500, cron-style refresh of a configuration, and the ``intel`` CLI."
 from __future__ import annotations
 
 import threading
+import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,7 +16,7 @@ from elasticsearch import Elasticsearch, helpers
 
 from detectors.cli import main
 from detectors.intel.config import loads_feeds
-from detectors.intel.indices import indicators_index, setup_intel
+from detectors.intel.indices import indicators_index, lookup_index, setup_intel
 from detectors.intel.loader import (
     feed_from_location,
     load_feed,
@@ -281,3 +282,24 @@ def test_cli_load_list_check_remove_refresh(
     assert run("load", "back", "--config", str(config)).exit_code == 0
     usage = run("load")
     assert usage.exit_code == 2
+
+
+def test_a_feed_that_breaks_mid_load_keeps_its_previous_generation(
+    es: Elasticsearch, prefix: str, tmp_path: Path
+) -> None:
+    setup_intel(es, prefix)
+    index = _ip_events(es, prefix, ["192.0.2.10"])
+    path = tmp_path / "feed.txt"
+    path.write_text("192.0.2.10\n", encoding="utf-8")
+    feed = feed_from_location(str(path), name="brittle")
+    assert load_feed(es, feed, prefix=prefix, cache_dir=tmp_path).status == "loaded"
+    with zipfile.ZipFile(path, "w") as zf:  # a zip of two feed files cannot be read
+        zf.writestr("a.txt", "192.0.2.99\n")
+        zf.writestr("b.txt", "192.0.2.98\n")
+    broken = load_feed(es, feed, prefix=prefix, cache_dir=tmp_path)
+    assert broken.status == "failed" and broken.error is not None and "zip" in broken.error
+    state = read_state(es, "brittle", prefix=prefix)
+    assert state is not None and state.doc["generation"] == 1 and "zip" in state.doc["last_error"]
+    assert es.count(index=index, query=lookup_clause(es, "destination.ip", prefix=prefix))["count"] == 1
+    es.indices.refresh(index=lookup_index(prefix))
+    assert es.count(index=lookup_index(prefix), query={"term": {"generation": 2}})["count"] == 0
