@@ -20,3 +20,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 from detectors.intel.cli import intel  # noqa: E402
 
 main.add_command(intel)
+
+from detectors.commands import register as _register_detector_commands  # noqa: E402
+
+_register_detector_commands(main)

@@ -1,0 +1,354 @@
+"""Detector commands of ``sysmon-detect``: setup, run, daemon, list, validate, status, alerts.
+
+Mounted on the ``sysmon-detect`` group by :func:`register` (see ``detectors/cli.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
+
+import click
+import orjson
+
+from detectors.loader import RuleError, format_duration, load_rules, rule_dirs
+from detectors.model import Rule
+from shipper.errors import SysmonError
+
+PREFIX_ENV = "SYSMON_PREFIX"
+
+
+def _fail(ctx: click.Context, exc: BaseException) -> NoReturn:
+    if (ctx.obj or {}).get("debug"):
+        raise exc
+    raise click.ClickException(str(exc))
+
+
+def _client() -> Any:
+    from shipper.es import ClusterSettings, check_cluster, make_client
+
+    settings = ClusterSettings.from_env()
+    es = make_client(settings)
+    check_cluster(es, settings.url)
+    return es
+
+
+def _prefix(prefix: str | None) -> str:
+    return prefix or os.environ.get(PREFIX_ENV) or "sysmon"
+
+
+def _load(rules_dirs: Sequence[str], no_builtin: bool = False) -> tuple[list[Rule], list[RuleError]]:
+    dirs = rule_dirs(rules_dirs, builtin=not no_builtin)
+    res = load_rules(dirs)
+    return list(res.rules), list(res.errors)
+
+
+rules_dir_option = click.option(
+    "--rules-dir",
+    "rules_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="A folder of your own rules (repeatable; also SYSMON_RULES_DIRS).",
+)
+no_builtin_option = click.option("--no-builtin", is_flag=True, help="Leave out the built-in rules.")
+prefix_option = click.option("--prefix", help="Index prefix (default: SYSMON_PREFIX or sysmon).")
+
+
+@click.command("setup")
+@prefix_option
+@click.pass_context
+def setup_cmd(ctx: click.Context, prefix: str | None) -> None:
+    """Install the event and alert templates and create the state index (idempotent)."""
+    from detectors.setup import setup_alerts
+
+    try:
+        for line in setup_alerts(_client(), _prefix(prefix)):
+            click.echo(line)
+    except SysmonError as exc:
+        _fail(ctx, exc)
+
+
+@click.command("list")
+@rules_dir_option
+@no_builtin_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per rule.")
+def list_cmd(rules_dirs: tuple[str, ...], no_builtin: bool, as_json: bool) -> None:
+    """Show every rule: id, type, severity, interval, ATT&CK techniques, file."""
+    rules, errors = _load(rules_dirs, no_builtin)
+    for r in rules:
+        if as_json:
+            click.echo(
+                orjson.dumps(
+                    {
+                        "id": r.id,
+                        "name": r.name,
+                        "type": r.type,
+                        "severity": r.severity,
+                        "risk_score": r.risk_score,
+                        "interval": format_duration(r.interval),
+                        "enabled": r.enabled,
+                        "techniques": list(r.technique_ids),
+                        "file": r.where.path,
+                    }
+                ).decode()
+            )
+        else:
+            flag = "" if r.enabled else " (disabled)"
+            click.echo(
+                f"{r.id:<32} {r.type:<12} {r.severity:<9} every {format_duration(r.interval):<5} "
+                f"{','.join(r.technique_ids):<28} {r.name}{flag}"
+            )
+    for e in errors:
+        click.echo(f"error: {e}", err=True)
+    click.echo(f"{len(rules)} rules, {len(errors)} errors", err=True)
+    if errors:
+        sys.exit(1)
+
+
+@click.command("validate")
+@rules_dir_option
+@no_builtin_option
+@click.option(
+    "--cluster/--no-cluster",
+    default=None,
+    help="Also build and run every query (default: when ES_URL is set).",
+)
+@prefix_option
+@click.pass_context
+def validate_cmd(
+    ctx: click.Context,
+    rules_dirs: tuple[str, ...],
+    no_builtin: bool,
+    cluster: bool | None,
+    prefix: str | None,
+) -> None:
+    """Check every rule (all errors, with file and line); with a cluster, build and run each
+    rule's query (size 0)."""
+    from detectors.validate import check_queries
+
+    rules, errors = _load(rules_dirs, no_builtin)
+    messages = [str(e) for e in errors]
+    use_cluster = cluster if cluster is not None else bool(os.environ.get("ES_URL"))
+    if use_cluster:
+        try:
+            es = _client()
+        except SysmonError as exc:
+            _fail(ctx, exc)
+        messages += [str(e) for e in check_queries(es, rules, _prefix(prefix))]
+    for m in messages:
+        click.echo(m, err=True)
+    click.echo(
+        f"validated {len(rules)} rules{' against the cluster' if use_cluster else ''}: "
+        f"{len(messages)} error{'s' if len(messages) != 1 else ''}"
+    )
+    if messages:
+        sys.exit(1)
+
+
+def _engine(prefix: str | None, ingest_delay: float, owner: str | None = None, **kw: Any) -> Any:
+    from detectors.engine import Engine, EngineOptions
+
+    return Engine(_client(), _prefix(prefix), [], EngineOptions(ingest_delay=ingest_delay, **kw), owner=owner)
+
+
+ingest_delay_option = click.option(
+    "--ingest-delay",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds to stay behind now, so events being indexed are not missed.",
+)
+
+
+@click.command("run")
+@click.option("--rule", "rule_ids", multiple=True, help="Run only this rule (repeatable), due or not.")
+@click.option("--all", "run_all", is_flag=True, help="Run every enabled rule, due or not.")
+@ingest_delay_option
+@rules_dir_option
+@no_builtin_option
+@prefix_option
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per rule run.")
+@click.pass_context
+def run_cmd(
+    ctx: click.Context,
+    rule_ids: tuple[str, ...],
+    run_all: bool,
+    ingest_delay: float,
+    rules_dirs: tuple[str, ...],
+    no_builtin: bool,
+    prefix: str | None,
+    as_json: bool,
+) -> None:
+    """Run every due rule once (for cron, or after shipping an archive); exit 1 if any failed."""
+    rules, errors = _load(rules_dirs, no_builtin)
+    for e in errors:
+        click.echo(f"rule error: {e}", err=True)
+    by_id = {r.id: r for r in rules}
+    unknown = [i for i in rule_ids if i not in by_id]
+    if unknown:
+        _fail(ctx, click.UsageError(f"unknown rule id(s): {', '.join(unknown)}"))
+    try:
+        engine = _engine(prefix, ingest_delay)
+    except SysmonError as exc:
+        _fail(ctx, exc)
+    if rule_ids:
+        results = engine.run([by_id[i] for i in rule_ids], only_due=False)
+    else:
+        results = engine.run([r for r in rules if r.enabled], only_due=not run_all)
+    failed = 0
+    for res in results:
+        failed += res.status == "failed"
+        click.echo(orjson.dumps(res.to_json()).decode() if as_json else res.line())
+    totals = {k: sum(getattr(r, k) for r in results) for k in ("hits", "alerts", "updated", "duplicates")}
+    click.echo(
+        f"summary: rules={len(results)} failed={failed} rule_errors={len(errors)} "
+        + " ".join(f"{k}={v}" for k, v in totals.items())
+    )
+    if failed or errors:
+        sys.exit(1)
+
+
+@click.command("daemon")
+@ingest_delay_option
+@rules_dir_option
+@no_builtin_option
+@prefix_option
+@click.option("--json", "as_json", is_flag=True, help="Log each run as one JSON line.")
+@click.pass_context
+def daemon_cmd(
+    ctx: click.Context,
+    ingest_delay: float,
+    rules_dirs: tuple[str, ...],
+    no_builtin: bool,
+    prefix: str | None,
+    as_json: bool,
+) -> None:
+    """Run each enabled rule at its interval until SIGTERM."""
+    from detectors.scheduler import Daemon
+
+    rules, errors = _load(rules_dirs, no_builtin)
+    for e in errors:
+        click.echo(f"rule error (rule not scheduled): {e}", err=True)
+    try:
+        engine = _engine(prefix, ingest_delay)
+    except SysmonError as exc:
+        _fail(ctx, exc)
+    d = Daemon(engine, rules, json_lines=as_json)
+    d.install_signals()
+    click.echo(f"daemon: {len(d.rules)} rules scheduled (prefix {engine.prefix})", err=True)
+    d.run()
+    click.echo("daemon: stopped", err=True)
+
+
+@click.command("status")
+@rules_dir_option
+@no_builtin_option
+@prefix_option
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def status_cmd(
+    ctx: click.Context, rules_dirs: tuple[str, ...], no_builtin: bool, prefix: str | None, as_json: bool
+) -> None:
+    """Each rule's last run, next run, status and last error."""
+    from detectors.state import StateStore
+
+    rules, errors = _load(rules_dirs, no_builtin)
+    try:
+        states = StateStore(_client(), _prefix(prefix)).all()
+    except SysmonError as exc:
+        _fail(ctx, exc)
+    now = datetime.now(UTC)
+    for r in rules:
+        st = states.get(r.id)
+        last = st.last_run if st else None
+        nxt = "now" if last is None else (last + timedelta(seconds=r.interval))
+        nxt_s = nxt if isinstance(nxt, str) else ("now" if nxt <= now else nxt.isoformat(timespec="seconds"))
+        row = {
+            "rule": r.id,
+            "enabled": r.enabled,
+            "status": st.status if st else "never",
+            "last_run": last.isoformat(timespec="seconds") if last else None,
+            "next_run": nxt_s if r.enabled else None,
+            "checkpoint": st.checkpoint.isoformat(timespec="seconds") if st and st.checkpoint else None,
+            "hits": st.hits if st else 0,
+            "alerts": st.alerts if st else 0,
+            "duration": round(st.duration, 3) if st else 0.0,
+            "last_error": st.last_error if st else None,
+        }
+        if as_json:
+            click.echo(orjson.dumps(row).decode())
+        else:
+            click.echo(
+                f"{r.id:<32} {row['status']:<8} last={row['last_run'] or '-':<25} "
+                f"next={row['next_run'] or '-':<25}"
+                f" alerts={row['alerts']}" + (f"  error: {row['last_error']}" if row["last_error"] else "")
+            )
+    for e in errors:
+        click.echo(f"rule error: {e}", err=True)
+
+
+@click.group("alerts")
+def alerts_group() -> None:
+    """Triage alerts: acknowledge or close them."""
+
+
+def _set(
+    ctx: click.Context, ids: tuple[str, ...], status: str, reason: str | None, prefix: str | None
+) -> None:
+    from detectors.alerts import set_status
+
+    try:
+        es = _client()
+    except SysmonError as exc:
+        _fail(ctx, exc)
+    missing = 0
+    for aid in ids:
+        try:
+            before = set_status(es, _prefix(prefix), aid, status, reason=reason)
+        except KeyError:
+            click.echo(f"{aid}: no such alert", err=True)
+            missing += 1
+            continue
+        click.echo(f"{aid}: {before} → {status}")
+    if missing:
+        sys.exit(1)
+
+
+@alerts_group.command("ack")
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--reason")
+@prefix_option
+@click.pass_context
+def ack_cmd(ctx: click.Context, ids: tuple[str, ...], reason: str | None, prefix: str | None) -> None:
+    """Mark alerts acknowledged."""
+    _set(ctx, ids, "acknowledged", reason, prefix)
+
+
+@alerts_group.command("close")
+@click.argument("ids", nargs=-1, required=True)
+@click.option("--reason")
+@prefix_option
+@click.pass_context
+def close_cmd(ctx: click.Context, ids: tuple[str, ...], reason: str | None, prefix: str | None) -> None:
+    """Close alerts."""
+    _set(ctx, ids, "closed", reason, prefix)
+
+
+@alerts_group.command("open")
+@click.argument("ids", nargs=-1, required=True)
+@prefix_option
+@click.pass_context
+def reopen_cmd(ctx: click.Context, ids: tuple[str, ...], prefix: str | None) -> None:
+    """Re-open alerts."""
+    _set(ctx, ids, "open", None, prefix)
+
+
+COMMANDS = (setup_cmd, run_cmd, daemon_cmd, list_cmd, validate_cmd, status_cmd, alerts_group)
+
+
+def register(group: click.Group) -> None:
+    for cmd in COMMANDS:
+        group.add_command(cmd)

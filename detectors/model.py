@@ -1,0 +1,201 @@
+"""The typed rule model: frozen dataclasses with Literal vocabularies.
+
+A rule is data (one YAML file per rule, see ``detectors/rules/``); :mod:`detectors.loader` turns a
+file into a :class:`Rule` and reports every problem with the file and line it came from. Type
+specific parameters live in ``params`` and are parsed by the class registered for the rule's
+``type`` in :data:`PARAMS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_args
+
+Severity = Literal["low", "medium", "high", "critical"]
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+RuleType = Literal["intel_match", "query", "new_value", "spread", "threshold"]
+RULE_TYPES: tuple[str, ...] = get_args(RuleType)
+ListKind = Literal["intel", "allow"]
+
+#: ECS ``event.severity`` is a number; the labels map to Kibana's conventional values.
+SEVERITY_NUMBER: dict[str, int] = {"low": 21, "medium": 47, "high": 73, "critical": 99}
+
+#: ECS roots an alert may copy from its source event (``fields`` in a rule).
+COPYABLE_ROOTS: frozenset[str] = frozenset(
+    {
+        "host",
+        "user",
+        "process",
+        "file",
+        "network",
+        "source",
+        "destination",
+        "dns",
+        "registry",
+        "related",
+        "winlog",
+        "message",
+        "sysmon",
+        "event",
+        "log",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Where a rule (or a part of it) was defined: file and 1-based line."""
+
+    path: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Technique:
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Threat:
+    """One ATT&CK tactic and the techniques of the rule under it."""
+
+    tactic_id: str
+    tactic_name: str
+    techniques: tuple[Technique, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class IntelClause:
+    """Events must match an intel list (or an allowlist) on at least one of ``fields``."""
+
+    fields: tuple[str, ...]
+    feeds: tuple[str, ...] | None = None
+    types: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Which events a rule looks at: Sysmon event IDs, plus an ES query dict or a Lucene string,
+    plus optionally a match against the intel lists."""
+
+    event_codes: tuple[str, ...]
+    query: dict[str, Any] | None = None
+    lucene: str | None = None
+    intel: IntelClause | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """At most one alert per distinct ``group_by`` values per ``window`` (seconds)."""
+
+    group_by: tuple[str, ...]
+    window: int
+
+
+@dataclass(frozen=True, slots=True)
+class ValueException:
+    field: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Exceptions:
+    """Events excluded from the rule: a field found in an allowlist, or a field with a value."""
+
+    allowlists: tuple[IntelClause, ...] = ()
+    values: tuple[ValueException, ...] = ()
+
+
+# ------------------------------------------------------------------ type-specific parameters
+@dataclass(frozen=True, slots=True)
+class QueryParams:
+    """``query``: every event matching the filter is an alert."""
+
+
+@dataclass(frozen=True, slots=True)
+class IntelMatchParams:
+    """``intel_match``: an event field against the intel lists (lookup clause); the alert carries
+    the matched indicators."""
+
+    fields: tuple[str, ...]
+    feeds: tuple[str, ...] | None = None
+    types: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewValueParams:
+    """``new_value``: the combination of ``fields`` (missing ones allowed, at least one of
+    ``require_any`` present) not seen within ``history`` seconds before its first appearance."""
+
+    fields: tuple[str, ...]
+    history: int
+    require_any: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SpreadParams:
+    """``spread``: the same ``field`` value on at least ``min_hosts`` distinct ``host_field``
+    values within ``window`` seconds of its first sighting."""
+
+    field: str
+    min_hosts: int
+    window: int
+    host_field: str = "host.name"
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdParams:
+    """``threshold``: at least ``threshold`` events per ``group_by`` in a fixed ``window``."""
+
+    group_by: tuple[str, ...]
+    threshold: int
+    window: int
+
+
+Params = QueryParams | IntelMatchParams | NewValueParams | SpreadParams | ThresholdParams
+
+#: rule type → the parameter class the loader fills from ``params``.
+PARAMS: dict[str, type[Any]] = {
+    "query": QueryParams,
+    "intel_match": IntelMatchParams,
+    "new_value": NewValueParams,
+    "spread": SpreadParams,
+    "threshold": ThresholdParams,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    name: str
+    description: str
+    severity: Severity
+    risk_score: int
+    type: RuleType
+    interval: int
+    enabled: bool
+    threat: tuple[Threat, ...]
+    references: tuple[str, ...]
+    filter: Filter
+    fields: tuple[str, ...]
+    params: Params
+    where: Where
+    suppression: Suppression | None = None
+    exceptions: Exceptions = field(default_factory=Exceptions)
+    version: int = 1
+    tags: tuple[str, ...] = ()
+    builtin: bool = False
+    #: top-level key → line of the rule file (for errors found when the rule runs)
+    lines: dict[str, int] = field(default_factory=dict, compare=False)
+
+    def at(self, key: str) -> Where:
+        """Where ``key`` (a top-level key such as ``filter``) is defined, else the rule itself."""
+        return Where(self.where.path, self.lines.get(key, self.where.line))
+
+    @property
+    def technique_ids(self) -> tuple[str, ...]:
+        return tuple(t.id for th in self.threat for t in th.techniques)

@@ -1,0 +1,57 @@
+"""``sysmon-detect setup``: the alert templates and the state index.
+
+Alerts reuse the event templates' components (``<prefix>-events-settings`` and
+``<prefix>-events-mappings``, installed here too through :mod:`shipper.templates`) so that every
+ECS field an alert copies from its event has exactly the event's type, and add
+``<prefix>-alerts-mappings`` (``mappings/alerts-mappings.json``) for ``alert.*``, ``rule.*``,
+``threat.*`` and ``ancestry.*``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from detectors.state import ensure_state_index
+from shipper import templates as event_templates
+
+MAPPINGS_DIR = Path(__file__).resolve().parents[1] / "mappings"
+
+
+def _fill(value: Any, prefix: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("{prefix}", prefix)
+    if isinstance(value, list):
+        return [_fill(v, prefix) for v in value]
+    if isinstance(value, dict):
+        return {_fill(k, prefix): _fill(v, prefix) for k, v in value.items()}
+    return value
+
+
+def _load(name: str, prefix: str) -> dict[str, Any]:
+    body: dict[str, Any] = _fill(json.loads((MAPPINGS_DIR / name).read_text(encoding="utf-8")), prefix)
+    return body
+
+
+def alerts_index(prefix: str, suffix: str) -> str:
+    """``<prefix>-alerts-YYYY.MM``; ``suffix`` is ``YYYY.MM`` of the source event's time."""
+    return f"{prefix}-alerts-{suffix}"
+
+
+def setup_alerts(es: Elasticsearch, prefix: str = "sysmon") -> list[str]:
+    """Install (idempotently) everything detectors write to; returns what was done."""
+    done: list[str] = []
+    for t, change in event_templates.install(es, prefix):
+        done.append(f"{t.kind} template {t.name}: {change}")
+    es.cluster.put_component_template(
+        name=f"{prefix}-alerts-mappings", body=_load("alerts-mappings.json", prefix)
+    )
+    done.append(f"component template {prefix}-alerts-mappings: installed")
+    es.indices.put_index_template(name=f"{prefix}-alerts", body=_load("alerts-index-template.json", prefix))
+    done.append(f"index template {prefix}-alerts: installed")
+    created = ensure_state_index(es, prefix)
+    done.append(f"index {prefix}-state: {'created' if created else 'exists'}")
+    return done

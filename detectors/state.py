@@ -1,0 +1,211 @@
+"""Per-rule state and leases in ``<prefix>-state``.
+
+Two kinds of documents, by ``_id``:
+
+- ``state:<rule id>``: checkpoint (the end of the last examined ``event.ingested`` window), last
+  run, status, hits, alerts, duration, last error. Only the lease holder writes it.
+- ``lease:<rule id>``: owner and expiry. Taken with optimistic concurrency: ``create`` when
+  absent, else an ``index`` with ``if_seq_no``/``if_primary_term`` of the expired (or own) lease
+  that was read, so of two schedulers racing for the same rule exactly one wins. No scripts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from elasticsearch import ConflictError, Elasticsearch, NotFoundError
+
+from detectors.query import iso
+
+MAPPINGS_DIR = Path(__file__).resolve().parents[1] / "mappings"
+
+
+def state_index(prefix: str) -> str:
+    return f"{prefix}-state"
+
+
+def state_body() -> dict[str, Any]:
+    body: dict[str, Any] = json.loads((MAPPINGS_DIR / "state.json").read_text(encoding="utf-8"))
+    return body
+
+
+def ensure_state_index(es: Elasticsearch, prefix: str) -> bool:
+    """Create ``<prefix>-state`` if missing; True when it was created."""
+    if es.indices.exists(index=state_index(prefix)):
+        return False
+    body = state_body()
+    try:
+        es.indices.create(index=state_index(prefix), mappings=body["mappings"], settings=body["settings"])
+    except Exception as exc:
+        if "resource_already_exists" in str(exc):
+            return False
+        raise
+    return True
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+@dataclass(frozen=True, slots=True)
+class RuleState:
+    rule_id: str
+    checkpoint: datetime | None = None
+    last_run: datetime | None = None
+    last_success: datetime | None = None
+    status: str = "never"
+    hits: int = 0
+    alerts: int = 0
+    duplicates: int = 0
+    duration: float = 0.0
+    last_error: str | None = None
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    runs: int = 0
+
+    def to_doc(self) -> dict[str, Any]:
+        def t(d: datetime | None) -> str | None:
+            return iso(d) if d else None
+
+        return {
+            "kind": "state",
+            "rule_id": self.rule_id,
+            "checkpoint": t(self.checkpoint),
+            "last_run": t(self.last_run),
+            "last_success": t(self.last_success),
+            "status": self.status,
+            "hits": self.hits,
+            "alerts": self.alerts,
+            "duplicates": self.duplicates,
+            "duration": self.duration,
+            "last_error": self.last_error,
+            "window": {"start": t(self.window_start), "end": t(self.window_end)},
+            "runs": self.runs,
+        }
+
+    @classmethod
+    def from_doc(cls, d: dict[str, Any]) -> RuleState:
+        w = d.get("window") or {}
+        return cls(
+            rule_id=d["rule_id"],
+            checkpoint=parse_time(d.get("checkpoint")),
+            last_run=parse_time(d.get("last_run")),
+            last_success=parse_time(d.get("last_success")),
+            status=d.get("status") or "never",
+            hits=int(d.get("hits") or 0),
+            alerts=int(d.get("alerts") or 0),
+            duplicates=int(d.get("duplicates") or 0),
+            duration=float(d.get("duration") or 0.0),
+            last_error=d.get("last_error"),
+            window_start=parse_time(w.get("start")),
+            window_end=parse_time(w.get("end")),
+            runs=int(d.get("runs") or 0),
+        )
+
+
+class StateStore:
+    def __init__(self, es: Elasticsearch, prefix: str) -> None:
+        self.es = es
+        self.prefix = prefix
+        self.index = state_index(prefix)
+
+    def ensure(self) -> None:
+        ensure_state_index(self.es, self.prefix)
+
+    def get(self, rule_id: str) -> RuleState:
+        try:
+            resp = self.es.get(index=self.index, id=f"state:{rule_id}")
+        except NotFoundError:
+            return RuleState(rule_id)
+        return RuleState.from_doc(resp["_source"])
+
+    def all(self) -> dict[str, RuleState]:
+        if not self.es.indices.exists(index=self.index):
+            return {}
+        resp = self.es.search(index=self.index, query={"term": {"kind": "state"}}, size=10_000)
+        return {h["_source"]["rule_id"]: RuleState.from_doc(h["_source"]) for h in resp["hits"]["hits"]}
+
+    def put(self, state: RuleState) -> None:
+        self.es.index(index=self.index, id=f"state:{state.rule_id}", document=state.to_doc(), refresh=True)
+
+    # ------------------------------------------------------------------ leases
+    def acquire(self, rule_id: str, owner: str, ttl: float, now: datetime | None = None) -> bool:
+        """Take the lease of ``rule_id`` for ``ttl`` seconds; False when someone else holds it."""
+        now = now or datetime.now(UTC)
+        doc = {
+            "kind": "lease",
+            "rule_id": rule_id,
+            "owner": owner,
+            "acquired": iso(now),
+            "expires": iso(now + timedelta(seconds=ttl)),
+        }
+        lid = f"lease:{rule_id}"
+        try:
+            cur = self.es.get(index=self.index, id=lid)
+        except NotFoundError:
+            try:
+                self.es.create(index=self.index, id=lid, document=doc, refresh=True)
+                return True
+            except ConflictError:
+                return False
+        src = cur["_source"]
+        expires = parse_time(src.get("expires"))
+        if src.get("owner") != owner and expires is not None and expires > now:
+            return False
+        try:
+            self.es.index(
+                index=self.index,
+                id=lid,
+                document=doc,
+                if_seq_no=cur["_seq_no"],
+                if_primary_term=cur["_primary_term"],
+                refresh=True,
+            )
+        except ConflictError:
+            return False
+        return True
+
+    def release(self, rule_id: str, owner: str) -> None:
+        """Give the lease back (expire it now), only if still ours."""
+        lid = f"lease:{rule_id}"
+        try:
+            cur = self.es.get(index=self.index, id=lid)
+        except NotFoundError:
+            return
+        if cur["_source"].get("owner") != owner:
+            return
+        doc = dict(cur["_source"])
+        doc["expires"] = iso(datetime.now(UTC))
+        doc["owner"] = ""
+        try:
+            self.es.index(
+                index=self.index,
+                id=lid,
+                document=doc,
+                if_seq_no=cur["_seq_no"],
+                if_primary_term=cur["_primary_term"],
+                refresh=True,
+            )
+        except ConflictError:
+            pass
+
+    def lease_holder(self, rule_id: str) -> tuple[str, datetime | None] | None:
+        try:
+            cur = self.es.get(index=self.index, id=f"lease:{rule_id}")
+        except NotFoundError:
+            return None
+        src = cur["_source"]
+        return str(src.get("owner") or ""), parse_time(src.get("expires"))
