@@ -40,7 +40,7 @@ from typing import IO, Any
 
 import orjson
 
-from shipper.raw import RawEvent, ReadError
+from shipper.raw import SYSMON_PROVIDER, RawEvent, ReadError
 from shipper.readers._common import (
     guid_braced,
     keywords_hex,
@@ -101,6 +101,10 @@ def _str(value: Any) -> str | None:
     return text or None
 
 
+#: Windows' standard opcode names as winlogbeat renders them.
+_OPCODE_NAMES = {"info": 0, "start": 1, "stop": 2, "datacollectionstart": 3, "datacollectionstop": 4}
+
+
 def _level_name(value: Any) -> int | None:
     if isinstance(value, str):
         return _LEVEL_NAMES.get(value.strip().lower(), to_int(value))
@@ -124,11 +128,20 @@ def event_from_winlogbeat(doc: dict[str, Any], source: str, position: str, origi
             text = text_value(value)
             if text is not None:
                 data[key] = text
+    # winlogbeat's @timestamp is the record's TimeCreated; event.created is when the beat read it.
     stamp = (
         utc_iso(winlog.get("time_created"))
-        or utc_iso(_get(doc, "event", "created"))
         or utc_iso(doc.get("@timestamp"))
+        or utc_iso(_get(doc, "event", "created"))
     )
+    task = to_int(winlog.get("task"))
+    if task is None and provider == SYSMON_PROVIDER and _str(winlog.get("task")):
+        # winlogbeat renders the task as text ("Process Create (rule: ProcessCreate)"); Sysmon's
+        # task number is its event ID, which the other forms carry.
+        task = event_id
+    opcode = to_int(winlog.get("opcode"))
+    if opcode is None:
+        opcode = _OPCODE_NAMES.get(str(winlog.get("opcode", "")).strip().lower())
     keywords = winlog.get("keywords")
     return RawEvent(
         provider=provider,
@@ -141,8 +154,8 @@ def event_from_winlogbeat(doc: dict[str, Any], source: str, position: str, origi
         provider_guid=guid_braced(winlog.get("provider_guid")),
         version=to_int(winlog.get("version")),
         level=_level_name(_get(doc, "log", "level")),
-        task=to_int(winlog.get("task")),
-        opcode=to_int(winlog.get("opcode")),
+        task=task,
+        opcode=opcode,
         keywords=keywords_hex(keywords) if not isinstance(keywords, list) else None,
         process_id=to_int(_get(winlog, "process", "pid")),
         thread_id=to_int(_get(winlog, "process", "thread", "id")),

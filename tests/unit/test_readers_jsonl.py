@@ -101,17 +101,19 @@ def test_winlogbeat_document() -> None:
     assert ev.computer == "ws1.example.org" and ev.channel == "Microsoft-Windows-Sysmon/Operational"
     assert ev.provider_guid == "{5770385F-C22A-43E0-BF4C-06F5698FFBD9}"
     assert (ev.process_id, ev.thread_id, ev.user_sid) == (2920, 3936, "S-1-5-18")
-    assert (ev.version, ev.level, ev.task, ev.opcode) == (5, 4, None, None)  # task/opcode are names
-    assert ev.time_created == "2021-03-04T05:06:09.000Z"  # event.created before @timestamp
+    # task/opcode arrive as names; Sysmon's task number is its event id, "Info" is opcode 0
+    assert (ev.version, ev.level, ev.task, ev.opcode) == (5, 4, ev.event_id, 0)
+    # winlogbeat's @timestamp is TimeCreated; event.created is when the beat read the record
+    assert ev.time_created == "2021-03-04T05:06:07.123Z"
     assert ev.position == "line 1" and ev.original == json.dumps(WINLOGBEAT)
 
 
 def test_winlogbeat_int_event_id_and_timestamp_fallback() -> None:
     doc = json.loads(json.dumps(WINLOGBEAT))
     doc["winlog"]["event_id"] = 3
-    del doc["event"]["created"]
+    del doc["@timestamp"]
     [ev] = read(json.dumps(doc))
-    assert isinstance(ev, RawEvent) and ev.event_id == 3 and ev.time_created == "2021-03-04T05:06:07.123Z"
+    assert isinstance(ev, RawEvent) and ev.event_id == 3 and ev.time_created == "2021-03-04T05:06:09.000Z"
 
 
 def test_nxlog_line_splits_metadata_from_event_data() -> None:
