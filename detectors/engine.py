@@ -104,10 +104,12 @@ def _error_text(exc: BaseException) -> str:
 def _error_key(rule: Rule, exc: BaseException) -> str:
     """Which part of the rule most likely caused a run error (for its line)."""
     text = _error_text(exc).lower()
-    if rule.filter.lucene and ("query_string" in text or "parse" in text or "lexical" in text):
-        return "filter"
     if isinstance(exc, ApiError):
-        return "filter" if "params" not in rule.lines else "params"
+        if rule.filter.lucene and ("query_string" in text or "parse" in text or "lexical" in text):
+            return "filter.lucene"
+        if rule.filter.query is not None:
+            return "filter.query"
+        return "params" if "params" in rule.lines else "filter"
     return "type"
 
 

@@ -411,7 +411,8 @@ def parse_rule(text: str, path: str, *, builtin: bool = False) -> Rule:
             v.check_keys(("field", "values"))
             values.append(ValueException(field=v.text("field"), values=v.strings("values")))
         exceptions = Exceptions(allowlists=allow, values=tuple(values))
-    params = _params(rtype, r.sub("params"), errors, r)
+    pr = r.sub("params")
+    params = _params(rtype, pr, errors, r)
     version = r.integer("version", required=False, default=1, lo=1)
     tags = r.strings("tags", required=False)
     if errors:
@@ -436,7 +437,11 @@ def parse_rule(text: str, path: str, *, builtin: bool = False) -> Rule:
         version=version,
         tags=tags,
         builtin=builtin,
-        lines={k: kn.start_mark.line + 1 for k, (kn, _v) in r.keys.items()},
+        lines={
+            **{k: kn.start_mark.line + 1 for k, (kn, _v) in r.keys.items()},
+            **({f"filter.{k}": kn.start_mark.line + 1 for k, (kn, _v) in fr.keys.items()} if fr else {}),
+            **({f"params.{k}": kn.start_mark.line + 1 for k, (kn, _v) in pr.keys.items()} if pr else {}),
+        },
     )
 
 
