@@ -121,8 +121,8 @@ def test_intel_alert_carries_indicator_and_enrichments(
         assert "T1071" in a["threat"]["technique"]["id"]
         assert a["alert"]["source"]["id"] and a["alert"]["source"]["index"].startswith(f"{prefix}-events-")
     dns = alerts(es, prefix, "intel-dns-domain")
-    assert all({"dns.question.name", "dns.question.registered_domain"} <= set(a["alert"]["intel"]["matched_fields"])
-               for a in dns)  # fmt: skip
+    both = {"dns.question.name", "dns.question.registered_domain"}
+    assert all(both <= set(a["alert"]["intel"]["matched_fields"]) for a in dns)
 
 
 def test_spread_alert_names_patient_zero_and_hosts_in_order(
