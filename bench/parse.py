@@ -1,0 +1,203 @@
+"""Parse benchmark: the full convert path (read → map → serialise) against raw parsing.
+
+Everything is measured in this one run, side by side, so the ratios hold on a noisy machine:
+
+* EVTX (the shared attack samples, repeated): records/s of
+  - raw ``evtx`` iteration (pyevtx-rs ``records_json()`` decoded with orjson) — the baseline,
+  - ``python-evtx`` (records rendered as XML; one pass, it is slow),
+  - our ``convert`` path (``shipper.pipeline.iter_documents`` + orjson serialisation).
+* JSON lines (generated winlogbeat documents, 1M by default): raw ``orjson.loads`` per line
+  against the convert path.
+* Peak memory (max RSS of a fresh ``sysmon-ship convert`` process) for 1× and 10× input.
+
+Goal (issue 3): convert ≥ 0.5× raw ``evtx`` iteration; memory flat in input size.
+
+    .venv/bin/python bench/parse.py [--events 1000000] [--repeat 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from shipper.pipeline import Stats, iter_documents  # noqa: E402
+
+
+def shared_evtx() -> list[str]:
+    base = (
+        Path(os.environ.get("SYSMON_SHARED_DIR", ROOT.parent / "shared"))
+        / "data"
+        / "sysmon"
+        / "evtx-attack-samples"
+    )
+    files = sorted(str(p) for p in base.rglob("*.evtx"))
+    if not files:
+        sys.exit(f"no EVTX files under {base}: the shared data is needed for this benchmark")
+    return files
+
+
+def timed(fn: Callable[[], int]) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    n = fn()
+    return n, time.perf_counter() - t0
+
+
+def raw_evtx(files: list[str], repeat: int) -> int:
+    from evtx import PyEvtxParser
+
+    loads = orjson.loads
+    n = 0
+    for _ in range(repeat):
+        for f in files:
+            for rec in PyEvtxParser(f).records_json():
+                loads(rec["data"])
+                n += 1
+    return n
+
+
+def python_evtx(files: list[str]) -> int:
+    import Evtx.Evtx as evtx_mod
+
+    n = 0
+    for f in files:
+        with evtx_mod.Evtx(f) as log:
+            for rec in log.records():
+                rec.xml()
+                n += 1
+    return n
+
+
+def convert(files: list[str], repeat: int, fmt: str | None = None) -> int:
+    dumps = orjson.dumps
+    n = 0
+    size = 0
+    for _ in range(repeat):
+        for item in iter_documents(files, fmt=fmt, stats=Stats()):
+            size += len(dumps(item.doc))
+            n += 1
+    return n
+
+
+def raw_json(path: str) -> int:
+    loads = orjson.loads
+    n = 0
+    with open(path, "rb") as fh:
+        for line in fh:
+            loads(line)
+            n += 1
+    return n
+
+
+def generate(out: Path, events: int) -> Path:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "samples",
+            "generate",
+            "--out",
+            str(out),
+            "--events",
+            str(events),
+            "--seed",
+            "7",
+            "--forms",
+            "winlogbeat",
+        ],
+        check=True,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    return out / "winlogbeat.ndjson"
+
+
+def peak_rss_mb(inputs: list[str]) -> float:
+    """Max RSS of a fresh process converting ``inputs`` to /dev/null."""
+    code = (
+        "import resource, sys\n"
+        "from shipper.cli import main\n"
+        "try:\n"
+        "    main(['convert', *sys.argv[1:], '-o', '/dev/null'], standalone_mode=False)\n"
+        "finally:\n"
+        "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *inputs], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    return int(proc.stderr.strip().splitlines()[-1]) / 1024
+
+
+def rate(n: int, secs: float) -> str:
+    return f"{n:>9,} records in {secs:7.2f}s = {n / secs:>10,.0f}/s"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=1_000_000, help="generated JSON-lines events (default 1M)")
+    ap.add_argument("--repeat", type=int, default=5, help="passes over the shared EVTX files")
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = ap.parse_args()
+    if args.quick:
+        args.events, args.repeat = 50_000, 1
+    files = shared_evtx()
+    print(f"EVTX: {len(files)} files from the shared attack samples, {args.repeat} passes")
+    raw_evtx(files[:5], 1)  # warm the page cache and imports
+    n_raw, t_raw = timed(lambda: raw_evtx(files, args.repeat))
+    n_conv, t_conv = timed(lambda: convert(files, args.repeat))
+    n_py, t_py = timed(lambda: python_evtx(files))
+    print(f"  raw evtx (pyevtx-rs + orjson)   {rate(n_raw, t_raw)}")
+    print(f"  convert (read+map+serialise)    {rate(n_conv, t_conv)}")
+    print(f"  python-evtx (XML render)        {rate(n_py, t_py)}")
+    r_evtx = (n_conv / t_conv) / (n_raw / t_raw)
+    r_py = (n_conv / t_conv) / (n_py / t_py)
+    print(f"  ratio convert / raw evtx = {r_evtx:.2f}x   (goal >= 0.5x)")
+    print(f"  ratio convert / python-evtx = {r_py:.1f}x")
+
+    with tempfile.TemporaryDirectory(prefix="bench-parse-") as tmp:
+        t = Path(tmp)
+        print(f"JSON lines: generating {args.events:,} winlogbeat events …")
+        big = generate(t / "big", args.events)
+        n_rj, t_rj = timed(lambda: raw_json(str(big)))
+        n_cj, t_cj = timed(lambda: convert([str(big)], 1, fmt="json"))
+        print(f"  raw orjson.loads per line       {rate(n_rj, t_rj)}")
+        print(f"  convert (read+map+serialise)    {rate(n_cj, t_cj)}")
+        r_json = (n_cj / t_cj) / (n_rj / t_rj)
+        print(f"  ratio convert / raw JSON decode = {r_json:.2f}x")
+
+        small = generate(t / "small", max(args.events // 10, 1000))
+        m1 = peak_rss_mb([str(small)])
+        m10 = peak_rss_mb([str(big)])
+        print(
+            f"Peak memory of `sysmon-ship convert`: 1x ({small.stat().st_size / 1e6:.0f} MB) {m1:.0f} MB, "
+            f"10x ({big.stat().st_size / 1e6:.0f} MB) {m10:.0f} MB, ratio {m10 / m1:.2f}  (flat = about 1)"
+        )
+        evtx_dir = t / "evtx10"
+        for i in range(10):
+            (evtx_dir / str(i)).mkdir(parents=True)
+            for j, f in enumerate(files):
+                os.symlink(f, evtx_dir / str(i) / f"{j}.evtx")
+        e1 = peak_rss_mb([str(evtx_dir / "0")])
+        e10 = peak_rss_mb([str(evtx_dir)])
+        print(f"Peak memory on EVTX: 1x {e1:.0f} MB, 10x {e10:.0f} MB, ratio {e10 / e1:.2f}")
+    print(
+        f"summary: convert_vs_raw_evtx={r_evtx:.2f} convert_vs_python_evtx={r_py:.1f} "
+        f"convert_vs_raw_json={r_json:.2f} mem_json_10x_over_1x={m10 / m1:.2f} "
+        f"mem_evtx_10x_over_1x={e10 / e1:.2f} "
+        f"self_maxrss_mb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
