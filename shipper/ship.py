@@ -251,7 +251,8 @@ class Shipper:
         if held is not None:
             if finished and held.seq == total:
                 held_back = True
-                total -= 1  # read it again on the next pass
+                total -= 1  # read it again on the next pass; it was not an error (yet)
+                self._uncount(held)
             else:
                 self._send(held)
         if finished:
@@ -261,6 +262,18 @@ class Shipper:
         if st.done:
             self._save(st)
         return total, held_back
+
+    def _uncount(self, item: Item) -> None:
+        kind = str((item.doc.get("error") or {}).get("type", ""))
+        st = self.stats
+        st.records -= 1
+        st.documents -= 1
+        if st.errors.get(kind, 0) > 0:
+            st.errors[kind] -= 1
+            if not st.errors[kind]:
+                del st.errors[kind]
+            if st.error_samples and st.error_samples[-1].startswith(f"{item.source} ({item.position})"):
+                st.error_samples.pop()
 
     def _send(self, item: Item) -> None:
         self.sink.add(

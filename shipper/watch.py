@@ -3,7 +3,9 @@
 Polling (no inotify dependency): every ``poll_interval`` the folder is listed; a file whose size,
 modification time or inode changed since the last pass is read again from where the previous pass
 stopped (same inode, not shorter), or from the start (rotated: new inode; truncated: shorter) —
-duplicates are harmless (deterministic ``_id`` + ``create``). A partial batch is sent once its
+duplicates are harmless (deterministic ``_id`` + ``create``). A read error on the very last record
+of a pass is a line still being written: it is held back (not shipped, not acknowledged) until the
+file grows. A partial batch is sent once its
 oldest document waited ``flush_interval`` seconds. The stop event (set by SIGINT/SIGTERM) ends the
 loop; the caller's ``Shipper.close`` flushes and saves the checkpoints.
 """
@@ -50,14 +52,12 @@ class Watcher:
                 continue  # vanished between listing and stat
             seen = self._seen.get(path)
             skip: int | None = None
-            hold = True
             if seen is None:
                 skip = None  # first sight: the checkpoint decides (resume after a restart)
             elif seen.ident == ident:
-                if not seen.held_back:
-                    continue
-                # idle for a whole pass: the held-back last record is complete (or truly bad)
-                skip, hold = seen.records, False
+                # Unchanged. A held-back last record (a line still being written) stays held
+                # until the file grows: shipping it now as an error would skip its complete form.
+                continue
             elif (
                 ident.inode == seen.ident.inode
                 and ident.device == seen.ident.device
@@ -67,7 +67,7 @@ class Watcher:
             else:
                 skip = 0  # rotated or truncated: start over
             sh.progress.source_started(path, read + 1, read + 1)
-            records, held_back = sh.ship_source(path, skip=skip, hold_last_error=hold)
+            records, held_back = sh.ship_source(path, skip=skip, hold_last_error=True)
             self._seen[path] = _Seen(ident, records, held_back)
             sh.forget_source(path)
             read += 1

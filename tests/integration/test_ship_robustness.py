@@ -1,0 +1,323 @@
+"""Crashes, outages, concurrent shippers, rejected documents and watch mode — exact counts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from shipper.es import ClusterSettings
+
+SHIP = [sys.executable, "-c", "from shipper.cli import main; main()"]
+EVENTS = 20_000
+
+
+def _env(url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ES_")}
+    env["ES_URL"] = url
+    return env
+
+
+def ship_args(prefix: str, state: Path, *inputs: str) -> list[str]:
+    return [*SHIP, "ship", *inputs, "--index-prefix", prefix, "--state-dir", str(state), "--json"]
+
+
+def run(args: list[str], url: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(args, env=_env(url), capture_output=True, text=True, check=False)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def count(es: Elasticsearch, prefix: str) -> int:
+    es.options(ignore_status=404).indices.refresh(index=f"{prefix}-events*")
+    resp = es.options(ignore_status=404).count(index=f"{prefix}-events")
+    return int(resp.get("count", 0))
+
+
+def acked(state: Path) -> int:
+    total = 0
+    for f in (state / "checkpoints").glob("*.json"):
+        try:
+            total += json.loads(f.read_text())["acked"]
+        except (ValueError, KeyError, OSError):
+            pass
+    return total
+
+
+def wait_for(cond: Any, timeout: float = 120.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("day")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "samples",
+            "generate",
+            "--out",
+            str(out),
+            "--events",
+            str(EVENTS),
+            "--seed",
+            "11",
+            "--forms",
+            "winlogbeat",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return out / "winlogbeat.ndjson"
+
+
+@pytest.fixture
+def ready(prefix: str, es_settings: ClusterSettings) -> str:
+    run([*SHIP, "setup", "--index-prefix", prefix], es_settings.url)
+    return prefix
+
+
+def test_sigkill_halfway_then_rerun_gives_exact_counts(
+    es: Elasticsearch, es_settings: ClusterSettings, ready: str, day: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    args = [*ship_args(ready, state, str(day)), "--bulk-docs", "300", "--in-flight", "2"]
+    proc = subprocess.Popen(args, env=_env(es_settings.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: acked(state) > 0 or proc.poll() is not None)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    resume_at = acked(state)
+    assert 0 < count(es, ready) < EVENTS
+    second = json.loads(run(args, es_settings.url).stdout)
+    assert second["resumed_sources"] == 1
+    # the rerun starts after the acknowledged part; whatever was in flight comes back as 409
+    assert second["documents"] == EVENTS - resume_at
+    assert second["shipped"] + second["duplicates"] == EVENTS - resume_at
+    assert count(es, ready) == EVENTS
+
+
+class Proxy:
+    """A TCP proxy on 127.0.0.1 that can be taken down (listener closed, connections cut) and up."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        probe = socket.socket()
+        probe.bind(("127.0.0.1", 0))
+        self.port = probe.getsockname()[1]
+        probe.close()
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._server: socket.socket | None = None
+        self.forwarded = 0
+
+    def up(self) -> None:
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", self.port))
+        srv.listen(64)
+        self._server = srv
+        threading.Thread(target=self._accept, args=(srv,), daemon=True).start()
+
+    def down(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        with self._lock:
+            for c in self._conns:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                c.close()
+            self._conns.clear()
+
+    def _accept(self, srv: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = srv.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+                self.forwarded += len(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+
+def test_node_unavailable_halfway_retries_and_completes(
+    es: Elasticsearch, es_settings: ClusterSettings, ready: str, day: Path, tmp_path: Path
+) -> None:
+    host, port = es_settings.url.split("//")[1].split(":")
+    proxy = Proxy((host, int(port.rstrip("/"))))
+    proxy.up()
+    state = tmp_path / "state"
+    url = f"http://127.0.0.1:{proxy.port}"
+    args = [*ship_args(ready, state, str(day)), "--bulk-docs", "300", "--max-retries", "12"]
+    proc = subprocess.Popen(args, env=_env(url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: acked(state) > 0 or proc.poll() is not None)
+        proxy.down()
+        time.sleep(4)
+        proxy.up()
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proxy.down()
+    assert proc.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["retries"] > 0
+    assert summary["shipped"] + summary["duplicates"] == EVENTS
+    assert count(es, ready) == EVENTS
+
+
+def test_two_shippers_on_the_same_file_at_once(
+    es: Elasticsearch, es_settings: ClusterSettings, ready: str, day: Path, tmp_path: Path
+) -> None:
+    procs = [
+        subprocess.Popen(
+            [*ship_args(ready, tmp_path / f"state{i}", str(day)), "--bulk-docs", "500"],
+            env=_env(es_settings.url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    summaries = []
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err
+        summaries.append(json.loads(out))
+    assert sum(s["shipped"] for s in summaries) == EVENTS
+    assert sum(s["shipped"] + s["duplicates"] for s in summaries) == 2 * EVENTS
+    assert count(es, ready) == EVENTS
+
+
+def test_rejected_documents_go_to_the_dead_letter_file(
+    es: Elasticsearch, es_settings: ClusterSettings, ready: str, day: Path, tmp_path: Path
+) -> None:
+    """An index created by hand with a conflicting type for dns.question.name rejects every DNS
+    event: they land in the dead-letter file with the reason; everything else is shipped."""
+    first = json.loads(day.open().readline())
+    month = first["@timestamp"][:7].replace("-", ".")
+    es.indices.create(
+        index=f"{ready}-events-{month}",
+        mappings={
+            "properties": {"dns": {"properties": {"question": {"properties": {"name": {"type": "long"}}}}}}
+        },
+    )
+    dead = tmp_path / "dead.ndjson"
+    proc = run(
+        [*ship_args(ready, tmp_path / "state", str(day)), "--dead-letter", str(dead)],
+        es_settings.url,
+        check=False,
+    )
+    assert proc.returncode == 3, proc.stderr
+    summary = json.loads(proc.stdout)
+    lines = [json.loads(line) for line in dead.read_text().splitlines()]
+    dns_events = int(summary["pipeline"]["sysmon_by_id"]["22"])
+    assert dns_events > 0
+    assert summary["dead_lettered"] == len(lines) == dns_events
+    assert all(line["error"]["type"] == "document_parsing_exception" for line in lines)
+    assert all("dns.question.name" in line["error"]["reason"] for line in lines)
+    assert all(line["document"]["event"]["code"] == "22" for line in lines)
+    assert summary["shipped"] == EVENTS - dns_events
+    assert count(es, ready) == EVENTS - dns_events
+    assert "rejected by the cluster" in proc.stderr
+
+
+@pytest.fixture
+def watcher(ready: str, es_settings: ClusterSettings, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    state = tmp_path / "state"
+    args = [
+        *SHIP,
+        "watch",
+        str(folder),
+        "--index-prefix",
+        ready,
+        "--state-dir",
+        str(state),
+        "--json",
+        "--poll-interval",
+        "0.2",
+        "--flush-interval",
+        "0.2",
+    ]
+    proc = subprocess.Popen(
+        args, env=_env(es_settings.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    info: dict[str, Any] = {"proc": proc, "folder": folder, "state": state}
+    yield info
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def test_watch_follows_growing_and_rotated_files_and_flushes_on_sigterm(
+    es: Elasticsearch, ready: str, day: Path, watcher: dict[str, Any]
+) -> None:
+    lines = day.read_bytes().splitlines(keepends=True)[:3000]
+    folder: Path = watcher["folder"]
+    log = folder / "sysmon.ndjson"
+    with open(log, "wb") as fh:
+        fh.writelines(lines[:1000])
+        fh.write(lines[1000][:50])  # a line still being written
+        fh.flush()
+        wait_for(lambda: count(es, ready) == 1000, timeout=60)
+        fh.write(lines[1000][50:])
+        fh.writelines(lines[1001:2000])
+    wait_for(lambda: count(es, ready) == 2000, timeout=60)
+    # rotation: the old file moves away, a new one (new inode) takes its name
+    os.rename(log, folder / "sysmon.ndjson.1")
+    with open(log, "wb") as fh:
+        fh.writelines(lines[2000:3000])
+    wait_for(lambda: count(es, ready) == 3000, timeout=60)
+    proc = watcher["proc"]
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["interrupted"] is True
+    assert summary["dead_lettered"] == 0
+    assert summary["errors"] == 0  # the half-written line was never shipped as an error
+    assert count(es, ready) == 3000
+    assert acked(watcher["state"]) >= 3000
