@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Any
+from typing import Any, Literal
 
 from devtools import es as devnode
 from shipper.es import ClusterSettings, check_cluster, make_client
@@ -143,5 +143,111 @@ def main() -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# Detectors (issue 6): load the sample intel feed and allowlists, run every rule once, and print
+# the alerts an analyst looks at first. Kept separate from the shipping part above.
+
+
+def _alert_rows(client: Any, prefix: str) -> list[dict[str, Any]]:
+    client.indices.refresh(index=f"{prefix}-alerts-*", ignore_unavailable=True, allow_no_indices=True)
+    resp = client.search(
+        index=f"{prefix}-alerts-*",
+        size=200,
+        sort=[{"event.risk_score": "desc"}, {"alert.original_time": "asc"}],
+        ignore_unavailable=True,
+        allow_no_indices=True,
+    )
+    return [h["_source"] | {"_id": h["_id"]} for h in resp["hits"]["hits"]]
+
+
+def detect(client: Any, prefix: str) -> None:
+    """Sample intel + allowlists → every built-in rule once → the alerts, worst first."""
+    from datetime import UTC, datetime
+
+    from detectors.engine import Engine, EngineOptions
+    from detectors.intel.indices import setup_intel
+    from detectors.intel.loader import feed_from_location, load_feed
+    from detectors.loader import load_rules
+    from detectors.setup import setup_alerts
+    from samples.day import DEFAULT_START
+    from samples.truth import write_intel
+
+    setup_alerts(client, prefix)
+    setup_intel(client, prefix)
+    with tempfile.TemporaryDirectory(prefix="sysmon-demo-intel-") as tmp:
+        files = write_intel(__import__("pathlib").Path(tmp), DEFAULT_START)
+        for f in sorted(files):
+            kind: Literal["intel", "allow"] = "allow" if f.name.startswith("allowlist") else "intel"
+            res = load_feed(
+                client,
+                feed_from_location(str(f), name=f.stem, kind=kind),
+                prefix=prefix,
+                cache_dir=os.path.join(tmp, "cache", f.stem),
+            )
+            print(f"intel: {kind:<5} {f.name:<22} {res.status}")
+    client.indices.refresh(index=f"{prefix}-events-*", ignore_unavailable=True, allow_no_indices=True)
+    loaded = load_rules(extra_dirs=())
+    for err in loaded.errors:
+        print(f"rule error: {err}")
+    started = datetime.now(UTC)
+    results = Engine(client, prefix, loaded.rules, EngineOptions(ingest_delay=0.0)).run(only_due=False)
+    print(f"\nran {len(results)} rules in {(datetime.now(UTC) - started).total_seconds():.1f}s")
+    for r in results:
+        print("  " + r.line())
+    rows: list[tuple[str, ...]] = []
+    spread: dict[str, Any] | None = None
+    for a in _alert_rows(client, prefix):
+        ind = (a.get("threat") or {}).get("indicator") or {}
+        values = (a.get("alert") or {}).get("intel", {}).get("matched_values", [])
+        matched = (values[0][:40] + (f" (+{len(values) - 1})" if len(values) > 1 else "")) if values else ""
+        proc = (a.get("process") or {}).get("executable") or (a.get("file") or {}).get("path") or ""
+        rows.append(
+            (
+                str(a["alert"].get("original_time", ""))[11:19],
+                a["rule"]["id"],
+                (a.get("host") or {}).get("name", ""),
+                proc.rsplit("\\", 1)[-1],
+                matched or ind.get("type", ""),
+                a["_id"][:12],
+            )
+        )
+        if a["rule"]["id"] == "bad-hash-spread":
+            spread = a
+    _table(
+        f"Alerts ({len(rows)}), worst first",
+        rows[:40],
+        ("time", "rule", "host", "process/file", "matched indicator", "alert id"),
+    )
+    if spread is not None:
+        s = spread["alert"]["spread"]
+        print(f"\nSpreading hash {s['value'][:16]}… on {s['host_count']} hosts")
+        print(f"patient zero: {s['patient_zero']}")
+        for h in s["hosts"]:
+            print(f"  {h['first_seen']}  {h['name']}  {h.get('executable', '')}")
+        anc = spread.get("ancestry") or {}
+        print(f"How it arrived on {s['patient_zero']} (process ancestry, newest first):")
+        for link in anc.get("chain", []):
+            print(f"  pid {link.get('pid', '?'):<6} {link.get('executable', link['entity_id'])}")
+            if link.get("command_line"):
+                print(f"             {link['command_line'][:120]}")
+        if anc.get("broken"):
+            print(f"  … chain breaks at {anc.get('missing_entity_id')} (started before the log)")
+    print("\ntriage: sysmon-detect alerts ack|close ID    status: sysmon-detect status")
+
+
+def main_with_detectors() -> int:
+    """The demo grows: ship the sample day (``main`` above), then run the detectors on it."""
+    rc = main()
+    if rc != 0:
+        return rc
+    env = dict(os.environ)
+    if not env.get("ES_URL"):
+        env.update(devnode.start(name="demo").env())
+    settings = ClusterSettings.from_env(env)
+    client = make_client(settings)
+    detect(client, os.environ.get("SYSMON_INDEX_PREFIX", "sysmon"))
+    return 0
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main_with_detectors())
