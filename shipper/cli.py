@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, NoReturn
+
 import click
 
 from shipper import __version__
@@ -15,3 +17,300 @@ def main(ctx: click.Context, debug: bool) -> None:
     """Ship Microsoft Sysmon events (EVTX, event XML, winlogbeat/NXLog JSON, rendered text) to
     Elasticsearch as Elastic Common Schema documents."""
     ctx.obj = {"debug": debug}
+
+
+# ---------------------------------------------------------------------------------------------
+# setup, ship, watch, config check: talking to the cluster (shipper/config.py, ship.py, sink.py)
+
+
+SHIP_FORMATS = ["evtx", "xml", "json", "text"]
+
+
+def _cluster_options(func: Any) -> Any:
+    """Options every cluster command shares; each overrides the file and the environment."""
+    opts = [
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False),
+            envvar="SYSMON_CONFIG",
+            help="YAML configuration file (also SYSMON_CONFIG).",
+        ),
+        click.option("--url", help="Elasticsearch URL (overrides ES_URL and the file)."),
+        click.option(
+            "--ca-certs", type=click.Path(dir_okay=False), help="CA file to verify the cluster with."
+        ),
+        click.option(
+            "--insecure", is_flag=True, help="Do not verify TLS certificates (throwaway test clusters only)."
+        ),
+        click.option("--index-prefix", help="Index name prefix (default sysmon; also SYSMON_INDEX_PREFIX)."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def _ship_options(func: Any) -> Any:
+    opts = [
+        click.option("--state-dir", type=click.Path(file_okay=False), help="Where checkpoints are kept."),
+        click.option("--dead-letter", type=click.Path(dir_okay=False), help="Dead-letter NDJSON file."),
+        click.option("--bulk-bytes", type=click.IntRange(min=1024), help="Max bytes per bulk request."),
+        click.option("--bulk-docs", type=click.IntRange(min=1), help="Max documents per bulk request."),
+        click.option("--in-flight", type=click.IntRange(min=1), help="Bulk requests in flight at once."),
+        click.option("--max-retries", type=click.IntRange(min=0), help="Retries of a failing bulk request."),
+        click.option(
+            "--format", "fmt", type=click.Choice(SHIP_FORMATS), help="Input form (default: detected)."
+        ),
+        click.option(
+            "--evtx-backend", type=click.Choice(["auto", "rust", "python"]), default="auto", show_default=True
+        ),
+        click.option("--host", help="Computer name for forms that lack one (rendered text)."),
+        click.option(
+            "--skip-errors", is_flag=True, help="Skip and count bad records instead of shipping them tagged."
+        ),
+        click.option("--setup/--no-setup", "do_setup", default=False, help="Install the templates first."),
+        click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on standard output."),
+        click.option("--no-progress", is_flag=True, help="No progress bar even on a terminal."),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
+    return func
+
+
+def _fail(ctx: click.Context, exc: Exception) -> NoReturn:
+    if ctx.obj and ctx.obj.get("debug"):
+        raise exc
+    raise click.ClickException(str(exc)) from exc
+
+
+def _resolve_config(ctx: click.Context, kw: dict[str, Any]) -> Any:
+    from shipper.config import resolve
+    from shipper.errors import SysmonError
+
+    try:
+        return resolve(
+            kw.pop("config_file", None),
+            url=kw.pop("url", None),
+            ca_certs=kw.pop("ca_certs", None),
+            insecure=kw.pop("insecure", False),
+            index_prefix=kw.pop("index_prefix", None),
+            state_dir=kw.pop("state_dir", None),
+            dead_letter=kw.pop("dead_letter", None),
+            replicas=kw.pop("replicas", None),
+            bulk={
+                "max_bytes": kw.pop("bulk_bytes", None),
+                "max_docs": kw.pop("bulk_docs", None),
+                "in_flight": kw.pop("in_flight", None),
+                "max_retries": kw.pop("max_retries", None),
+            },
+        )
+    except (SysmonError, OSError) as exc:
+        _fail(ctx, exc)
+
+
+def _connect(ctx: click.Context, cfg: Any, **client_kwargs: Any) -> Any:
+    from shipper.errors import SysmonError
+    from shipper.es import check_cluster
+
+    try:
+        client = cfg.client(**client_kwargs)
+        version = check_cluster(client, ", ".join(cfg.all_urls()))
+    except SysmonError as exc:
+        _fail(ctx, exc)
+    return client, version
+
+
+def _install_templates(cfg: Any, client: Any) -> list[str]:
+    from shipper.templates import install
+
+    return [
+        f"{t.kind} template {t.name}: {change}"
+        for t, change in install(client, cfg.index_prefix, shards=cfg.shards, replicas=cfg.replicas)
+    ]
+
+
+@main.command()
+@_cluster_options
+@click.option("--replicas", type=click.IntRange(min=0), help="Replicas of event indices (default 0).")
+@click.pass_context
+def setup(ctx: click.Context, /, **kw: Any) -> None:
+    """Install or update the event index templates (idempotent; says what changed)."""
+    from shipper.errors import SysmonError
+
+    cfg = _resolve_config(ctx, kw)
+    client, version = _connect(ctx, cfg)
+    try:
+        for line in _install_templates(cfg, client):
+            click.echo(line)
+    except SysmonError as exc:
+        _fail(ctx, exc)
+    click.echo(
+        f"Elasticsearch {version}: read alias {cfg.index_prefix}-events, indices {cfg.index_prefix}-events-*"
+    )
+
+
+def _run_shipping(
+    ctx: click.Context, kw: dict[str, Any], inputs: tuple[str, ...], watch_folder: str | None
+) -> None:
+    import signal
+    import sys
+    import threading
+
+    import orjson
+
+    from shipper.errors import SysmonError
+    from shipper.pipeline import expand_inputs
+    from shipper.progress import for_terminal
+    from shipper.ship import Shipper
+    from shipper.templates import events_alias
+
+    as_json = kw.pop("as_json")
+    no_progress = kw.pop("no_progress")
+    do_setup = kw.pop("do_setup")
+    fmt, evtx_backend, host, skip_errors = (
+        kw.pop("fmt"),
+        kw.pop("evtx_backend"),
+        kw.pop("host"),
+        kw.pop("skip_errors"),
+    )
+    from_start = kw.pop("from_start", False)
+    flush_interval = kw.pop("flush_interval", None)
+    poll_interval = kw.pop("poll_interval", 1.0)
+    cfg = _resolve_config(ctx, kw)
+    if not inputs and watch_folder is None:
+        inputs = cfg.inputs
+        if not inputs:
+            raise click.UsageError("give INPUT... or `inputs:` in the configuration file")
+    # The sink retries by itself (bounded backoff with jitter); the client must not add its own.
+    client, _version = _connect(ctx, cfg, max_retries=0, retry_on_timeout=False)
+    try:
+        if do_setup:
+            for line in _install_templates(cfg, client):
+                click.echo(line, err=True)
+        else:
+            found = client.options(ignore_status=(403, 404)).indices.exists_index_template(
+                name=events_alias(cfg.index_prefix)
+            )
+            # 403: these credentials may not read templates (a least-privilege writer); go on.
+            if found.meta.status == 404:
+                raise click.ClickException(
+                    f"index template {events_alias(cfg.index_prefix)} is not installed: run "
+                    "`sysmon-ship setup` first, or pass --setup"
+                )
+        paths = expand_inputs(inputs) if watch_folder is None else []
+    except SysmonError as exc:
+        _fail(ctx, exc)
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set():  # a second signal: give up at once
+            raise KeyboardInterrupt
+        stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    shipper = Shipper(
+        cfg,
+        client,
+        from_start=from_start,
+        fmt=fmt,
+        evtx_backend=evtx_backend,
+        host=host,
+        skip_errors=skip_errors,
+        flush_interval=flush_interval,
+        progress=for_terminal(not no_progress and not as_json),
+        stop=stop,
+    )
+    try:
+        if watch_folder is None:
+            shipper.run(paths)
+        else:
+            from shipper.watch import Watcher
+
+            try:
+                Watcher(shipper, watch_folder, poll_interval=poll_interval).run()
+            finally:
+                shipper.close()
+    except SysmonError as exc:
+        summary = shipper.finish_summary()
+        click.echo(f"ship: {summary.line()}", err=True)
+        _fail(ctx, exc)
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    summary = shipper.summary
+    if as_json:
+        click.echo(orjson.dumps(summary.as_dict()).decode())
+    else:
+        for sample in shipper.stats.error_samples[:10]:
+            click.echo(f"read error: {sample}", err=True)
+        click.echo(f"ship: {summary.line()}", err=True)
+    if summary.dead_lettered:
+        click.echo(
+            f"ship: {summary.dead_lettered} documents were rejected by the cluster;"
+            f" see {cfg.dead_letter_path}",
+            err=True,
+        )
+        sys.exit(3)
+
+
+@main.command()
+@click.argument("inputs", nargs=-1)
+@_cluster_options
+@_ship_options
+@click.option(
+    "--from-start", is_flag=True, help="Ignore checkpoints and ship everything again (no duplicates)."
+)
+@click.pass_context
+def ship(ctx: click.Context, /, inputs: tuple[str, ...], **kw: Any) -> None:
+    """Ship Sysmon events in INPUTS (files, folders, globs, - for standard input) to Elasticsearch.
+
+    Resumes where the last run stopped (checkpoints in --state-dir). Exit status: 0 when every
+    document is in, 3 when some were dead-lettered, 1 on errors."""
+    _run_shipping(ctx, kw, inputs, None)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@_cluster_options
+@_ship_options
+@click.option(
+    "--flush-interval",
+    type=click.FloatRange(min=0.05),
+    default=1.0,
+    show_default=True,
+    help="Seconds a document may wait in a partial bulk request.",
+)
+@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True)
+@click.pass_context
+def watch(ctx: click.Context, /, folder: str, **kw: Any) -> None:
+    """Ship new files in FOLDER as they appear and follow growing logs (rotation-safe) until
+    SIGINT/SIGTERM, which flush and save the checkpoints."""
+    _run_shipping(ctx, kw, (), folder)
+
+
+@main.group("config")
+def config_group() -> None:
+    """Inspect the effective configuration."""
+
+
+@config_group.command("check")
+@_cluster_options
+@click.option("--state-dir", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def config_check(ctx: click.Context, /, **kw: Any) -> None:
+    """Print the effective configuration (secrets masked) and test the connection."""
+    import orjson
+
+    as_json = kw.pop("as_json")
+    cfg = _resolve_config(ctx, kw)
+    masked = cfg.masked()
+    if as_json:
+        click.echo(orjson.dumps(masked, option=orjson.OPT_INDENT_2).decode())
+    else:
+        import yaml
+
+        click.echo(yaml.safe_dump(masked, sort_keys=False).rstrip())
+    _client, version = _connect(ctx, cfg)
+    click.echo(f"connection: OK, Elasticsearch {version}", err=as_json)
