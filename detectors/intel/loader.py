@@ -60,7 +60,7 @@ LoadStatus = Literal["loaded", "not_modified", "failed", "skipped"]
 DEFAULT_GRACE = 120.0  # seconds a retired generation outlives its retirement (besides N-1)
 MAX_ISSUES_KEPT = 200
 BULK_BYTES = 8 << 20
-BULK_DOCS = 5_000
+BULK_DOCS = 20_000
 Progress = Callable[[int], None]
 
 
