@@ -18,7 +18,7 @@ from detectors.loader import RuleError, format_duration, load_rules, rule_dirs
 from detectors.model import Rule
 from shipper.errors import SysmonError
 
-PREFIX_ENV = "SYSMON_PREFIX"
+PREFIX_ENV = "SYSMON_INDEX_PREFIX"
 
 
 def _fail(ctx: click.Context, exc: BaseException) -> NoReturn:
@@ -54,7 +54,7 @@ rules_dir_option = click.option(
     help="A folder of your own rules (repeatable; also SYSMON_RULES_DIRS).",
 )
 no_builtin_option = click.option("--no-builtin", is_flag=True, help="Leave out the built-in rules.")
-prefix_option = click.option("--prefix", help="Index prefix (default: SYSMON_PREFIX or sysmon).")
+prefix_option = click.option("--prefix", help="Index prefix (default: SYSMON_INDEX_PREFIX or sysmon).")
 
 
 @click.command("setup")
