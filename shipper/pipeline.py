@@ -20,7 +20,7 @@ from typing import Any
 from shipper.errors import InputError
 from shipper.raw import ReadError
 from shipper.readers.registry import open_source
-from shipper.sysmon.ecs import document_id, error_document, to_ecs
+from shipper.sysmon.ecs import error_document, to_ecs_and_id
 from shipper.sysmon.events import EVENTS
 
 STDIN = "-"
@@ -206,7 +206,7 @@ def iter_documents(
             st.sysmon_by_id[rec.event_id] += 1
             if rec.event_id not in EVENTS:
                 st.unknown_ids[rec.event_id] += 1
-            doc = to_ecs(rec)
+            doc, doc_id = to_ecs_and_id(rec)
             event = doc.get("event") or {}
             if event.get("kind") == "pipeline_error":
                 msg = (doc.get("error") or {}).get("message", "mapping error")
@@ -223,4 +223,4 @@ def iter_documents(
             else:
                 last_time = ts
             st.documents += 1
-            yield Item(doc, document_id(rec), suffix, source, seq, rec.position)
+            yield Item(doc, doc_id, suffix, source, seq, rec.position)

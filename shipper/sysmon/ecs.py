@@ -46,6 +46,7 @@ __all__ = [
     "emitted_fields",
     "error_document",
     "to_ecs",
+    "to_ecs_and_id",
 ]
 
 ECS_VERSION: Final = "8.17.0"
@@ -510,11 +511,16 @@ def _original(raw: RawEvent) -> str:
         return repr(raw.event_data)
 
 
-def _map(raw: RawEvent) -> Doc:
+def _raw_data(raw: RawEvent) -> Mapping[str, object]:
+    data = raw.event_data
+    return data if isinstance(data, Mapping) else {}
+
+
+def _map(raw: RawEvent, data: dict[str, str]) -> Doc:
+    """Map ``raw`` whose normalised EventData is ``data`` (consumed: the caller's copy)."""
     eid = raw.event_id if isinstance(raw.event_id, int) and not isinstance(raw.event_id, bool) else None
     event_code = str(eid) if eid is not None else to_text(raw.event_id)
-    raw_data = raw.event_data if isinstance(raw.event_data, Mapping) else {}
-    st = _State(normalise_event_data(raw_data))
+    st = _State(data)
     doc: Doc = {}
 
     event: Doc = {
@@ -628,9 +634,22 @@ def to_ecs(raw: RawEvent) -> dict[str, Any]:
     """The nested ECS document of one event. Never raises: a value that cannot be converted is
     kept raw under ``winlog.event_data`` and the document is tagged ``pipeline_error``."""
     try:
-        return _map(raw)
+        return _map(raw, normalise_event_data(_raw_data(raw)))
     except Exception as exc:  # the mapper's own bug must not stop a stream of millions
         return _fallback(raw, exc)
+
+
+def to_ecs_and_id(raw: RawEvent) -> tuple[dict[str, Any], str]:
+    """``(to_ecs(raw), document_id(raw))`` with the EventData normalised once, not twice."""
+    try:
+        data = normalise_event_data(_raw_data(raw))
+    except Exception:
+        return to_ecs(raw), document_id(raw)
+    doc_id = _document_id(raw, data)  # before the mapper consumes ``data``
+    try:
+        return _map(raw, data), doc_id
+    except Exception as exc:  # the mapper's own bug must not stop a stream of millions
+        return _fallback(raw, exc), doc_id
 
 
 def error_document(
@@ -669,7 +688,15 @@ def document_id(raw: RawEvent) -> str:
     or the computer is missing (rendered text), a digest of the normalised EventData is added so
     that different events never collide."""
     try:
-        data = normalise_event_data(raw.event_data if isinstance(raw.event_data, Mapping) else {})
+        data = normalise_event_data(_raw_data(raw))
+    except Exception:
+        return _digest(repr(raw).encode("utf-8", "backslashreplace"))
+    return _document_id(raw, data)
+
+
+def _document_id(raw: RawEvent, data: Mapping[str, str]) -> str:
+    """:func:`document_id` from the already normalised EventData ``data`` (left unchanged)."""
+    try:
         utc = data.get("UtcTime", "")
         computer = to_text(raw.computer).lower()
         provider = to_text(raw.provider)
@@ -688,5 +715,9 @@ def document_id(raw: RawEvent) -> str:
         material = "\x1f".join(parts).encode("utf-8", "surrogatepass")
     except Exception:
         material = repr(raw).encode("utf-8", "backslashreplace")
+    return _digest(material)
+
+
+def _digest(material: bytes) -> str:
     digest = hashlib.blake2b(material, digest_size=20).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
