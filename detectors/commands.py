@@ -150,8 +150,12 @@ def validate_cmd(
 
 def _engine(prefix: str | None, ingest_delay: float, owner: str | None = None, **kw: Any) -> Any:
     from detectors.engine import Engine, EngineOptions
+    from detectors.setup import setup_alerts
 
-    return Engine(_client(), _prefix(prefix), [], EngineOptions(ingest_delay=ingest_delay, **kw), owner=owner)
+    es, p = _client(), _prefix(prefix)
+    if not es.indices.exists_index_template(name=f"{p}-alerts"):
+        setup_alerts(es, p)  # first run without `setup`: alerts must never get dynamic mappings
+    return Engine(es, p, [], EngineOptions(ingest_delay=ingest_delay, **kw), owner=owner)
 
 
 ingest_delay_option = click.option(
