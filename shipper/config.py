@@ -44,7 +44,7 @@ from shipper.errors import ConfigError
 from shipper.es import ClusterSettings, make_client
 from shipper.sink import BulkOptions
 
-PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.]*$")
+PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 DEFAULT_PREFIX = "sysmon"
 
 
@@ -314,14 +314,14 @@ def load_file(path: str | Path, base: ShipperConfig | None = None) -> ShipperCon
 def _prefix(r: _Reader, node: yaml.Node) -> str:
     value = r.string(node, "index.prefix")
     if not PREFIX_RE.match(value):
-        raise r.fail(node, f"index.prefix {value!r}: use lower-case letters, digits, '_' and '.'")
+        raise r.fail(node, f"index.prefix {value!r}: use lower-case letters, digits, '-', '_' and '.'")
     return value
 
 
 def check_prefix(value: str, where: str) -> str:
     if not PREFIX_RE.match(value):
         raise ConfigError(
-            f"index prefix {value!r}: use lower-case letters, digits, '_' and '.'", source=where
+            f"index prefix {value!r}: use lower-case letters, digits, '-', '_' and '.'", source=where
         )
     return value
 
