@@ -31,10 +31,17 @@ sysmon_reader:
   indices:
     - names: ["sec-*"]
       privileges: ["read", "view_index_metadata"]
+sysmon_writer:
+  cluster: ["monitor"]
+  indices:
+    - names: ["sec-*-events-*"]
+      privileges: ["create_doc", "create_index", "auto_configure"]
 """
 SECURE_USERS = {
     "shipper": ("shipper-pass-1234", ["sysmon_shipper"]),
     "reader": ("reader-pass-1234", ["sysmon_reader"]),
+    # ships only: no template management, writes only new documents into event indices
+    "writer": ("writer-pass-5678", ["sysmon_writer"]),
 }
 
 
