@@ -99,7 +99,7 @@ def list_cmd(rules_dirs: tuple[str, ...], no_builtin: bool, as_json: bool) -> No
             flag = "" if r.enabled else " (disabled)"
             click.echo(
                 f"{r.id:<32} {r.type:<12} {r.severity:<9} every {format_duration(r.interval):<5} "
-                f"{','.join(r.technique_ids):<28} {r.name}{flag}"
+                f"{','.join(dict.fromkeys(r.technique_ids)):<28} {r.name}{flag}"
             )
     for e in errors:
         click.echo(f"error: {e}", err=True)
