@@ -460,25 +460,33 @@ def _map_event_data(st: _State, doc: Doc, eid: int | None) -> None:
 
 
 def _int_or_none(value: object) -> int | None:
+    if value.__class__ is int:
+        return value if value >= 0 else None
     return parse_int(value) if value is not None else None
+
+
+def _text(value: object) -> str:
+    """:func:`to_text`, with the common case (an ASCII ``str``) inline."""
+    return value if value.__class__ is str and value.isascii() else to_text(value)
 
 
 def _map_winlog(raw: RawEvent, st: _State, doc: Doc, event_code: str) -> None:
     winlog: Doc = {}
     if raw.channel:
-        winlog["channel"] = to_text(raw.channel)
+        winlog["channel"] = _text(raw.channel)
     if raw.computer:
-        winlog["computer_name"] = to_text(raw.computer)
+        winlog["computer_name"] = _text(raw.computer)
     winlog["event_id"] = event_code
-    if raw.record_id is not None:
-        record_id = parse_int(raw.record_id)
+    record_id_raw = raw.record_id
+    if record_id_raw is not None:
+        record_id = _int_or_none(record_id_raw)
         if record_id is None or record_id > _MAX_LONG:
-            st.errors.append(f"EventRecordID: cannot convert {raw.record_id!r} to an integer")
+            st.errors.append(f"EventRecordID: cannot convert {record_id_raw!r} to an integer")
         else:
             winlog["record_id"] = record_id
-    winlog["provider_name"] = to_text(raw.provider)
+    winlog["provider_name"] = _text(raw.provider)
     if raw.provider_guid:
-        guid = to_text(raw.provider_guid)
+        guid = _text(raw.provider_guid)
         winlog["provider_guid"] = normalise_guid(guid) or guid
     pid = _int_or_none(raw.process_id)
     if pid is not None:
@@ -496,7 +504,7 @@ def _map_winlog(raw: RawEvent, st: _State, doc: Doc, event_code: str) -> None:
     if task is not None:
         winlog["task"] = str(task)
     if raw.user_sid:
-        winlog["user"] = {"identifier": to_text(raw.user_sid)}
+        winlog["user"] = {"identifier": _text(raw.user_sid)}
     if st.data:
         winlog["event_data"] = st.data
     doc["winlog"] = winlog
@@ -528,7 +536,7 @@ def _map(raw: RawEvent, data: dict[str, str]) -> Doc:
         "code": event_code,
         "module": MODULE,
         "dataset": DATASET,
-        "provider": to_text(raw.provider),
+        "provider": _text(raw.provider),
     }
     spec = EVENTS.get(eid) if eid is not None else None
     if spec is not None:
@@ -539,7 +547,7 @@ def _map(raw: RawEvent, data: dict[str, str]) -> Doc:
 
     created: str | None = None
     if raw.time_created is not None:
-        created = parse_iso_time(to_text(raw.time_created))
+        created = parse_iso_time(_text(raw.time_created))
         if created is None:
             st.errors.append(f"TimeCreated: cannot convert {raw.time_created!r} to a time")
         else:
@@ -557,7 +565,7 @@ def _map(raw: RawEvent, data: dict[str, str]) -> Doc:
     doc["event"] = event
 
     if raw.computer:
-        computer = to_text(raw.computer)
+        computer = _text(raw.computer)
         doc["host"] = {"name": computer, "hostname": computer.lower()}
     level = _int_or_none(raw.level)
     if level is not None and level in _LOG_LEVELS:
@@ -566,7 +574,7 @@ def _map(raw: RawEvent, data: dict[str, str]) -> Doc:
     if rule is not None:
         doc["rule"] = {"name": rule}
     if raw.user_sid:
-        doc["user"] = {"id": to_text(raw.user_sid)}
+        doc["user"] = {"id": _text(raw.user_sid)}
 
     _map_event_data(st, doc, eid)
 
@@ -698,9 +706,9 @@ def _document_id(raw: RawEvent, data: Mapping[str, str]) -> str:
     """:func:`document_id` from the already normalised EventData ``data`` (left unchanged)."""
     try:
         utc = data.get("UtcTime", "")
-        computer = to_text(raw.computer).lower()
-        provider = to_text(raw.provider)
-        channel = to_text(raw.channel) or (SYSMON_CHANNEL if provider == SYSMON_PROVIDER else "")
+        computer = _text(raw.computer).lower()
+        provider = _text(raw.provider)
+        channel = _text(raw.channel) or (SYSMON_CHANNEL if provider == SYSMON_PROVIDER else "")
         record_id = parse_int(raw.record_id) if raw.record_id is not None else None
         parts = [
             computer,

@@ -34,8 +34,6 @@ _ISO_RE: Final = re.compile(
 )
 _BOOL_TEXT: Final = {"true": "true", "false": "false"}
 _SPECIAL_NAMES: Final = BOOL_FIELDS | HEX_FIELDS
-# Field name → needs normalisation; names are few, but bounded against hostile input.
-_SPECIAL_CACHE: dict[str, bool] = {}
 _CACHE_LIMIT: Final = 4096
 _BLANKS: Final = " \t\r\n\f\v"
 _ZEROS: Final = "000000"
@@ -123,18 +121,42 @@ def parse_bool(value: str) -> bool | None:
     return None
 
 
+_PLAIN: Final = 0
+_BOOL: Final = 1
+_HEX: Final = 2
+_GUID: Final = 3
+# Field name → which normalisation it needs; names are few, but bounded against hostile input.
+_KIND_CACHE: dict[str, int] = {}
+# A GUID already in its canonical rendering (the common case): returned as it is.
+_CANONICAL_GUID_RE: Final = re.compile(r"\{[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}\}")
+
+
+def _kind(name: str) -> int:
+    """How a field's value is normalised: booleans, hex, and any ``…Guid`` (any case)."""
+    if name in BOOL_FIELDS:
+        return _BOOL
+    if name in HEX_FIELDS:
+        return _HEX
+    if name[-4:].lower() == "guid":
+        return _GUID
+    return _PLAIN
+
+
 def _is_special(name: str) -> bool:
     """Whether a field needs value normalisation: booleans, hex, and any ``…Guid`` (any case)."""
-    return name in _SPECIAL_NAMES or name[-4:].lower() == "guid"
+    return _kind(name) != _PLAIN
 
 
 def _normalise_special(name: str, s: str) -> str | None:
     """Normalise a value of a boolean, hex or GUID field (None: drop it)."""
-    if name in BOOL_FIELDS:
+    kind = _kind(name)
+    if kind == _BOOL:
         return normalise_bool(s) or s
-    if name in HEX_FIELDS:
+    if kind == _HEX:
         return normalise_hex(s) or s
-    if name[-4:].lower() == "guid":
+    if kind == _GUID:
+        if _CANONICAL_GUID_RE.fullmatch(s) is not None:
+            return None if s == NULL_GUID else s
         guid = normalise_guid(s)
         if guid == NULL_GUID:
             return None
@@ -150,7 +172,8 @@ def normalise_event_data(data: Mapping[str, object]) -> dict[str, str]:
     are kept unchanged (the mapper then reports them).
     """
     out: dict[str, str] = {}
-    special_cache = _SPECIAL_CACHE
+    kinds = _KIND_CACHE
+    canonical_guid = _CANONICAL_GUID_RE.fullmatch
     for name, value in data.items():
         if name.__class__ is not str:
             name = to_text(name)
@@ -161,18 +184,63 @@ def normalise_event_data(data: Mapping[str, object]) -> dict[str, str]:
             stripped = s.strip()
             if not stripped or stripped == "-":
                 continue
-        is_special = special_cache.get(name)
-        if is_special is None:
-            is_special = _is_special(name)
-            if len(special_cache) < _CACHE_LIMIT:
-                special_cache[name] = is_special
-        if is_special:
-            v = _normalise_special(name, s)
-            if v is None:
-                continue
-            s = v
+        kind = kinds.get(name)
+        if kind is None:
+            kind = _kind(name)
+            if len(kinds) < _CACHE_LIMIT:
+                kinds[name] = kind
+        if kind:
+            if kind == _GUID:
+                if canonical_guid(s) is not None:
+                    if s == NULL_GUID:
+                        continue
+                else:
+                    guid = normalise_guid(s)
+                    if guid == NULL_GUID:
+                        continue
+                    s = guid or s
+            elif kind == _BOOL:
+                s = normalise_bool(s) or s
+            else:
+                s = normalise_hex(s) or s
         out[name] = s
     return out
+
+
+# Calendar date (``yyyy-MM-dd``) → whether it exists; bounded (cleared when full).
+_DATE_OK: dict[str, bool] = {}
+
+
+def _valid_date(date: str) -> bool:
+    """Whether ``yyyy-MM-dd`` (ASCII digits in place) is a real calendar date."""
+    ok = _DATE_OK.get(date)
+    if ok is None:
+        try:
+            datetime(int(date[0:4]), int(date[5:7]), int(date[8:10]))
+            ok = True
+        except ValueError:
+            ok = False
+        if len(_DATE_OK) >= _CACHE_LIMIT:
+            _DATE_OK.clear()
+        _DATE_OK[date] = ok
+    return ok
+
+
+def _fixed_layout(value: str) -> bool:
+    """Whether ``value`` starts ``yyyy-MM-dd?HH:mm:ss`` with ASCII digits in place (any
+    separator at index 10) and that date and time exist."""
+    return (
+        value[4] == "-"
+        and value[7] == "-"
+        and value[13] == ":"
+        and value[16] == ":"
+        and value.isascii()
+        and (value[0:4] + value[5:7] + value[8:10] + value[11:13] + value[14:16] + value[17:19]).isdigit()
+        and value[11:13] < "24"
+        and value[14:16] < "60"
+        and value[17:19] < "60"
+        and _valid_date(value[0:10])
+    )
 
 
 def _valid_datetime(y: str, mo: str, d: str, h: str, mi: str, s: str) -> datetime | None:
@@ -184,6 +252,14 @@ def _valid_datetime(y: str, mo: str, d: str, h: str, mi: str, s: str) -> datetim
 
 def parse_utc_time(value: str) -> str | None:
     """Sysmon ``UtcTime`` (``yyyy-MM-dd HH:mm:ss.SSS``) → ``yyyy-MM-ddTHH:mm:ss.SSSZ``, else None."""
+    if (
+        len(value) == 23
+        and value[10] == " "
+        and value[19] == "."
+        and value[20:].isdigit()
+        and _fixed_layout(value)
+    ):
+        return value[0:10] + "T" + value[11:23] + "Z"
     m = _UTC_RE.fullmatch(value.strip())
     if m is None:
         return None
@@ -200,6 +276,11 @@ def parse_iso_time(value: str) -> str | None:
     A time without zone designator is taken as UTC (readers give UTC). Returns None when the
     value is not a valid time.
     """
+    size = len(value)
+    if size > 21 and value[-1] == "Z" and value[10] == "T" and value[19] == ".":
+        frac = value[20:-1]
+        if frac.isascii() and frac.isdigit() and _fixed_layout(value):
+            return value[0:19] + "." + (frac + _ZEROS)[:6] + "Z"
     m = _ISO_RE.fullmatch(value.strip())
     if m is None:
         return None
