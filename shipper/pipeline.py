@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import multiprocessing as mp
 import os
+import pickle
+import queue
+import signal
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,11 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from shipper.errors import InputError
 from shipper.raw import ReadError
 from shipper.readers.registry import open_source
 from shipper.sysmon.ecs import error_document, to_ecs_and_id
 from shipper.sysmon.events import EVENTS
+from shipper.sysmon.psl import warm as warm_public_suffix_list
 
 STDIN = "-"
 MAX_ERROR_SAMPLES = 50
@@ -161,6 +169,14 @@ def _error_id(err: ReadError) -> str:
     return hashlib.blake2b(material.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
 
 
+#: Documents a worker sends per message, and messages each worker may have waiting: together
+#: they bound the memory of a parallel run (workers × in-flight × batch documents).
+BATCH_DOCUMENTS = 1000
+IN_FLIGHT_BATCHES = 4
+#: Sources queued ahead on one worker (the parent consumes sources in order).
+SOURCES_AHEAD = 2
+
+
 def iter_documents(
     paths: Sequence[str],
     fmt: str | None = None,
@@ -169,58 +185,289 @@ def iter_documents(
     skip_errors: bool = False,
     stats: Stats | None = None,
     skip: Mapping[str, int] | None = None,
+    workers: int | None = 1,
 ) -> Iterator[Item]:
-    """Stream ECS documents from ``paths`` (already expanded), counting everything in ``stats``."""
+    """Stream ECS documents from ``paths`` (already expanded), counting everything in ``stats``.
+
+    ``workers`` > 1 reads and maps that many sources at once in worker processes (None: one
+    per core, when there are several sources). The documents, ids, order and stats are exactly
+    those of ``workers=1``: sources are yielded one after the other, each in record order, and
+    memory stays bounded. Standard input, or a single source, is always read here."""
     st = stats if stats is not None else Stats()
-    for source in paths:
-        st.sources += 1
-        already = (skip or {}).get(source, 0)
-        last_time: str | None = None
-        seq = 0
-        for rec in open_source(source, fmt, evtx_backend=evtx_backend, host=host):  # type: ignore[arg-type]
-            seq += 1
-            st.records += 1
-            if seq <= already:
+    count = effective_workers(workers, paths)
+    if count <= 1:
+        for source in paths:
+            st.sources += 1
+            yield from _source_items(
+                source, fmt, evtx_backend, host, skip_errors, st, (skip or {}).get(source, 0), None
+            )
+        return
+    yield from _parallel(paths, fmt, evtx_backend, host, skip_errors, st, skip or {}, count)
+
+
+def effective_workers(workers: int | None, paths: Sequence[str]) -> int:
+    """How many worker processes ``iter_documents`` uses for ``paths`` (1: none)."""
+    if STDIN in paths or len(paths) < 2:
+        return 1
+    wanted = (os.cpu_count() or 1) if workers is None or workers <= 0 else workers
+    return max(1, min(wanted, len(paths)))
+
+
+def _source_items(
+    source: str,
+    fmt: str | None,
+    evtx_backend: str,
+    host: str | None,
+    skip_errors: bool,
+    st: Stats,
+    already: int,
+    evtx_threads: int | None,
+) -> Iterator[Item]:
+    """The documents of one source, counted in ``st`` (all but ``sources``)."""
+    last_time: str | None = None
+    seq = 0
+    events = open_source(source, fmt, evtx_backend=evtx_backend, host=host, evtx_threads=evtx_threads)  # type: ignore[arg-type]
+    for rec in events:
+        seq += 1
+        st.records += 1
+        if seq <= already:
+            continue
+        if isinstance(rec, ReadError):
+            where = f"{rec.source} ({rec.position}): {rec.message}"
+            st.error(rec.kind, where)
+            if skip_errors:
+                st.errors_skipped += 1
                 continue
-            if isinstance(rec, ReadError):
-                where = f"{rec.source} ({rec.position}): {rec.message}"
-                st.error(rec.kind, where)
-                if skip_errors:
-                    st.errors_skipped += 1
-                    continue
-                when = last_time or _fallback_time(source)
-                doc = error_document(rec.kind, rec.message, rec.source, rec.position, rec.original, when=when)
-                st.documents += 1
-                yield Item(
-                    doc,
-                    _error_id(rec),
-                    index_suffix(doc.get("@timestamp")) or when[:7].replace("-", "."),
-                    source,
-                    seq,
-                    rec.position,
-                )
-                continue
-            if not rec.is_sysmon:
-                st.other_providers[rec.provider or "(unknown)"] += 1
-                continue
-            st.sysmon_by_id[rec.event_id] += 1
-            if rec.event_id not in EVENTS:
-                st.unknown_ids[rec.event_id] += 1
-            doc, doc_id = to_ecs_and_id(rec)
-            event = doc.get("event") or {}
-            if event.get("kind") == "pipeline_error":
-                msg = (doc.get("error") or {}).get("message", "mapping error")
-                st.error("mapping", f"{rec.source} ({rec.position}): {msg}")
-                if skip_errors:
-                    st.errors_skipped += 1
-                    continue
-            ts = doc.get("@timestamp")
-            suffix = index_suffix(ts)
-            if suffix is None:
-                ts = last_time or _fallback_time(source)
-                doc["@timestamp"] = ts
-                suffix = index_suffix(ts) or "unknown"
-            else:
-                last_time = ts
+            when = last_time or _fallback_time(source)
+            doc = error_document(rec.kind, rec.message, rec.source, rec.position, rec.original, when=when)
             st.documents += 1
-            yield Item(doc, doc_id, suffix, source, seq, rec.position)
+            yield Item(
+                doc,
+                _error_id(rec),
+                index_suffix(doc.get("@timestamp")) or when[:7].replace("-", "."),
+                source,
+                seq,
+                rec.position,
+            )
+            continue
+        if not rec.is_sysmon:
+            st.other_providers[rec.provider or "(unknown)"] += 1
+            continue
+        st.sysmon_by_id[rec.event_id] += 1
+        if rec.event_id not in EVENTS:
+            st.unknown_ids[rec.event_id] += 1
+        doc, doc_id = to_ecs_and_id(rec)
+        event = doc.get("event") or {}
+        if event.get("kind") == "pipeline_error":
+            msg = (doc.get("error") or {}).get("message", "mapping error")
+            st.error("mapping", f"{rec.source} ({rec.position}): {msg}")
+            if skip_errors:
+                st.errors_skipped += 1
+                continue
+        ts = doc.get("@timestamp")
+        suffix = index_suffix(ts)
+        if suffix is None:
+            ts = last_time or _fallback_time(source)
+            doc["@timestamp"] = ts
+            suffix = index_suffix(ts) or "unknown"
+        else:
+            last_time = ts
+        st.documents += 1
+        yield Item(doc, doc_id, suffix, source, seq, rec.position)
+
+
+# --------------------------------------------------------------------------- parallel mapping
+#
+# Each worker process takes whole sources from its own task queue, in the order given, and
+# sends their documents back on its own bounded result queue in batches: the documents as one
+# orjson array (pickle when a document is not plain JSON), with the batch's own Stats. The
+# parent reads the sources strictly in order, each from the queue of the worker that has it,
+# so a worker that runs ahead simply blocks on its full queue: memory stays bounded and order
+# and counts are those of a serial run. A worker never handles SIGINT; the parent stops them.
+
+_BATCH = "batch"
+_DONE = "done"
+_FAILED = "failed"
+
+
+def _merge(into: Stats, part: Stats) -> None:
+    """Add the counts of ``part`` (a later stretch of the same run) to ``into``."""
+    into.records += part.records
+    into.documents += part.documents
+    into.sysmon_by_id.update(part.sysmon_by_id)
+    into.other_providers.update(part.other_providers)
+    into.unknown_ids.update(part.unknown_ids)
+    into.errors.update(part.errors)
+    into.errors_skipped += part.errors_skipped
+    room = MAX_ERROR_SAMPLES - len(into.error_samples)
+    if room > 0:
+        into.error_samples.extend(part.error_samples[:room])
+
+
+def _take(st: Stats) -> Stats:
+    """The counts gathered in ``st`` so far, as a new Stats; ``st`` starts again from zero
+    (in place: the generator that fills it keeps the same object)."""
+    part = Stats(
+        records=st.records,
+        documents=st.documents,
+        sysmon_by_id=st.sysmon_by_id,
+        other_providers=st.other_providers,
+        unknown_ids=st.unknown_ids,
+        errors=st.errors,
+        errors_skipped=st.errors_skipped,
+        error_samples=st.error_samples,
+    )
+    st.records = st.documents = st.errors_skipped = 0
+    st.sysmon_by_id, st.other_providers, st.unknown_ids, st.errors = (
+        Counter(),
+        Counter(),
+        Counter(),
+        Counter(),
+    )
+    st.error_samples = []
+    return part
+
+
+def _pack(rows: list[tuple[dict[str, Any], str, str, int, str]]) -> tuple[bool, bytes]:
+    try:
+        return True, orjson.dumps(rows)
+    except (TypeError, orjson.JSONEncodeError):
+        return False, pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _worker(tasks: Any, results: Any, options: tuple[Any, ...]) -> None:
+    """Worker process: map every source that arrives on ``tasks`` until ``None``."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    fmt, evtx_backend, host, skip_errors = options
+    put = results.put
+    while True:
+        task = tasks.get()
+        if task is None:
+            return
+        index, source, already = task
+        st = Stats()
+        rows: list[tuple[dict[str, Any], str, str, int, str]] = []
+        try:
+            # one thread for the EVTX parser: the workers already use the cores
+            for item in _source_items(source, fmt, evtx_backend, host, skip_errors, st, already, 1):
+                rows.append((item.doc, item.doc_id, item.index_suffix, item.seq, item.position))
+                if len(rows) >= BATCH_DOCUMENTS:
+                    put((_BATCH, index, *_pack(rows), _take(st)))
+                    rows = []
+        except Exception as exc:  # sent to the parent, which raises it in order
+            if rows or st.records:
+                put((_BATCH, index, *_pack(rows), _take(st)))
+            try:
+                blob = pickle.dumps(exc)
+            except Exception:
+                blob = pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
+            put((_FAILED, index, blob))
+            continue
+        if rows or st.records:
+            put((_BATCH, index, *_pack(rows), _take(st)))
+        put((_DONE, index))
+
+
+def _context() -> Any:
+    """``fork`` where it is safe (POSIX, no other thread running: the workers then start with
+    the parent's imports and the public suffix list already loaded), else ``forkserver`` or
+    ``spawn``."""
+    methods = mp.get_all_start_methods()
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    # the feeder threads of a previous run's (closed) queues hold nothing a worker would use
+    if "fork" in methods and all(t.name == "QueueFeederThread" for t in others):
+        warm_public_suffix_list()
+        return mp.get_context("fork")
+    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def _parallel(
+    paths: Sequence[str],
+    fmt: str | None,
+    evtx_backend: str,
+    host: str | None,
+    skip_errors: bool,
+    st: Stats,
+    skip: Mapping[str, int],
+    count: int,
+) -> Iterator[Item]:
+    ctx = _context()
+    options = (fmt, evtx_backend, host, skip_errors)
+    tasks = [ctx.Queue() for _ in range(count)]
+    results = [ctx.Queue(maxsize=IN_FLIGHT_BATCHES) for _ in range(count)]
+    procs = [
+        ctx.Process(target=_worker, args=(tasks[w], results[w], options), daemon=True, name=f"map-{w}")
+        for w in range(count)
+    ]
+    owner: dict[int, int] = {}  # source index → worker
+    queued = [0] * count  # sources assigned to each worker and not yet consumed
+    following = 0  # next source to assign
+
+    def assign(w: int) -> None:
+        nonlocal following
+        if following < len(paths) and queued[w] < SOURCES_AHEAD:
+            source = paths[following]
+            tasks[w].put((following, source, skip.get(source, 0)))
+            owner[following] = w
+            queued[w] += 1
+            following += 1
+
+    try:
+        for proc in procs:
+            proc.start()
+        for _ in range(SOURCES_AHEAD):
+            for w in range(count):
+                assign(w)
+        loads = orjson.loads
+        for index, source in enumerate(paths):
+            st.sources += 1
+            w = owner[index]
+            while True:
+                message = _receive(results[w], procs[w], source)
+                kind = message[0]
+                if kind == _BATCH:
+                    _, _, is_json, blob, part = message
+                    rows = loads(blob) if is_json else pickle.loads(blob)
+                    _merge(st, part)
+                    for doc, doc_id, suffix, seq, position in rows:
+                        yield Item(doc, doc_id, suffix, source, seq, position)
+                elif kind == _DONE:
+                    break
+                else:
+                    raise pickle.loads(message[2])
+            queued[w] -= 1
+            assign(w)
+        for q in tasks:
+            q.put(None)
+        for proc in procs:
+            proc.join(timeout=5)
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in procs:
+            if proc.pid is not None:
+                proc.join(timeout=5)
+        for q in results:
+            q.cancel_join_thread()
+            q.close()
+        clean = all(proc.exitcode == 0 for proc in procs)
+        for q in tasks:
+            if not clean:  # a killed worker may have left tasks unread
+                q.cancel_join_thread()
+            q.close()
+            q.join_thread()
+
+
+def _receive(results: Any, proc: Any, source: str) -> tuple[Any, ...]:
+    """The next message of a worker; a worker that died without a word is an error."""
+    while True:
+        try:
+            message: tuple[Any, ...] = results.get(timeout=1.0)
+            return message
+        except queue.Empty:
+            if not proc.is_alive():
+                raise InputError(
+                    f"worker process {proc.name} died (exit code {proc.exitcode}) while mapping",
+                    source=source,
+                ) from None

@@ -65,15 +65,20 @@ _REC_HEAD = struct.Struct("<IIQ")
 
 
 def read_evtx(
-    path: str | Path, *, source: str | None = None, backend: EvtxBackend = "auto"
+    path: str | Path,
+    *,
+    source: str | None = None,
+    backend: EvtxBackend = "auto",
+    threads: int | None = None,
 ) -> Iterator[RawEvent | ReadError]:
     """Yield every record of the EVTX file at ``path`` (all providers) as RawEvent, and a
-    ReadError for each record, chunk or tail that cannot be read."""
+    ReadError for each record, chunk or tail that cannot be read. ``threads``: how many
+    threads the fast parser may use (None: its default, one per core)."""
     name = source if source is not None else str(path)
     if backend == "python":
         yield from _read_python(str(path), name)
         return
-    yield from _read_rust(str(path), name, fallback=backend == "auto")
+    yield from _read_rust(str(path), name, fallback=backend == "auto", threads=threads)
 
 
 # --------------------------------------------------------------------------- fast path
@@ -230,11 +235,15 @@ def _unnamed(value: Any, out: dict[str, str]) -> None:
             out[f"param{index}"] = text
 
 
-def _read_rust(path: str, source: str, *, fallback: bool) -> Iterator[RawEvent | ReadError]:
+def _read_rust(
+    path: str, source: str, *, fallback: bool, threads: int | None = None
+) -> Iterator[RawEvent | ReadError]:
     import evtx  # local: keeps the python backend usable if the wheel is missing
 
     try:
-        parser = evtx.PyEvtxParser(path)
+        parser = (
+            evtx.PyEvtxParser(path) if threads is None else evtx.PyEvtxParser(path, number_of_threads=threads)
+        )
     except (RuntimeError, OSError, ValueError) as exc:
         if not fallback:
             yield ReadError("evtx_chunk", f"fast EVTX parser rejected the file: {exc}", source, "file header")

@@ -31,6 +31,7 @@ class Opened:
     source: str
     host: str | None = None
     evtx_backend: EvtxBackend = "auto"
+    evtx_threads: int | None = None
 
 
 Reader = Callable[[Opened], Iterator[RawEvent | ReadError]]
@@ -38,7 +39,9 @@ Reader = Callable[[Opened], Iterator[RawEvent | ReadError]]
 
 def _evtx(opened: Opened) -> Iterator[RawEvent | ReadError]:
     assert opened.path is not None  # open_source refuses EVTX without a path
-    return read_evtx(opened.path, source=opened.source, backend=opened.evtx_backend)
+    return read_evtx(
+        opened.path, source=opened.source, backend=opened.evtx_backend, threads=opened.evtx_threads
+    )
 
 
 READERS: dict[str, Reader] = {
@@ -89,10 +92,13 @@ def open_source(
     fmt: str | None = None,
     evtx_backend: EvtxBackend = "auto",
     host: str | None = None,
+    evtx_threads: int | None = None,
 ) -> Iterator[RawEvent | ReadError]:
     """Read one input (a file path, or ``-`` for standard input) in format ``fmt`` (detected
     from content when None). Raises InputError at once when the source cannot be opened at
-    all or the format is unknown; everything after that arrives in the stream."""
+    all or the format is unknown; everything after that arrives in the stream.
+
+    ``evtx_threads``: threads the fast EVTX parser may use (None: its default, all cores)."""
     if fmt is not None and fmt not in READERS:
         known = ", ".join(sorted(READERS))
         raise InputError(f"unknown input format {fmt!r} (known: {known})", source=str(path))
@@ -103,7 +109,7 @@ def open_source(
             raise InputError(
                 f"{chosen} input cannot be read from standard input; give a file", source=STDIN_NAME
             )
-        return READERS[chosen](Opened(stream, None, STDIN_NAME, host, evtx_backend))
+        return READERS[chosen](Opened(stream, None, STDIN_NAME, host, evtx_backend, evtx_threads))
     where = Path(path)
     try:
         handle = open(where, "rb")  # noqa: SIM115 - closed by _closing when the stream ends
@@ -114,7 +120,9 @@ def open_source(
     except OSError as exc:
         handle.close()
         raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path)) from exc
-    return _closing(handle, READERS[chosen](Opened(handle, where, str(path), host, evtx_backend)))
+    return _closing(
+        handle, READERS[chosen](Opened(handle, where, str(path), host, evtx_backend, evtx_threads))
+    )
 
 
 def _closing(handle: IO[bytes], events: Iterator[RawEvent | ReadError]) -> Iterator[RawEvent | ReadError]:
