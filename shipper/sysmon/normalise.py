@@ -7,7 +7,7 @@ the ``dict[str, str]`` annotation); everything here accepts ``object`` and never
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -164,6 +164,21 @@ def _normalise_special(name: str, s: str) -> str | None:
     return s
 
 
+# GUID value as written → its rendering ("" for the null GUID, which is dropped). GUIDs repeat
+# a lot (a process's events all carry its ProcessGuid); bounded: cleared when full.
+_GUID_CACHE: dict[str, str] = {}
+_GUID_CACHE_LIMIT: Final = 16384
+
+
+def _guid_rendering(s: str, canonical: Callable[[str], re.Match[str] | None]) -> str:
+    if canonical(s) is not None:
+        return "" if s == NULL_GUID else s
+    guid = normalise_guid(s)
+    if guid == NULL_GUID:
+        return ""
+    return guid or s
+
+
 def normalise_event_data(data: Mapping[str, object]) -> dict[str, str]:
     """A new dict of the EventData fields worth keeping, each in its one canonical rendering.
 
@@ -173,6 +188,7 @@ def normalise_event_data(data: Mapping[str, object]) -> dict[str, str]:
     """
     out: dict[str, str] = {}
     kinds = _KIND_CACHE
+    guids = _GUID_CACHE
     canonical_guid = _CANONICAL_GUID_RE.fullmatch
     for name, value in data.items():
         if name.__class__ is not str:
@@ -191,14 +207,15 @@ def normalise_event_data(data: Mapping[str, object]) -> dict[str, str]:
                 kinds[name] = kind
         if kind:
             if kind == _GUID:
-                if canonical_guid(s) is not None:
-                    if s == NULL_GUID:
-                        continue
-                else:
-                    guid = normalise_guid(s)
-                    if guid == NULL_GUID:
-                        continue
-                    s = guid or s
+                known = guids.get(s)
+                if known is None:
+                    known = _guid_rendering(s, canonical_guid)
+                    if len(guids) >= _GUID_CACHE_LIMIT:
+                        guids.clear()
+                    guids[s] = known
+                if not known:
+                    continue
+                s = known
             elif kind == _BOOL:
                 s = normalise_bool(s) or s
             else:
