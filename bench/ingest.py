@@ -1,0 +1,371 @@
+"""Ingest benchmark: ``sysmon-ship ship`` end to end against the limits, all in one run.
+
+1. End-to-end events/s of ``sysmon-ship ship`` on ≥500k events (generated winlogbeat JSON lines
+   plus the shared EVTX and OTRF data) into a fresh index prefix, against a minimal raw ``_bulk``
+   client sending the *same documents*, pre-serialised as NDJSON, at its best concurrency (swept
+   on a subset, then run on everything, each into a fresh prefix).
+2. ``sysmon-ship ship`` against ``evtx2es`` (installed from PyPI into its own venv under /tmp) on
+   the shared EVTX files repeated to ≥100k records, same node, default refresh for both.
+3. The shipper's peak memory (max RSS of the process) for 1× and 10× input.
+
+Prints figures and ratios; no thresholds. Uses ``ES_URL`` or starts the local node ``bench``.
+Options by environment: ``BENCH_EVENTS`` (generated events, default 440000), ``BENCH_SHARED``
+(path of ``shared``; default ``../shared``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from devtools import es as devnode  # noqa: E402
+from shipper.es import ClusterSettings, check_cluster, make_client  # noqa: E402
+from shipper.pipeline import expand_inputs, iter_documents  # noqa: E402
+from shipper.templates import install  # noqa: E402
+
+SHIP = [sys.executable, "-c", "from shipper.cli import main; main()"]
+CHUNK = 2000
+
+
+def log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _hwm_mib(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        return None
+    return None
+
+
+def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str, str]:
+    """(wall seconds, peak RSS in MiB, stdout, stderr) of a child process. The peak is the
+    child's own VmHWM (polled): ``ru_maxrss`` from wait4 would include this process's RSS at
+    fork time."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        began = time.monotonic()
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err)
+        peak = 0
+        while proc.poll() is None:
+            hwm = _hwm_mib(proc.pid)
+            if hwm is not None:
+                peak = max(peak, hwm)
+            time.sleep(0.05)
+        wall = time.monotonic() - began
+        out.seek(0)
+        err.seek(0)
+        o, e = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+    if proc.returncode not in (0, 3):
+        raise SystemExit(f"{cmd[:4]} failed ({proc.returncode}):\n{e[-2000:]}")
+    return wall, peak, o, e
+
+
+def drop(client: Any, prefix: str) -> None:
+    names = list(client.options(ignore_status=404).indices.get(index=f"{prefix}-*", expand_wildcards="all"))
+    for i in range(0, len(names), 50):
+        client.options(ignore_status=404).indices.delete(index=",".join(names[i : i + 50]))
+    client.options(ignore_status=404).indices.delete_index_template(name=f"{prefix}-events")
+    for n in ("events-settings", "events-mappings"):
+        client.options(ignore_status=404).cluster.delete_component_template(name=f"{prefix}-{n}")
+
+
+def ship(env: dict[str, str], inputs: list[str], prefix: str, work: Path) -> dict[str, Any]:
+    state = work / f"state-{prefix}"
+    cmd = [
+        *SHIP,
+        "ship",
+        *inputs,
+        "--index-prefix",
+        prefix,
+        "--state-dir",
+        str(state),
+        "--json",
+        "--setup",
+        "--no-progress",
+    ]
+    wall, rss, out, _ = run_measured(cmd, env)
+    summary = json.loads(out)
+    events = summary["shipped"] + summary["duplicates"] + summary["dead_lettered"]
+    return {"wall": wall, "rss_mib": rss, "events": events, "eps": events / wall, "summary": summary}
+
+
+# --------------------------------------------------------------------------------------------
+# the raw _bulk limit
+
+
+def serialise(inputs: list[str], path: Path, placeholder: str = "@@P@@") -> int:
+    """The same documents the shipper sends, as bulk NDJSON with an index placeholder."""
+    n = 0
+    with open(path, "wb") as fh:
+        for item in iter_documents(expand_inputs(inputs)):
+            doc = item.doc
+            doc.setdefault("event", {})["ingested"] = "2024-01-01T00:00:00.000Z"
+            fh.write(
+                orjson.dumps(
+                    {"create": {"_index": f"{placeholder}-events-{item.index_suffix}", "_id": item.doc_id}}
+                )
+            )
+            fh.write(b"\n")
+            fh.write(orjson.dumps(doc))
+            fh.write(b"\n")
+            n += 1
+    return n
+
+
+def chunks(path: Path, prefix: str, limit: int | None) -> list[bytes]:
+    out: list[bytes] = []
+    buf: list[bytes] = []
+    docs = 0
+    with open(path, "rb") as fh:
+        for action in fh:
+            body = fh.readline()
+            buf.append(action.replace(b"@@P@@", prefix.encode()))
+            buf.append(body)
+            docs += 1
+            if len(buf) >= 2 * CHUNK:
+                out.append(b"".join(buf))
+                buf = []
+            if limit is not None and docs >= limit:
+                break
+    if buf:
+        out.append(b"".join(buf))
+    return out
+
+
+def raw_bulk(settings: ClusterSettings, bodies: list[bytes], concurrency: int) -> float:
+    """Send pre-serialised bodies with ``concurrency`` keep-alive connections; seconds taken."""
+    u = urlparse(settings.url)
+    lock = threading.Lock()
+    queue = list(reversed(bodies))
+    failures: list[str] = []
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port or 9200, timeout=300)
+        while True:
+            with lock:
+                if not queue:
+                    break
+                body = queue.pop()
+            conn.request("POST", "/_bulk?filter_path=errors", body, {"Content-Type": "application/x-ndjson"})
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status != 200:
+                failures.append(data[:200].decode(errors="replace"))
+        conn.close()
+
+    began = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise SystemExit(f"raw bulk failed: {failures[0]}")
+    return time.monotonic() - began
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    events = int(os.environ.get("BENCH_EVENTS", "440000"))
+    shared = Path(os.environ.get("BENCH_SHARED") or REPO.parent / "shared") / "data" / "sysmon"
+    env = dict(os.environ)
+    if not env.get("ES_URL"):
+        info = devnode.start(name="bench")
+        env.update(info.env())
+    settings = ClusterSettings.from_env(env)
+    if not settings.url.startswith("http://"):
+        log("note: the raw client speaks plain HTTP only; point ES_URL at an http node")
+    client = make_client(settings, request_timeout=300)
+    log(f"Elasticsearch {check_cluster(client, settings.url)} at {settings.url}; cores={os.cpu_count()}")
+    tag = uuid.uuid4().hex[:6]
+    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmpdir:
+        work = Path(tmpdir)
+        gen = work / "gen"
+        t0 = time.monotonic()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "samples",
+                "generate",
+                "--out",
+                str(gen),
+                "--events",
+                str(events),
+                "--seed",
+                "21",
+                "--forms",
+                "winlogbeat",
+            ],
+            check=True,
+            capture_output=True,
+            cwd=REPO,
+        )
+        log(f"generated {events} events in {time.monotonic() - t0:.1f}s")
+        inputs = [str(gen / "winlogbeat.ndjson")]
+        evtx_dir = shared / "evtx-attack-samples"
+        if shared.is_dir():
+            otrf = work / "otrf"
+            for z in sorted((shared / "otrf").glob("*.zip")):
+                with zipfile.ZipFile(z) as zf:
+                    zf.extractall(otrf / z.stem)
+            inputs += [str(evtx_dir), str(otrf)]
+        else:
+            log(f"shared data not found at {shared}: generated events only")
+
+        # 1. end to end vs the raw _bulk limit
+        log("\n== 1. sysmon-ship ship end to end vs raw _bulk (same documents, pre-serialised) ==")
+        e2e = ship(env, inputs, f"bench-e2e-{tag}", work)
+        drop(client, f"bench-e2e-{tag}")
+        s = e2e["summary"]
+        log(
+            f"sysmon-ship ship: {e2e['events']} events in {e2e['wall']:.1f}s = {e2e['eps']:,.0f} events/s "
+            f"(shipped={s['shipped']} duplicates={s['duplicates']} peak RSS {e2e['rss_mib']} MiB)"
+        )
+        ndjson = work / "bulk.ndjson"
+        t0 = time.monotonic()
+        n = serialise(inputs, ndjson)
+        log(
+            f"pre-serialised {n} documents ({ndjson.stat().st_size / 2**20:.0f} MiB) "
+            f"in {time.monotonic() - t0:.1f}s (not timed below)"
+        )
+        sweep: dict[int, float] = {}
+        subset = min(n, 100_000)
+        for c in (1, 2, 4, 8):
+            p = f"bench-raw{c}-{tag}"
+            install(client, p)
+            bodies = chunks(ndjson, p, subset)
+            secs = raw_bulk(settings, bodies, c)
+            sweep[c] = subset / secs
+            drop(client, p)
+            log(f"raw _bulk, {c} connection(s), {subset} docs: {sweep[c]:,.0f} docs/s")
+        best = max(sweep, key=lambda k: sweep[k])
+        p = f"bench-rawbest-{tag}"
+        install(client, p)
+        bodies = chunks(ndjson, p, None)
+        secs = raw_bulk(settings, bodies, best)
+        del bodies
+        drop(client, p)
+        raw_eps = n / secs
+        log(f"raw _bulk at its best concurrency ({best}), all {n} docs: {raw_eps:,.0f} docs/s")
+        ndjson.unlink()
+        log(f"RATIO sysmon-ship / raw _bulk limit = {e2e['eps'] / raw_eps:.2f}x")
+
+        # 2. vs evtx2es
+        log("\n== 2. sysmon-ship ship vs evtx2es on the shared EVTX files repeated to >=100k records ==")
+        if not evtx_dir.is_dir():
+            log("skipped: no shared EVTX files")
+        else:
+            rep = work / "evtx-rep"
+            rep.mkdir()
+            files = sorted(evtx_dir.rglob("*.evtx"))
+            records = 0
+            manifest = {}
+            for line in (evtx_dir / "MANIFEST.tsv").read_text().splitlines()[1:]:
+                cols = line.split("\t")
+                manifest[cols[0]] = int(cols[4])
+            per_copy = sum(manifest.values())
+            copies = -(-100_000 // per_copy)
+            for k in range(copies):
+                for i, f in enumerate(files):
+                    os.link(f, rep / f"c{k:03d}-{i:03d}.evtx")
+            records = per_copy * copies
+            log(
+                f"{len(files)} files x {copies} copies = {records} records "
+                f"({per_copy} per copy, all providers)"
+            )
+            ours = ship(env, [str(rep)], f"bench-evtx-{tag}", work)
+            drop(client, f"bench-evtx-{tag}")
+            log(
+                f"sysmon-ship ship: {records} records in {ours['wall']:.1f}s = "
+                f"{records / ours['wall']:,.0f} records/s "
+                f"({ours['events']} Sysmon documents; copies are duplicates by _id, as they should be)"
+            )
+            venv = Path("/tmp/evtx2es-venv")
+            exe = venv / "bin" / "evtx2es"
+            why = ""
+            if not exe.exists():
+                r = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
+                r2 = (
+                    subprocess.run(
+                        [str(venv / "bin" / "pip"), "install", "-q", "evtx2es"],
+                        capture_output=True,
+                        text=True,
+                    )
+                    if r.returncode == 0
+                    else r
+                )
+                if r2.returncode != 0 or not exe.exists():
+                    why = (r2.stderr or r2.stdout)[-500:]
+            if why:
+                log(f"evtx2es could not be installed: {why}")
+            else:
+                u = urlparse(settings.url)
+                index = f"bench-evtx2es-{tag}"
+                cmd = [
+                    str(exe),
+                    str(rep),
+                    "--host",
+                    u.hostname or "127.0.0.1",
+                    "--port",
+                    str(u.port or 9200),
+                    "--index",
+                    index,
+                    "--scheme",
+                    u.scheme,
+                    "--quiet",
+                ]
+                wall, rss, _, _err = run_measured(cmd, {**os.environ})
+                client.indices.refresh(index=index)
+                got = client.count(index=index)["count"]
+                client.options(ignore_status=404).indices.delete(index=index)
+                log(
+                    f"evtx2es: {records} records in {wall:.1f}s = {records / wall:,.0f} records/s "
+                    f"({got} documents indexed, peak RSS {rss} MiB)"
+                )
+                log(f"RATIO sysmon-ship / evtx2es = {wall / ours['wall']:.2f}x")
+            shutil.rmtree(rep)
+
+        # 3. memory flat in input size
+        log("\n== 3. peak memory (max RSS) for 1x and 10x input ==")
+        one = work / "one.ndjson"
+        with open(gen / "winlogbeat.ndjson", "rb") as src, open(one, "wb") as dst:
+            for i, line in enumerate(src):
+                if i >= events // 10:
+                    break
+                dst.write(line)
+        m1 = ship(env, [str(one)], f"bench-mem1-{tag}", work)
+        drop(client, f"bench-mem1-{tag}")
+        m10 = ship(env, [str(gen / "winlogbeat.ndjson")], f"bench-mem10-{tag}", work)
+        drop(client, f"bench-mem10-{tag}")
+        log(f"1x  ({m1['events']} events):  peak RSS {m1['rss_mib']} MiB, {m1['eps']:,.0f} events/s")
+        log(f"10x ({m10['events']} events): peak RSS {m10['rss_mib']} MiB, {m10['eps']:,.0f} events/s")
+        log(f"RATIO peak memory 10x / 1x = {m10['rss_mib'] / max(m1['rss_mib'], 1):.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
