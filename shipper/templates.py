@@ -123,7 +123,7 @@ def generate_mappings() -> dict[str, Any]:
                     }
                 ],
                 "properties": props,
-            }
+            },
         },
         "_meta": {
             "description": "ECS fields of Sysmon event documents (generated from shipper.sysmon.fields)"
