@@ -3,16 +3,19 @@
 Everything is measured in this one run, side by side, so the ratios hold on a noisy machine:
 
 * EVTX (the shared attack samples, repeated): records/s of
-  - raw ``evtx`` iteration (pyevtx-rs ``records_json()`` decoded with orjson) — the baseline,
+  - raw ``evtx`` iteration (pyevtx-rs ``records_json()`` decoded with orjson, with pyevtx-rs's
+    default threading: one thread per core) — the baseline, and the same with one thread,
   - ``python-evtx`` (records rendered as XML; one pass, it is slow),
-  - our ``convert`` path (``shipper.pipeline.iter_documents`` + orjson serialisation).
+  - our ``convert`` path (``shipper.pipeline.iter_documents`` + orjson serialisation) as
+    ``sysmon-ship convert`` runs it by default (one worker process per core for several
+    sources), and with ``--workers 1`` (everything in one process).
 * JSON lines (generated winlogbeat documents, 1M by default): raw ``orjson.loads`` per line
   against the convert path.
 * Peak memory (max RSS of a fresh ``sysmon-ship convert`` process) for 1× and 10× input.
 
 Goal (issue 3): convert ≥ 0.5× raw ``evtx`` iteration; memory flat in input size.
 
-    .venv/bin/python bench/parse.py [--events 1000000] [--repeat 5] [--quick]
+    .venv/bin/python bench/parse.py [--events 1000000] [--repeat 5] [--workers N] [--quick]
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from shipper.pipeline import Stats, iter_documents  # noqa: E402
+from shipper.pipeline import Stats, effective_workers, iter_documents  # noqa: E402
 
 
 def shared_evtx() -> list[str]:
@@ -54,14 +57,15 @@ def timed(fn: Callable[[], int]) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
-def raw_evtx(files: list[str], repeat: int) -> int:
+def raw_evtx(files: list[str], repeat: int, threads: int | None = None) -> int:
     from evtx import PyEvtxParser
 
     loads = orjson.loads
     n = 0
     for _ in range(repeat):
         for f in files:
-            for rec in PyEvtxParser(f).records_json():
+            parser = PyEvtxParser(f) if threads is None else PyEvtxParser(f, number_of_threads=threads)
+            for rec in parser.records_json():
                 loads(rec["data"])
                 n += 1
     return n
@@ -79,12 +83,13 @@ def python_evtx(files: list[str]) -> int:
     return n
 
 
-def convert(files: list[str], repeat: int, fmt: str | None = None) -> int:
+def convert(files: list[str], repeat: int, fmt: str | None = None, workers: int | None = None) -> int:
+    """The path of ``sysmon-ship convert``: ``workers=None`` is its default (one per core)."""
     dumps = orjson.dumps
     n = 0
     size = 0
     for _ in range(repeat):
-        for item in iter_documents(files, fmt=fmt, stats=Stats()):
+        for item in iter_documents(files, fmt=fmt, stats=Stats(), workers=workers):
             size += len(dumps(item.doc))
             n += 1
     return n
@@ -124,14 +129,17 @@ def generate(out: Path, events: int) -> Path:
 
 
 def peak_rss_mb(inputs: list[str]) -> float:
-    """Max RSS of a fresh process converting ``inputs`` to /dev/null."""
+    """Max RSS of a fresh process converting ``inputs`` to /dev/null (its own or its largest
+    worker's, whichever is larger)."""
     code = (
         "import resource, sys\n"
         "from shipper.cli import main\n"
         "try:\n"
         "    main(['convert', *sys.argv[1:], '-o', '/dev/null'], standalone_mode=False)\n"
         "finally:\n"
-        "    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+        "    print(max(own, workers), file=sys.stderr)\n"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, *inputs], cwd=ROOT, capture_output=True, text=True, check=True
@@ -148,21 +156,35 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000, help="generated JSON-lines events (default 1M)")
     ap.add_argument("--repeat", type=int, default=5, help="passes over the shared EVTX files")
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="convert worker processes (default: as convert, one per core)",
+    )
     args = ap.parse_args()
     if args.quick:
         args.events, args.repeat = 50_000, 1
     files = shared_evtx()
     print(f"EVTX: {len(files)} files from the shared attack samples, {args.repeat} passes")
-    raw_evtx(files[:5], 1)  # warm the page cache and imports
+    raw_evtx(files, 1)  # warm the page cache and imports
+    convert(files, 1, workers=1)  # …and the one-time loads (public suffix list) of convert
     n_raw, t_raw = timed(lambda: raw_evtx(files, args.repeat))
-    n_conv, t_conv = timed(lambda: convert(files, args.repeat))
+    n_raw1, t_raw1 = timed(lambda: raw_evtx(files, args.repeat, threads=1))
+    n_conv, t_conv = timed(lambda: convert(files, args.repeat, workers=args.workers))
+    n_conv1, t_conv1 = timed(lambda: convert(files, args.repeat, workers=1))
     n_py, t_py = timed(lambda: python_evtx(files))
-    print(f"  raw evtx (pyevtx-rs + orjson)   {rate(n_raw, t_raw)}")
-    print(f"  convert (read+map+serialise)    {rate(n_conv, t_conv)}")
+    used = effective_workers(args.workers, files)
+    print(f"  raw evtx (pyevtx-rs + orjson)   {rate(n_raw, t_raw)}   (default threading)")
+    print(f"  raw evtx, one thread            {rate(n_raw1, t_raw1)}")
+    print(f"  convert (read+map+serialise)    {rate(n_conv, t_conv)}   ({used} workers)")
+    print(f"  convert, --workers 1            {rate(n_conv1, t_conv1)}")
     print(f"  python-evtx (XML render)        {rate(n_py, t_py)}")
     r_evtx = (n_conv / t_conv) / (n_raw / t_raw)
+    r_evtx1 = (n_conv1 / t_conv1) / (n_raw1 / t_raw1)
     r_py = (n_conv / t_conv) / (n_py / t_py)
     print(f"  ratio convert / raw evtx = {r_evtx:.2f}x   (goal >= 0.5x)")
+    print(f"  ratio convert --workers 1 / raw evtx one thread = {r_evtx1:.2f}x")
     print(f"  ratio convert / python-evtx = {r_py:.1f}x")
 
     with tempfile.TemporaryDirectory(prefix="bench-parse-") as tmp:
@@ -192,7 +214,8 @@ def main() -> None:
         e10 = peak_rss_mb([str(evtx_dir)])
         print(f"Peak memory on EVTX: 1x {e1:.0f} MB, 10x {e10:.0f} MB, ratio {e10 / e1:.2f}")
     print(
-        f"summary: convert_vs_raw_evtx={r_evtx:.2f} convert_vs_python_evtx={r_py:.1f} "
+        f"summary: convert_vs_raw_evtx={r_evtx:.2f} convert1_vs_raw_evtx1={r_evtx1:.2f} "
+        f"convert_vs_python_evtx={r_py:.1f} "
         f"convert_vs_raw_json={r_json:.2f} mem_json_10x_over_1x={m10 / m1:.2f} "
         f"mem_evtx_10x_over_1x={e10 / e1:.2f} "
         f"self_maxrss_mb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"

@@ -15,7 +15,7 @@ import pickle
 import queue
 import signal
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -174,7 +174,7 @@ def _error_id(err: ReadError) -> str:
 BATCH_DOCUMENTS = 1000
 IN_FLIGHT_BATCHES = 4
 #: Sources queued ahead on one worker (the parent consumes sources in order).
-SOURCES_AHEAD = 2
+SOURCES_AHEAD = 16
 
 
 def iter_documents(
@@ -279,15 +279,16 @@ def _source_items(
 # --------------------------------------------------------------------------- parallel mapping
 #
 # Each worker process takes whole sources from its own task queue, in the order given, and
-# sends their documents back on its own bounded result queue in batches: the documents as one
-# orjson array (pickle when a document is not plain JSON), with the batch's own Stats. The
-# parent reads the sources strictly in order, each from the queue of the worker that has it,
-# so a worker that runs ahead simply blocks on its full queue: memory stays bounded and order
-# and counts are those of a serial run. A worker never handles SIGINT; the parent stops them.
+# sends their documents back on its own bounded result queue. A message is a list of segments
+# ``(index, is_json, rows, stats, done, failure)``: a stretch of one source's documents (one
+# orjson array; pickle when a document is not plain JSON) with the stats of that stretch; a
+# message holds the segments of several small sources, or part of a large one. The parent
+# reads the sources strictly in order, each from the worker that has it, so a worker that
+# runs ahead simply blocks on its full queue: memory stays bounded (workers × in-flight ×
+# batch) and order and counts are those of a serial run. Workers ignore SIGINT; the parent
+# stops them when it ends, however it ends.
 
-_BATCH = "batch"
-_DONE = "done"
-_FAILED = "failed"
+Segment = tuple[int, bool, bytes, Stats, bool, bytes | None]
 
 
 def _merge(into: Stats, part: Stats) -> None:
@@ -328,7 +329,10 @@ def _take(st: Stats) -> Stats:
     return part
 
 
-def _pack(rows: list[tuple[dict[str, Any], str, str, int, str]]) -> tuple[bool, bytes]:
+Row = tuple[dict[str, Any], str, str, int, str]
+
+
+def _pack(rows: list[Row]) -> tuple[bool, bytes]:
     try:
         return True, orjson.dumps(rows)
     except (TypeError, orjson.JSONEncodeError):
@@ -339,33 +343,47 @@ def _worker(tasks: Any, results: Any, options: tuple[Any, ...]) -> None:
     """Worker process: map every source that arrives on ``tasks`` until ``None``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     fmt, evtx_backend, host, skip_errors = options
-    put = results.put
+    pending: list[Segment] = []
+    size = 0  # documents in ``pending``
+
+    def flush() -> None:
+        nonlocal pending, size
+        if pending:
+            results.put(pending)
+            pending, size = [], 0
+
+    def add(index: int, rows: list[Row], st: Stats, done: bool, failure: bytes | None = None) -> None:
+        nonlocal size
+        pending.append((index, *_pack(rows), _take(st), done, failure))
+        size += len(rows)
+        if size >= BATCH_DOCUMENTS or failure is not None:
+            flush()
+
     while True:
+        if tasks.empty():  # nothing more to do at once: let the parent have what is ready
+            flush()
         task = tasks.get()
         if task is None:
+            flush()
             return
         index, source, already = task
         st = Stats()
-        rows: list[tuple[dict[str, Any], str, str, int, str]] = []
+        rows: list[Row] = []
         try:
             # one thread for the EVTX parser: the workers already use the cores
             for item in _source_items(source, fmt, evtx_backend, host, skip_errors, st, already, 1):
                 rows.append((item.doc, item.doc_id, item.index_suffix, item.seq, item.position))
                 if len(rows) >= BATCH_DOCUMENTS:
-                    put((_BATCH, index, *_pack(rows), _take(st)))
+                    add(index, rows, st, False)
                     rows = []
         except Exception as exc:  # sent to the parent, which raises it in order
-            if rows or st.records:
-                put((_BATCH, index, *_pack(rows), _take(st)))
             try:
                 blob = pickle.dumps(exc)
             except Exception:
                 blob = pickle.dumps(RuntimeError(f"{type(exc).__name__}: {exc}"))
-            put((_FAILED, index, blob))
+            add(index, rows, st, True, blob)
             continue
-        if rows or st.records:
-            put((_BATCH, index, *_pack(rows), _take(st)))
-        put((_DONE, index))
+        add(index, rows, st, True)
 
 
 def _context() -> Any:
@@ -419,22 +437,23 @@ def _parallel(
             for w in range(count):
                 assign(w)
         loads = orjson.loads
+        stash: list[deque[Segment]] = [deque() for _ in range(count)]
         for index, source in enumerate(paths):
             st.sources += 1
             w = owner[index]
-            while True:
-                message = _receive(results[w], procs[w], source)
-                kind = message[0]
-                if kind == _BATCH:
-                    _, _, is_json, blob, part = message
-                    rows = loads(blob) if is_json else pickle.loads(blob)
-                    _merge(st, part)
-                    for doc, doc_id, suffix, seq, position in rows:
-                        yield Item(doc, doc_id, suffix, source, seq, position)
-                elif kind == _DONE:
-                    break
-                else:
-                    raise pickle.loads(message[2])
+            done = False
+            while not done:
+                if not stash[w]:
+                    stash[w].extend(_receive(results[w], procs[w], source))
+                segment_index, is_json, blob, part, done, failure = stash[w].popleft()
+                if segment_index != index:  # pragma: no cover - a bug, never a data problem
+                    raise RuntimeError(f"worker sent source {segment_index} before {index}")
+                rows = loads(blob) if is_json else pickle.loads(blob)
+                _merge(st, part)
+                for doc, doc_id, suffix, seq, position in rows:
+                    yield Item(doc, doc_id, suffix, source, seq, position)
+                if failure is not None:
+                    raise pickle.loads(failure)
             queued[w] -= 1
             assign(w)
         for q in tasks:
@@ -459,11 +478,11 @@ def _parallel(
             q.join_thread()
 
 
-def _receive(results: Any, proc: Any, source: str) -> tuple[Any, ...]:
+def _receive(results: Any, proc: Any, source: str) -> list[Segment]:
     """The next message of a worker; a worker that died without a word is an error."""
     while True:
         try:
-            message: tuple[Any, ...] = results.get(timeout=1.0)
+            message: list[Segment] = results.get(timeout=1.0)
             return message
         except queue.Empty:
             if not proc.is_alive():
