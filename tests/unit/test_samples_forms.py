@@ -227,3 +227,10 @@ def test_intel_files_match_the_scenario(day_dir: Path) -> None:
     images = set(lines("allowlist-images.txt"))
     assert C.BIN["explorer.exe"].path in images
     assert all(not p.endswith(C.DROPPER_NAME) for p in images)
+
+
+def test_generator_titles_agree_with_the_readers_table() -> None:
+    from samples.model import TITLES as WORLD
+    from shipper.sysmon.events import TITLES as READER
+
+    assert {k: v.lower() for k, v in WORLD.items()} == {k: v.lower() for k, v in READER.items() if k in WORLD}
