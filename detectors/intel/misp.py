@@ -17,7 +17,7 @@ from typing import Any
 from shipper.errors import InputError
 
 from .model import IndicatorType, ParseIssue, ParseItem, ParseOptions, clean, iso_utc, parse_port
-from .registry import Meta, ParseContext, register
+from .registry import Meta, ParseContext, first_lines, load_json_document, register
 
 # attribute type -> what each "|"-separated part is: an indicator type, "port" or "filename"
 MISP_TYPES: dict[str, tuple[str, ...]] = {
@@ -47,24 +47,13 @@ def _sniff_misp(head: str, filename: str | None) -> bool:
     return bool(re.match(r'\s*\{\s*"Event"\s*:', head) or _MANIFEST.match(head))
 
 
-def uuid_lines(text: str) -> dict[str, int]:
-    lines: dict[str, int] = {}
-    line, last = 1, 0
-    for m in _UUID.finditer(text):
-        line += text.count("\n", last, m.start())
-        last = m.start()
-        lines.setdefault(m.group(1), line)
-    return lines
-
-
 @register("misp", sniff=_sniff_misp, priority=10, description="MISP feed event JSON (or a feed folder)")
 def parse_misp(lines: Iterable[str], ctx: ParseContext) -> Iterator[ParseItem]:
-    text = "".join(lines)
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        yield ctx.issue(getattr(exc, "lineno", 1), f"not a JSON document: {exc}")
+    loaded = load_json_document(lines, ctx)
+    if isinstance(loaded, ParseIssue):
+        yield loaded
         return
+    text, doc = loaded
     if not isinstance(doc, dict) or not isinstance(doc.get("Event"), dict):
         if isinstance(doc, dict) and _MANIFEST.match(text):
             yield ctx.issue(1, "a MISP feed manifest: parse the feed folder (parse_path) instead")
@@ -72,7 +61,7 @@ def parse_misp(lines: Iterable[str], ctx: ParseContext) -> Iterator[ParseItem]:
             yield ctx.issue(1, "not a MISP event (no 'Event' object)")
         return
     event: dict[str, Any] = doc["Event"]
-    where = uuid_lines(text)
+    where = first_lines(text, _UUID)
     tags = _tag_names(event)
     base: dict[str, Any] = {
         "event_uuid": event.get("uuid"),

@@ -11,13 +11,15 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
+import json
 import os
+import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, TypedDict, cast
+from typing import IO, Any, TypedDict, cast
 
 from shipper.errors import InputError
 
@@ -338,6 +340,28 @@ def _merge(a: Indicator, b: Indicator) -> Indicator:
 
 
 # built-in formats register themselves on import
+def first_lines(text: str, pattern: re.Pattern[str]) -> dict[str, int]:
+    """Line number of the first match of ``pattern``'s group 1 for each distinct value, in one
+    pass — how JSON feeds (STIX ids, MISP uuids) point their issues at a line."""
+    lines: dict[str, int] = {}
+    line, last = 1, 0
+    for m in pattern.finditer(text):
+        line += text.count("\n", last, m.start())
+        last = m.start()
+        lines.setdefault(m.group(1), line)
+    return lines
+
+
+def load_json_document(lines: Iterable[str], ctx: ParseContext) -> tuple[str, Any] | ParseIssue:
+    """A whole-document JSON feed (STIX bundle, MISP event): its text and parsed value, or the
+    issue naming the line where it is broken."""
+    text = "".join(lines)
+    try:
+        return text, json.loads(text)
+    except ValueError as exc:
+        return ctx.issue(getattr(exc, "lineno", 1), f"not a JSON document: {exc}")
+
+
 from . import misp as _misp  # noqa: E402
 from . import parsers as _parsers  # noqa: E402
 from . import stix as _stix  # noqa: E402

@@ -14,14 +14,13 @@ are ignored. In an ``OR`` of supported and unsupported comparisons the supported
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from .model import IndicatorType, ParseIssue, ParseItem, clean, iso_utc, parse_confidence
-from .registry import Meta, ParseContext, register
+from .registry import Meta, ParseContext, first_lines, load_json_document, register
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -130,25 +129,13 @@ def _sniff_stix(head: str, filename: str | None) -> bool:
 _ID = re.compile(r'"id"\s*:\s*"([^"]+)"')
 
 
-def id_lines(text: str) -> dict[str, int]:
-    """Line of the first ``"id": "..."`` of each object in a JSON text (one pass)."""
-    lines: dict[str, int] = {}
-    line, last = 1, 0
-    for m in _ID.finditer(text):
-        line += text.count("\n", last, m.start())
-        last = m.start()
-        lines.setdefault(m.group(1), line)
-    return lines
-
-
 @register("stix", sniff=_sniff_stix, priority=10, description="STIX 2.1 bundle or TAXII 2.1 envelope")
 def parse_stix(lines: Iterable[str], ctx: ParseContext) -> Iterator[ParseItem]:
-    text = "".join(lines)
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        yield ctx.issue(getattr(exc, "lineno", 1), f"not a JSON document: {exc}")
+    loaded = load_json_document(lines, ctx)
+    if isinstance(loaded, ParseIssue):
+        yield loaded
         return
+    text, doc = loaded
     if isinstance(doc, dict) and isinstance(doc.get("objects"), list):
         objects: list[Any] = doc["objects"]
     elif isinstance(doc, list):
@@ -158,7 +145,7 @@ def parse_stix(lines: Iterable[str], ctx: ParseContext) -> Iterator[ParseItem]:
     else:
         yield ctx.issue(1, "neither a STIX bundle nor a TAXII envelope (no 'objects' list)")
         return
-    where = id_lines(text)
+    where = first_lines(text, _ID)
     malware = _malware_names(objects)
     for index, obj in enumerate(objects):
         if not isinstance(obj, dict):
