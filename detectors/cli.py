@@ -24,3 +24,7 @@ main.add_command(intel)
 from detectors.commands import register as _register_detector_commands  # noqa: E402
 
 _register_detector_commands(main)
+
+from detectors.kibana import kibana  # noqa: E402
+
+main.add_command(kibana)
