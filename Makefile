@@ -32,8 +32,12 @@ integration: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m devtools.demo
 
+# Each benchmark starts its own local node unless ES_URL is set, and prints figures and ratios.
 bench: $(STAMP)
 	$(PY) bench/parse.py
+	$(PY) bench/ingest.py
+	$(PY) bench/intel.py
+	$(PY) bench/detect.py
 
 es-start: $(STAMP)
 	$(PY) -m devtools.es start --name dev --port $${ES_PORT:-9200}
