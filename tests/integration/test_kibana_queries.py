@@ -121,7 +121,7 @@ def _lens(es: Elasticsearch, day: Day, name: str) -> list[dict[str, Any]]:
     [layer] = lens_layers(obj)
     req = lens_request(day.objects, obj, layer, time_range=_range(day, obj))
     resp = es.search(index=req.index, query=req.query, aggs=req.aggs, size=0, track_total_hits=True)
-    return lens_rows(req, resp)
+    return lens_rows(req, resp.body)
 
 
 def _code(day: Day, code: str) -> list[dict[str, Any]]:
@@ -140,10 +140,10 @@ def test_every_saved_search_and_lens_layer_runs_and_finds_data(es: Elasticsearch
             ran += 1
         elif obj["type"] == "lens":
             for layer in lens_layers(obj):
-                req = lens_request(day.objects, obj, layer, time_range=_range(day, obj))
-                resp = es.search(index=req.index, query=req.query, aggs=req.aggs, size=0)
-                rows = lens_rows(req, resp)
-                assert sum(r[req.metrics[0]] for r in rows) > 0, obj["id"]
+                lreq = lens_request(day.objects, obj, layer, time_range=_range(day, obj))
+                lresp = es.search(index=lreq.index, query=lreq.query, aggs=lreq.aggs, size=0)
+                rows = lens_rows(lreq, lresp.body)
+                assert sum(r[lreq.metrics[0]] for r in rows) > 0, obj["id"]
                 ran += 1
     assert ran == sum(o["type"] in ("search", "lens") for o in day.objects.all())
 
