@@ -10,15 +10,13 @@ ECS field an alert copies from its event has exactly the event's type, and add
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from elasticsearch import Elasticsearch
 
 from detectors.state import ensure_state_index
 from shipper import templates as event_templates
-
-MAPPINGS_DIR = Path(__file__).resolve().parents[1] / "mappings"
+from shipper.templates import mappings_dir
 
 
 def _fill(value: Any, prefix: str) -> Any:
@@ -32,7 +30,7 @@ def _fill(value: Any, prefix: str) -> Any:
 
 
 def _load(name: str, prefix: str) -> dict[str, Any]:
-    body: dict[str, Any] = _fill(json.loads((MAPPINGS_DIR / name).read_text(encoding="utf-8")), prefix)
+    body: dict[str, Any] = _fill(json.loads((mappings_dir() / name).read_text(encoding="utf-8")), prefix)
     return body
 
 

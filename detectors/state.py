@@ -17,14 +17,12 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
 from detectors.query import iso
-
-MAPPINGS_DIR = Path(__file__).resolve().parents[1] / "mappings"
+from shipper.templates import mappings_dir
 
 
 def state_index(prefix: str) -> str:
@@ -32,7 +30,7 @@ def state_index(prefix: str) -> str:
 
 
 def state_body() -> dict[str, Any]:
-    body: dict[str, Any] = json.loads((MAPPINGS_DIR / "state.json").read_text(encoding="utf-8"))
+    body: dict[str, Any] = json.loads((mappings_dir() / "state.json").read_text(encoding="utf-8"))
     return body
 
 

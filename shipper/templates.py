@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from typing import Any, Final, Literal
 import orjson
 from elasticsearch import ApiError, Elasticsearch
 
+from shipper.assets import asset_dir
 from shipper.errors import ClusterError
 
 #: Above the stock ``logs`` template (priority 500).
@@ -46,12 +46,9 @@ Change = Literal["created", "updated", "unchanged"]
 
 
 def mappings_dir() -> Path:
-    """``mappings/`` next to the package (a source checkout or an editable install), or
-    ``SYSMON_MAPPINGS_DIR``."""
-    env = os.environ.get("SYSMON_MAPPINGS_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parent.parent / "mappings"
+    """The templates folder (``shipper.assets``): the source tree's ``mappings/``, the installed
+    package's copy, or ``SYSMON_MAPPINGS_DIR``."""
+    return asset_dir("mappings")
 
 
 # --------------------------------------------------------------------------------------------

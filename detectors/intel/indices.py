@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Any
 
 from elasticsearch import BadRequestError, Elasticsearch
 
-MAPPINGS_DIR = Path(__file__).resolve().parents[2] / "mappings"
+from shipper.templates import mappings_dir
+
 TEMPLATES = ("intel-indicators", "intel-lookup", "intel-feeds")
 MAX_TERMS_COUNT = 65_536  # Elasticsearch's default index.max_terms_count
 DEFAULT_CHUNK_SIZE = 50_000
@@ -51,7 +51,7 @@ def chunk_id(feed: str, generation_id: str, kind: str, number: int) -> str:
 
 def template(name: str, prefix: str) -> dict[str, Any]:
     """The index template ``mappings/<name>.json`` with ``{prefix}`` filled in."""
-    text = (MAPPINGS_DIR / f"{name}.json").read_text(encoding="utf-8")
+    text = (mappings_dir() / f"{name}.json").read_text(encoding="utf-8")
     body: dict[str, Any] = json.loads(text.replace("{prefix}", prefix))
     return body
 

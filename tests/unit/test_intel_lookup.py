@@ -10,7 +10,6 @@ import pytest
 
 from detectors.intel.indices import (
     DEFAULT_CHUNK_SIZE,
-    MAPPINGS_DIR,
     MAX_TERMS_COUNT,
     TEMPLATES,
     chunk_id,
@@ -20,6 +19,7 @@ from detectors.intel.indices import (
 from detectors.intel.loader import LoadResult, feed_from_location
 from detectors.intel.lookup import CASELESS_TYPES, FIELD_TYPES, _matches
 from detectors.intel.model import INDICATOR_TYPES, Indicator
+from shipper.templates import mappings_dir
 
 
 def test_field_types_cover_the_detector_fields() -> None:
@@ -75,7 +75,7 @@ def test_ids_are_deterministic_and_distinct() -> None:
 def test_templates_are_valid_json_with_the_prefix_filled_in() -> None:
     assert DEFAULT_CHUNK_SIZE < MAX_TERMS_COUNT
     for name in TEMPLATES:
-        raw = (MAPPINGS_DIR / f"{name}.json").read_text(encoding="utf-8")
+        raw = (mappings_dir() / f"{name}.json").read_text(encoding="utf-8")
         json.loads(raw)
         body = template(name, "acme")
         assert body["index_patterns"] == [f"acme-{name}"]
