@@ -36,9 +36,15 @@ from urllib.parse import quote, urlsplit
 
 import click
 
+from shipper.assets import asset_dir
 from shipper.errors import ConfigError, SysmonError
 
-KIBANA_DIR = Path(__file__).resolve().parents[1] / "kibana"
+
+def kibana_dir() -> Path:
+    """The saved objects shipped with the project (``shipper.assets``; ``SYSMON_KIBANA_DIR``)."""
+    return asset_dir("kibana")
+
+
 DEFAULT_PREFIX = "sysmon"
 #: Import order: data views first, then what refers to them.
 FILE_ORDER = ("data-views.ndjson", "sysmon-overview.ndjson", "sysmon-alerts.ndjson")
@@ -77,8 +83,10 @@ def _ordered(names: Iterable[str]) -> list[str]:
     return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
 
-def load_objects(directory: Path = KIBANA_DIR) -> SavedObjects:
-    """Every ``*.ndjson`` file of ``directory``; a bad line raises naming file and line."""
+def load_objects(directory: Path | None = None) -> SavedObjects:
+    """Every ``*.ndjson`` file of ``directory`` (default: the shipped objects); a bad line raises
+    naming file and line."""
+    directory = directory or kibana_dir()
     paths = {p.name: p for p in directory.glob("*.ndjson")}
     if not paths:
         raise KibanaError("no saved-object files (*.ndjson)", source=str(directory))
@@ -147,7 +155,7 @@ def with_prefix(objects: SavedObjects, prefix: str) -> SavedObjects:
 def export(objects: SavedObjects, out_dir: Path) -> list[Path]:
     """Write each file of ``objects`` into ``out_dir`` (created); refuses the project's own
     ``kibana/`` folder, whose files must keep the default prefix."""
-    if out_dir.resolve() == KIBANA_DIR.resolve():
+    if out_dir.resolve() == kibana_dir().resolve():
         raise KibanaError("refusing to overwrite the project's own saved objects", source=str(out_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

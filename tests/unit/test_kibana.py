@@ -16,13 +16,13 @@ from click.testing import CliRunner
 
 from detectors.cli import main
 from detectors.kibana import (
-    KIBANA_DIR,
     RECORDS_FIELD,
     KibanaError,
     SavedObjects,
     dashboard_panels,
     data_view_of,
     fields_used,
+    kibana_dir,
     kql_to_lucene,
     lens_layers,
     lens_request,
@@ -108,7 +108,7 @@ def _ids(kind: str) -> list[str]:
 
 
 def test_every_line_is_a_kibana_9_saved_object() -> None:
-    for path in sorted(KIBANA_DIR.glob("*.ndjson")):
+    for path in sorted(kibana_dir().glob("*.ndjson")):
         lines = path.read_text(encoding="utf-8").splitlines()
         assert lines, path
         for n, line in enumerate(lines, 1):
@@ -414,7 +414,7 @@ def test_cli_export_to_stdout_and_prefix_from_env() -> None:
 
 
 def test_cli_export_refuses_the_project_folder() -> None:
-    res = CliRunner().invoke(main, ["kibana", "export", "--out", str(KIBANA_DIR)])
+    res = CliRunner().invoke(main, ["kibana", "export", "--out", str(kibana_dir())])
     assert res.exit_code != 0 and "refusing" in res.output
 
 
