@@ -290,8 +290,9 @@ def main() -> int:
             per_copy = sum(manifest.values())
             copies = -(-100_000 // per_copy)
             for k in range(copies):
+                (rep / f"c{k:03d}").mkdir()
                 for i, f in enumerate(files):
-                    os.link(f, rep / f"c{k:03d}-{i:03d}.evtx")
+                    os.link(f, rep / f"c{k:03d}" / f"{i:03d}.evtx")
             records = per_copy * copies
             log(
                 f"{len(files)} files x {copies} copies = {records} records "
@@ -302,7 +303,19 @@ def main() -> int:
             log(
                 f"sysmon-ship ship: {records} records in {ours['wall']:.1f}s = "
                 f"{records / ours['wall']:,.0f} records/s "
-                f"({ours['events']} Sysmon documents; copies are duplicates by _id, as they should be)"
+                f"({ours['events']} Sysmon documents; copies are duplicates by _id: this is a re-ship)"
+            )
+            # The fair comparison: every copy is new to both tools. Each copy goes, in its own run,
+            # into a fresh index prefix (ours) or a fresh index (evtx2es), so both pay the same
+            # process start per copy and index every record.
+            fair_ours = 0.0
+            for k in range(copies):
+                r = ship(env, [str(rep / f"c{k:03d}")], f"bench-evtx-{tag}-{k}", work)
+                fair_ours += r["wall"]
+                drop(client, f"bench-evtx-{tag}-{k}")
+            log(
+                f"sysmon-ship ship, one run per copy into fresh prefixes: {records} records in "
+                f"{fair_ours:.1f}s = {records / fair_ours:,.0f} records/s (every document new)"
             )
             venv = Path("/tmp/evtx2es-venv")
             exe = venv / "bin" / "evtx2es"
@@ -343,10 +356,29 @@ def main() -> int:
                 got = client.count(index=index)["count"]
                 client.options(ignore_status=404).indices.delete(index=index)
                 log(
-                    f"evtx2es: {records} records in {wall:.1f}s = {records / wall:,.0f} records/s "
-                    f"({got} documents indexed, peak RSS {rss} MiB)"
+                    f"evtx2es, one run over all copies: {records} records in {wall:.1f}s = "
+                    f"{records / wall:,.0f} records/s ({got} documents indexed, peak RSS {rss} MiB)"
                 )
-                log(f"RATIO sysmon-ship / evtx2es = {wall / ours['wall']:.2f}x")
+                log(
+                    "ratio sysmon-ship re-ship / evtx2es (all copies, one run each) = "
+                    f"{wall / ours['wall']:.2f}x"
+                )
+                fair_theirs = 0.0
+                for k in range(copies):
+                    cmd_k = [*cmd]
+                    cmd_k[1] = str(rep / f"c{k:03d}")
+                    cmd_k[cmd_k.index("--index") + 1] = f"{index}-{k}"
+                    w, _rss, _, _ = run_measured(cmd_k, {**os.environ})
+                    fair_theirs += w
+                    client.options(ignore_status=404).indices.delete(index=f"{index}-{k}")
+                log(
+                    f"evtx2es, one run per copy into fresh indices: {records} records in "
+                    f"{fair_theirs:.1f}s = {records / fair_theirs:,.0f} records/s"
+                )
+                log(
+                    "RATIO sysmon-ship / evtx2es (every document new to both) = "
+                    f"{fair_theirs / fair_ours:.2f}x"
+                )
             shutil.rmtree(rep)
 
         # 3. memory flat in input size
