@@ -93,7 +93,8 @@ class Stats:
 class Item:
     """One document ready for the sink. ``seq`` is the 1-based ordinal of the record within its
     source, over everything the reader yielded (other providers included), so ``skip`` can
-    resume a source after its last acknowledged record."""
+    resume a source after its last acknowledged record. ``end_offset``/``end_line``: the
+    record's resume point (see ``RawEvent``; None when unknown), for ``start``."""
 
     doc: dict[str, Any]
     doc_id: str
@@ -101,6 +102,8 @@ class Item:
     source: str
     seq: int
     position: str
+    end_offset: int | None = None
+    end_line: int | None = None
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[str]:
@@ -186,8 +189,15 @@ def iter_documents(
     stats: Stats | None = None,
     skip: Mapping[str, int] | None = None,
     workers: int | None = 1,
+    start: Mapping[str, tuple[int, int, int]] | None = None,
 ) -> Iterator[Item]:
     """Stream ECS documents from ``paths`` (already expanded), counting everything in ``stats``.
+
+    ``start``: per source, ``(byte offset, line number, seq base)`` — read a line-based source
+    from a record's ``end_offset``/``end_line`` (a mid-file start of any other form is an
+    InputError), numbering its records from ``seq base + 1`` (the seq of that record + 1). The
+    records before the offset are neither read nor counted. ``skip`` still applies to the seq
+    numbers (a skip at or below the base skips nothing more).
 
     ``workers`` > 1 reads and maps that many sources at once in worker processes (None: one
     per core, when there are several sources). The documents, ids, order and stats are exactly
@@ -199,10 +209,18 @@ def iter_documents(
         for source in paths:
             st.sources += 1
             yield from _source_items(
-                source, fmt, evtx_backend, host, skip_errors, st, (skip or {}).get(source, 0), None
+                source,
+                fmt,
+                evtx_backend,
+                host,
+                skip_errors,
+                st,
+                (skip or {}).get(source, 0),
+                None,
+                (start or {}).get(source),
             )
         return
-    yield from _parallel(paths, fmt, evtx_backend, host, skip_errors, st, skip or {}, count)
+    yield from _parallel(paths, fmt, evtx_backend, host, skip_errors, st, skip or {}, count, start or {})
 
 
 def effective_workers(workers: int | None, paths: Sequence[str]) -> int:
@@ -222,11 +240,20 @@ def _source_items(
     st: Stats,
     already: int,
     evtx_threads: int | None,
+    start: tuple[int, int, int] | None = None,
 ) -> Iterator[Item]:
     """The documents of one source, counted in ``st`` (all but ``sources``)."""
     last_time: str | None = None
-    seq = 0
-    events = open_source(source, fmt, evtx_backend=evtx_backend, host=host, evtx_threads=evtx_threads)  # type: ignore[arg-type]
+    offset, line, seq = start if start is not None else (0, 1, 0)
+    events = open_source(
+        source,
+        fmt,
+        evtx_backend=evtx_backend,  # type: ignore[arg-type]
+        host=host,
+        evtx_threads=evtx_threads,
+        start_offset=offset,
+        start_line=line,
+    )
     for rec in events:
         seq += 1
         st.records += 1
@@ -248,6 +275,8 @@ def _source_items(
                 source,
                 seq,
                 rec.position,
+                rec.end_offset,
+                rec.end_line,
             )
             continue
         if not rec.is_sysmon:
@@ -273,7 +302,7 @@ def _source_items(
         else:
             last_time = ts
         st.documents += 1
-        yield Item(doc, doc_id, suffix, source, seq, rec.position)
+        yield Item(doc, doc_id, suffix, source, seq, rec.position, rec.end_offset, rec.end_line)
 
 
 # --------------------------------------------------------------------------- parallel mapping
@@ -329,7 +358,7 @@ def _take(st: Stats) -> Stats:
     return part
 
 
-Row = tuple[dict[str, Any], str, str, int, str]
+Row = tuple[dict[str, Any], str, str, int, str, int | None, int | None]
 
 
 def _pack(rows: list[Row]) -> tuple[bool, bytes]:
@@ -366,13 +395,23 @@ def _worker(tasks: Any, results: Any, options: tuple[Any, ...]) -> None:
         if task is None:
             flush()
             return
-        index, source, already = task
+        index, source, already, start = task
         st = Stats()
         rows: list[Row] = []
         try:
             # one thread for the EVTX parser: the workers already use the cores
-            for item in _source_items(source, fmt, evtx_backend, host, skip_errors, st, already, 1):
-                rows.append((item.doc, item.doc_id, item.index_suffix, item.seq, item.position))
+            for item in _source_items(source, fmt, evtx_backend, host, skip_errors, st, already, 1, start):
+                rows.append(
+                    (
+                        item.doc,
+                        item.doc_id,
+                        item.index_suffix,
+                        item.seq,
+                        item.position,
+                        item.end_offset,
+                        item.end_line,
+                    )
+                )
                 if len(rows) >= BATCH_DOCUMENTS:
                     add(index, rows, st, False)
                     rows = []
@@ -408,6 +447,7 @@ def _parallel(
     st: Stats,
     skip: Mapping[str, int],
     count: int,
+    start: Mapping[str, tuple[int, int, int]],
 ) -> Iterator[Item]:
     ctx = _context()
     options = (fmt, evtx_backend, host, skip_errors)
@@ -425,7 +465,8 @@ def _parallel(
         nonlocal following
         if following < len(paths) and queued[w] < SOURCES_AHEAD:
             source = paths[following]
-            tasks[w].put((following, source, skip.get(source, 0)))
+            begin = start.get(source)
+            tasks[w].put((following, source, skip.get(source, 0), tuple(begin) if begin else None))
             owner[following] = w
             queued[w] += 1
             following += 1
@@ -450,8 +491,8 @@ def _parallel(
                     raise RuntimeError(f"worker sent source {segment_index} before {index}")
                 rows = loads(blob) if is_json else pickle.loads(blob)
                 _merge(st, part)
-                for doc, doc_id, suffix, seq, position in rows:
-                    yield Item(doc, doc_id, suffix, source, seq, position)
+                for doc, doc_id, suffix, seq, position, end_offset, end_line in rows:
+                    yield Item(doc, doc_id, suffix, source, seq, position, end_offset, end_line)
                 if failure is not None:
                     raise pickle.loads(failure)
             queued[w] -= 1

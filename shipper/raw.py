@@ -27,6 +27,11 @@ class RawEvent:
       ``line 17``) — used in error messages and checkpoints.
     - ``original``: the record's own text when the reader has it cheaply (XML, JSON line, text
       block); used for ``event.original`` on pipeline errors. EVTX readers leave it None.
+    - ``end_offset``/``end_line``: for line-based inputs (JSON lines, event XML, rendered text),
+      the byte offset in the source file just past this record and the line number there: a
+      read started at that offset and line (``open_source(start_offset=, start_line=)``) goes
+      on with the next record exactly as a full read would. None where the reader cannot know
+      it (EVTX, JSON arrays, a record cut by the end of input, undecodable bytes before it).
     """
 
     provider: str
@@ -48,6 +53,8 @@ class RawEvent:
     source: str = ""
     position: str = ""
     original: str | None = None
+    end_offset: int | None = None
+    end_line: int | None = None
 
     @property
     def is_sysmon(self) -> bool:
@@ -58,10 +65,14 @@ class RawEvent:
 class ReadError:
     """A record a reader could not turn into a RawEvent. Yielded in the stream (never raised),
     so one bad record never aborts a file. ``kind`` is a short machine word
-    (``evtx_record``, ``evtx_chunk``, ``xml``, ``json``, ``text``, ``field``)."""
+    (``evtx_record``, ``evtx_chunk``, ``xml``, ``json``, ``text``, ``field``). ``end_offset`` and
+    ``end_line`` as in RawEvent (None when resuming after this error could differ from reading
+    on)."""
 
     kind: str
     message: str
     source: str
     position: str
     original: str | None = None
+    end_offset: int | None = None
+    end_line: int | None = None

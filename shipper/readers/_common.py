@@ -35,6 +35,66 @@ def sniff_encoding(head: bytes) -> str:
     return "utf-8"
 
 
+#: BOM-announcing decoder → (the same encoding without a BOM, BOM length in bytes).
+_PLAIN: dict[str, tuple[str, int]] = {
+    "utf-8-sig": ("utf-8", 3),
+    "utf-32": ("utf-32", 4),
+    "utf-16": ("utf-16", 2),
+}
+
+
+def decoding(head: bytes) -> tuple[str, str, int]:
+    """``(decoder, plain, bom)`` for a file whose first bytes are ``head``: the codec that
+    decodes it from its start, the BOM-less codec of the same encoding (to decode from a
+    position after the head, and to count bytes), and the length of the BOM."""
+    name = sniff_encoding(head)
+    if name not in _PLAIN:
+        return name, name, 0
+    family, bom = _PLAIN[name]
+    if family == "utf-8":
+        return name, "utf-8", bom
+    little = head.startswith(codecs.BOM_UTF32_LE if bom == 4 else codecs.BOM_UTF16_LE)
+    return name, f"{family}-{'le' if little else 'be'}", bom
+
+
+class ByteCounter:
+    """Byte offsets in the source of positions in its decoded text, advanced over the text
+    consumed in order. Exact for valid input; once undecodable bytes were replaced (U+FFFD)
+    the offset is unknown (None) for the rest of the read."""
+
+    __slots__ = ("codec", "offset", "width")
+
+    def __init__(self, offset: int | None, codec: str) -> None:
+        self.offset: int | None = offset
+        self.codec = codec
+        self.width = 4 if "32" in codec else 2 if "16" in codec else 1
+
+    def advance(self, text: str) -> int | None:
+        if self.offset is None or not text:
+            return self.offset
+        if text.isascii():
+            self.offset += len(text) * self.width
+        elif "\ufffd" in text:
+            self.offset = None
+        else:
+            self.offset += len(text.encode(self.codec, "surrogatepass"))
+        return self.offset
+
+
+def decoded(
+    stream: IO[bytes], offset: int | None = 0, codec: str | None = None
+) -> tuple[Iterator[str], ByteCounter]:
+    """The decoded blocks of ``stream`` and a byte counter for them. ``offset`` is where the
+    stream is positioned in its file (None: not a file, such as standard input — no offsets);
+    ``codec`` (the BOM-less codec of the file, see :func:`decoding`) must be given when that
+    is not the file's start."""
+    buffered = peekable(stream)
+    if codec is None:
+        name, plain, bom = decoding(buffered.peek(4)[:4])
+        return text_blocks(buffered, codec=name), ByteCounter(None if offset is None else offset + bom, plain)
+    return text_blocks(buffered, codec=codec), ByteCounter(offset, codec)
+
+
 def peekable(stream: IO[bytes]) -> io.BufferedReader:
     """``stream`` as a buffered reader that supports ``peek``."""
     if isinstance(stream, io.BufferedReader):
@@ -42,11 +102,13 @@ def peekable(stream: IO[bytes]) -> io.BufferedReader:
     return io.BufferedReader(stream)  # type: ignore[arg-type]
 
 
-def text_blocks(stream: IO[bytes], block_size: int = BLOCK_SIZE) -> Iterator[str]:
-    """Decode ``stream`` block by block (BOM-sniffed; undecodable bytes become U+FFFD)."""
+def text_blocks(stream: IO[bytes], block_size: int = BLOCK_SIZE, codec: str | None = None) -> Iterator[str]:
+    """Decode ``stream`` block by block (BOM-sniffed unless ``codec`` is given; undecodable
+    bytes become U+FFFD)."""
     buffered = peekable(stream)
-    head = buffered.peek(4)[:4]
-    decoder = codecs.getincrementaldecoder(sniff_encoding(head))(errors="replace")
+    if codec is None:
+        codec = sniff_encoding(buffered.peek(4)[:4])
+    decoder = codecs.getincrementaldecoder(codec)(errors="replace")
     while True:
         block = buffered.read(block_size)
         if not block:

@@ -36,15 +36,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import IO, Any
 
 import orjson
 
 from shipper.raw import SYSMON_PROVIDER, RawEvent, ReadError
 from shipper.readers._common import (
+    decoded,
     guid_braced,
     keywords_hex,
-    text_blocks,
     text_value,
     to_int,
     utc_iso,
@@ -223,21 +224,34 @@ def event_from_document(doc: Any, source: str, position: str, original: str | No
         return ReadError("json", str(exc), source, position, original)
 
 
-def read_json(stream: IO[bytes], source: str) -> Iterator[RawEvent | ReadError]:
-    """Yield one RawEvent (or ReadError) per JSON document in ``stream``."""
+def read_json(
+    stream: IO[bytes],
+    source: str,
+    *,
+    start_offset: int | None = 0,
+    start_line: int = 1,
+    codec: str | None = None,
+) -> Iterator[RawEvent | ReadError]:
+    """Yield one RawEvent (or ReadError) per JSON document in ``stream``.
+
+    ``start_offset``/``start_line``: where ``stream`` starts in its file (a JSON-lines record's
+    ``end_offset``/``end_line``), with ``codec`` the file's BOM-less codec when that is not
+    the start (None: not a file, no offsets). Records of JSON lines carry ``end_offset``: just
+    past their line's newline."""
     decoder = json.JSONDecoder()
     loads = orjson.loads
-    blocks = text_blocks(stream)
+    blocks, counter = decoded(stream, start_offset, codec)
+    line = start_line  # line number at buf[pos]
+    mark = 0  # counter.offset is the byte offset of buf[mark]
     buf = ""
     pos = 0
-    line = 1  # line number at buf[pos]
     eof = False
     depth = 0  # > 0 inside a top-level array
     element = 0
     resync = False
 
     def more() -> bool:
-        nonlocal buf, pos, eof
+        nonlocal buf, pos, eof, mark
         if eof:
             return False
         try:
@@ -245,8 +259,9 @@ def read_json(stream: IO[bytes], source: str) -> Iterator[RawEvent | ReadError]:
         except StopIteration:
             eof = True
             return False
+        counter.advance(buf[mark:pos])
         buf = buf[pos:] + block
-        pos = 0
+        pos = mark = 0
         return True
 
     while True:
@@ -292,7 +307,14 @@ def read_json(stream: IO[bytes], source: str) -> Iterator[RawEvent | ReadError]:
             except orjson.JSONDecodeError:
                 pass
             else:
-                yield event_from_document(doc, source, where, candidate.rstrip("\r"))
+                if newline >= 0:  # the record ends past its newline
+                    stop += 1
+                    line += 1
+                counter.advance(buf[mark:stop])
+                mark = stop
+                end = counter.offset if newline >= 0 or eof else None
+                rec = event_from_document(doc, source, where, candidate.rstrip("\r"))
+                yield replace(rec, end_offset=end, end_line=line if end is not None else None)
                 pos = stop
                 continue
         # the careful way: one value from pos, reading on while the value is merely incomplete

@@ -11,7 +11,7 @@ from typing import IO
 
 from shipper.errors import InputError
 from shipper.raw import RawEvent, ReadError
-from shipper.readers._common import peekable, sniff_encoding
+from shipper.readers._common import decoding, peekable, sniff_encoding
 from shipper.readers.evtx import FILE_MAGIC, EvtxBackend, read_evtx
 from shipper.readers.jsonl import read_json
 from shipper.readers.text import read_text
@@ -32,6 +32,9 @@ class Opened:
     host: str | None = None
     evtx_backend: EvtxBackend = "auto"
     evtx_threads: int | None = None
+    start_offset: int | None = 0  # None: not a file (standard input), records get no offsets
+    start_line: int = 1
+    codec: str | None = None  # the file's BOM-less codec when the stream does not start at 0
 
 
 Reader = Callable[[Opened], Iterator[RawEvent | ReadError]]
@@ -46,22 +49,48 @@ def _evtx(opened: Opened) -> Iterator[RawEvent | ReadError]:
 
 READERS: dict[str, Reader] = {
     "evtx": _evtx,
-    "xml": lambda opened: read_xml(opened.stream, opened.source),
-    "json": lambda opened: read_json(opened.stream, opened.source),
-    "text": lambda opened: read_text(opened.stream, opened.source, opened.host),
+    "xml": lambda opened: read_xml(
+        opened.stream,
+        opened.source,
+        start_offset=opened.start_offset,
+        start_line=opened.start_line,
+        codec=opened.codec,
+    ),
+    "json": lambda opened: read_json(
+        opened.stream,
+        opened.source,
+        start_offset=opened.start_offset,
+        start_line=opened.start_line,
+        codec=opened.codec,
+    ),
+    "text": lambda opened: read_text(
+        opened.stream,
+        opened.source,
+        opened.host,
+        start_offset=opened.start_offset,
+        start_line=opened.start_line,
+        codec=opened.codec,
+    ),
 }
 
 #: Formats that need a seekable file on disk (not standard input).
 NEEDS_PATH: set[str] = {"evtx"}
+#: Line-based formats whose records carry ``end_offset``: a read may start at one.
+RESUMABLE: set[str] = {"xml", "json", "text"}
 
 
-def register(name: str, reader: Reader, *, needs_path: bool = False) -> None:
-    """Add (or replace) the reader for input form ``name``."""
+def register(name: str, reader: Reader, *, needs_path: bool = False, resumable: bool = False) -> None:
+    """Add (or replace) the reader for input form ``name`` (``resumable``: it honours
+    ``Opened.start_offset``/``start_line``/``codec`` and sets ``end_offset``)."""
     READERS[name] = reader
     if needs_path:
         NEEDS_PATH.add(name)
     else:
         NEEDS_PATH.discard(name)
+    if resumable:
+        RESUMABLE.add(name)
+    else:
+        RESUMABLE.discard(name)
 
 
 def detect_format(path_or_head: str | Path | bytes) -> str:
@@ -93,36 +122,60 @@ def open_source(
     evtx_backend: EvtxBackend = "auto",
     host: str | None = None,
     evtx_threads: int | None = None,
+    *,
+    start_offset: int = 0,
+    start_line: int = 1,
 ) -> Iterator[RawEvent | ReadError]:
     """Read one input (a file path, or ``-`` for standard input) in format ``fmt`` (detected
     from content when None). Raises InputError at once when the source cannot be opened at
     all or the format is unknown; everything after that arrives in the stream.
 
-    ``evtx_threads``: threads the fast EVTX parser may use (None: its default, all cores)."""
+    ``evtx_threads``: threads the fast EVTX parser may use (None: its default, all cores).
+    ``start_offset``/``start_line``: resume a line-based file (JSON lines, event XML, rendered
+    text) at a record's ``end_offset``/``end_line``; the format and encoding are still
+    detected from the file's head. Any other source refuses an offset > 0 (InputError)."""
     if fmt is not None and fmt not in READERS:
         known = ", ".join(sorted(READERS))
         raise InputError(f"unknown input format {fmt!r} (known: {known})", source=str(path))
+    if start_offset < 0 or start_line < 1:
+        raise InputError(f"bad start position {start_offset} (line {start_line})", source=str(path))
     if str(path) == STDIN:
+        if start_offset:
+            raise InputError("standard input cannot be read from an offset", source=STDIN_NAME)
         stream = peekable(sys.stdin.buffer)
         chosen = fmt or detect_format(stream.peek(HEAD_SIZE)[:HEAD_SIZE])
         if chosen in NEEDS_PATH:
             raise InputError(
                 f"{chosen} input cannot be read from standard input; give a file", source=STDIN_NAME
             )
-        return READERS[chosen](Opened(stream, None, STDIN_NAME, host, evtx_backend, evtx_threads))
+        return READERS[chosen](Opened(stream, None, STDIN_NAME, host, evtx_backend, evtx_threads, None))
     where = Path(path)
     try:
         handle = open(where, "rb")  # noqa: SIM115 - closed by _closing when the stream ends
     except OSError as exc:
         raise InputError(f"cannot open: {exc.strerror or exc}", source=str(path)) from exc
+    codec: str | None = None
     try:
-        chosen = fmt or detect_format(handle.peek(HEAD_SIZE)[:HEAD_SIZE])
+        head = handle.peek(HEAD_SIZE)[:HEAD_SIZE]
+        chosen = fmt or detect_format(head)
+        if start_offset:
+            if chosen not in RESUMABLE:
+                raise InputError(
+                    f"{chosen} input cannot be read from an offset (only {', '.join(sorted(RESUMABLE))})",
+                    source=str(path),
+                )
+            codec = decoding(head)[1]
+            handle.seek(start_offset)
+    except InputError:
+        handle.close()
+        raise
     except OSError as exc:
         handle.close()
         raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path)) from exc
-    return _closing(
-        handle, READERS[chosen](Opened(handle, where, str(path), host, evtx_backend, evtx_threads))
+    opened = Opened(
+        handle, where, str(path), host, evtx_backend, evtx_threads, start_offset, start_line, codec
     )
+    return _closing(handle, READERS[chosen](opened))
 
 
 def _closing(handle: IO[bytes], events: Iterator[RawEvent | ReadError]) -> Iterator[RawEvent | ReadError]:

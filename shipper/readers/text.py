@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from shipper.raw import SYSMON_CHANNEL, SYSMON_PROVIDER, RawEvent, ReadError
-from shipper.readers._common import text_blocks
+from shipper.readers._common import decoded
 from shipper.sysmon.events import TITLES
 
 #: Title → event ID, including titles older Sysmon versions used.
@@ -32,15 +32,23 @@ def _is_name(text: str) -> bool:
     return bool(text) and text.replace("_", "a").isalnum() and text.isascii()
 
 
-def _lines(stream: IO[bytes]) -> Iterator[str]:
+def _lines(
+    stream: IO[bytes], offset: int | None = 0, codec: str | None = None
+) -> Iterator[tuple[str, int | None]]:
+    """The lines of ``stream`` (without their line break), each with the byte offset of its
+    start (None once unknown)."""
+    blocks, counter = decoded(stream, offset, codec)
     rest = ""
-    for block in text_blocks(stream):
+    for block in blocks:
         parts = (rest + block).split("\n")
         rest = parts.pop()
         for part in parts:
-            yield part[:-1] if part.endswith("\r") else part
+            at = counter.offset
+            counter.advance(part)
+            counter.advance("\n")
+            yield (part[:-1] if part.endswith("\r") else part), at
     if rest:
-        yield rest[:-1] if rest.endswith("\r") else rest
+        yield (rest[:-1] if rest.endswith("\r") else rest), counter.offset
 
 
 def _title(line: str) -> tuple[str, int | None] | None:
@@ -64,8 +72,21 @@ def render_text(event_id: int, event_data: dict[str, str], newline: str = "\r\n"
     return newline.join([head, *(f"{key}: {value}" for key, value in event_data.items())])
 
 
-def read_text(stream: IO[bytes], source: str, host: str | None = None) -> Iterator[RawEvent | ReadError]:
-    """Yield one RawEvent per rendered-text block in ``stream`` (ReadError for bad blocks)."""
+def read_text(
+    stream: IO[bytes],
+    source: str,
+    host: str | None = None,
+    *,
+    start_offset: int | None = 0,
+    start_line: int = 1,
+    codec: str | None = None,
+) -> Iterator[RawEvent | ReadError]:
+    """Yield one RawEvent per rendered-text block in ``stream`` (ReadError for bad blocks).
+
+    ``start_offset``/``start_line``: where ``stream`` starts in its file (a block's ``end_offset``/
+    ``end_line``), with ``codec`` the file's BOM-less codec when that is not the start. A
+    block ended by a blank line or the next title carries ``end_offset``: the start of that
+    line; the last block, ended by the end of input, does not (it may still be growing)."""
     event_id: int | None = None
     start = 0
     data: dict[str, str] = {}
@@ -73,7 +94,7 @@ def read_text(stream: IO[bytes], source: str, host: str | None = None) -> Iterat
     original: list[str] = []
     skipping = False  # inside a block that was already reported
 
-    def finish() -> RawEvent | None:
+    def finish(end: int | None = None, end_line: int | None = None) -> RawEvent | None:
         nonlocal event_id, data, last_key, original
         done = None
         if event_id is not None:
@@ -86,20 +107,22 @@ def read_text(stream: IO[bytes], source: str, host: str | None = None) -> Iterat
                 source=source,
                 position=f"line {start}",
                 original="\n".join(original),
+                end_offset=end,
+                end_line=end_line if end is not None else None,
             )
         event_id, data, last_key, original = None, {}, None, []
         return done
 
-    for number, line in enumerate(_lines(stream), 1):
+    for number, (line, at) in enumerate(_lines(stream, start_offset, codec), start_line):
         if not line.strip():
-            done = finish()
+            done = finish(at, number)
             if done is not None:
                 yield done
             skipping = False
             continue
         title = _title(line)
         if title is not None:
-            done = finish()
+            done = finish(at, number)
             if done is not None:
                 yield done
             name, found = title

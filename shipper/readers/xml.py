@@ -16,10 +16,11 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import IO
 
 from shipper.raw import RawEvent, ReadError
-from shipper.readers._common import guid_braced, keywords_hex, text_blocks, to_int, utc_iso
+from shipper.readers._common import decoded, guid_braced, keywords_hex, to_int, utc_iso
 
 EVENT_NS = "http://schemas.microsoft.com/win/2004/08/events/event"
 
@@ -118,12 +119,24 @@ def _parse_event(text: str, source: str, line: int) -> RawEvent | ReadError:
         return ReadError("xml", str(exc), source, position, text)
 
 
-def read_xml(stream: IO[bytes], source: str) -> Iterator[RawEvent | ReadError]:
-    """Yield one RawEvent (or ReadError) per ``<Event>`` in ``stream``."""
+def read_xml(
+    stream: IO[bytes],
+    source: str,
+    *,
+    start_offset: int | None = 0,
+    start_line: int = 1,
+    codec: str | None = None,
+) -> Iterator[RawEvent | ReadError]:
+    """Yield one RawEvent (or ReadError) per ``<Event>`` in ``stream``.
+
+    ``start_offset``/``start_line``: where ``stream`` starts in its file (an event's ``end_offset``/
+    ``end_line``), with ``codec`` the file's BOM-less codec when that is not the start.
+    Every event (and malformed event) carries ``end_offset``: just past its ``</Event>``."""
     buf = ""
     pos = 0  # everything before pos is consumed
-    line = 1  # line number at buf[pos]
-    blocks = text_blocks(stream)
+    blocks, counter = decoded(stream, start_offset, codec)
+    line = start_line  # line number at buf[pos]
+    mark = 0  # counter.offset is the byte offset of buf[mark]
     eof = False
     while True:
         start = _EVENT_START.search(buf, pos)
@@ -134,21 +147,31 @@ def read_xml(stream: IO[bytes], source: str) -> Iterator[RawEvent | ReadError]:
             if end >= 0 and (nxt is None or nxt.start() > end):
                 stop = end + len(_EVENT_END)
                 ev_line = line + buf.count("\n", pos, begin)
-                yield _parse_event(buf[begin:stop], source, ev_line)
                 line = ev_line + buf.count("\n", begin, stop)
+                counter.advance(buf[mark:stop])
+                mark = stop
+                rec = _parse_event(buf[begin:stop], source, ev_line)
+                if counter.offset is not None:
+                    rec = replace(rec, end_offset=counter.offset, end_line=line)
+                yield rec
                 pos = stop
                 continue
             if nxt is not None or (eof and end < 0) or len(buf) - begin > MAX_EVENT_CHARS:
                 cut = nxt.start() if nxt is not None else len(buf)
                 ev_line = line + buf.count("\n", pos, begin)
+                line = ev_line + buf.count("\n", begin, cut)
+                counter.advance(buf[mark:cut])
+                mark = cut
+                known = nxt is not None and counter.offset is not None
                 yield ReadError(
                     "xml",
                     "unterminated <Event> (no </Event> before the next event or the end of input)",
                     source,
                     f"line {ev_line}",
                     buf[begin:cut][:4096],
+                    counter.offset if known else None,
+                    line if known else None,
                 )
-                line = ev_line + buf.count("\n", begin, cut)
                 pos = cut
                 continue
             keep = begin
@@ -157,6 +180,8 @@ def read_xml(stream: IO[bytes], source: str) -> Iterator[RawEvent | ReadError]:
         if eof:
             return
         line += buf.count("\n", pos, keep)
+        counter.advance(buf[mark:keep])
+        mark = 0
         tail = buf[keep:]
         try:
             block = next(blocks)
