@@ -1,5 +1,9 @@
 """Resume state per source: which file (path, size, mtime, inode), how many of its items are
-acknowledged contiguously from the start, and whether it is done.
+acknowledged contiguously from the start, and whether it is done. For line-based sources also a
+resume point at or below that watermark — ``offset`` (bytes), ``offset_line`` and
+``offset_seq``: the end of record number ``offset_seq`` — so a resume reads on from there
+instead of reading the file from its start and skipping ``acked`` records (checkpoints written
+before these fields existed load with ``offset=None`` and resume by count).
 
 One JSON file per source under ``<state_dir>/checkpoints/``, written atomically (temporary file
 in the same folder, fsync, rename, fsync of the folder), so a crash leaves the old or the new
@@ -57,6 +61,9 @@ class Checkpoint:
     done: bool = False
     updated: float = 0.0
     version: int = VERSION
+    offset: int | None = None
+    offset_line: int = 1
+    offset_seq: int = 0
 
     @classmethod
     def start(cls, ident: FileIdentity) -> Checkpoint:
@@ -84,6 +91,22 @@ def decide(previous: Checkpoint | None, now: FileIdentity) -> tuple[Decision, in
     if unchanged and previous.done:
         return "done", previous.acked
     return "resume", previous.acked
+
+
+def resume_point(previous: Checkpoint | None, now: FileIdentity) -> tuple[int, int, int] | None:
+    """Where a resumed read of a line-based source may start: ``(byte offset, line, seq)`` of
+    the checkpoint's resume point when the file is the same one (same inode and device), not
+    shorter than that offset, and the point is at or below the acknowledged watermark; None
+    (read from the start, skipping by count) otherwise."""
+    if previous is None or previous.offset is None:
+        return None
+    if previous.inode != now.inode or previous.device != now.device or now.size < previous.size:
+        return None
+    if previous.offset > now.size or not 0 <= previous.offset_seq <= previous.acked:
+        return None
+    if previous.offset_line < 1 or previous.offset < 0:
+        return None
+    return previous.offset, previous.offset_line, previous.offset_seq
 
 
 class CheckpointStore:

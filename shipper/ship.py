@@ -9,19 +9,25 @@ Acknowledgement is by record ordinal (``Item.seq`` counts every record the reade
 providers included): records that produce no document are acknowledged as soon as the reader has
 moved past them, documents when their bulk response is in. The contiguous watermark is what the
 checkpoint stores, so a crash at any point resumes at or before the first unacknowledged record.
+
+Line-based sources (JSON lines, event XML, rendered text) also carry each record's end offset:
+the checkpoint keeps the offset (and line) of the last document at or below the watermark, and a
+resume of the same, not shorter file opens there instead of re-reading the acknowledged prefix
+(the few records between that document and the watermark are skipped by count).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from shipper.checkpoint import Checkpoint, CheckpointStore, FileIdentity, Watermark, decide
+from shipper.checkpoint import Checkpoint, CheckpointStore, FileIdentity, Watermark, decide, resume_point
 from shipper.config import ShipperConfig
 from shipper.errors import InputError
 from shipper.pipeline import STDIN, Item, Stats, iter_documents
@@ -39,6 +45,10 @@ class _Source:
     total: int | None = None  # records in the source, once read to the end
     last_saved: float = 0.0
     saved_acked: int = -1
+    #: resume point ``(offset, line, seq)`` at or below the watermark (None: from the start)
+    point: tuple[int, int, int] | None = None
+    #: ``(seq, offset, line)`` of documents sent with a known end offset, not yet under ``point``
+    ends: deque[tuple[int, int, int]] = field(default_factory=deque)
 
     @property
     def done(self) -> bool:
@@ -134,6 +144,7 @@ class Shipper:
         self.stats = Stats()
         self.summary = RunSummary(dead_letter_file=cfg.dead_letter_path)
         self._sources: dict[str, _Source] = {}
+        self._read_points: dict[str, tuple[int, int, int]] = {}
         self._save_lock = threading.Lock()
         opts: BulkOptions = cfg.bulk
         if flush_interval is not None:
@@ -162,7 +173,14 @@ class Shipper:
             done = st.done
             if acked == st.saved_acked and not done:
                 return
-            self.store.save(replace(st.checkpoint, acked=acked, done=done))
+            while st.ends and st.ends[0][0] <= acked:
+                seq, offset, line = st.ends.popleft()
+                st.point = (offset, line, seq)
+            cp = replace(st.checkpoint, acked=acked, done=done)
+            if st.point is not None:
+                offset, line, seq = st.point
+                cp = replace(cp, offset=offset, offset_line=line, offset_seq=seq)
+            self.store.save(cp)
             st.saved_acked = acked
             st.last_saved = time.monotonic()
 
@@ -185,16 +203,26 @@ class Shipper:
         decision, skip = decide(self.store.load(path), ident)
         return decision, skip, ident
 
+    def read_point(self, path: str) -> tuple[int, int, int] | None:
+        """``(offset, line, seq)``: the end of the last document of ``path`` sent by the last
+        ``ship_source`` with a known end offset (or where that read started); None when unknown.
+        Watch mode starts the next pass of a grown file there (with ``skip`` its records)."""
+        return self._read_points.get(path)
+
     def ship_source(
         self,
         path: str,
         *,
         skip: int | None = None,
+        start: tuple[int, int, int] | None = None,
         hold_last_error: bool = False,
         on_item: Callable[[Item], None] | None = None,
     ) -> tuple[int, bool]:
         """Ship one source (resuming per its checkpoint unless ``skip`` is given). Returns
         ``(records read in all, whether the final record was held back)``.
+
+        ``start`` (with ``skip``): ``(offset, line, seq)`` from ``read_point`` — read on from a
+        record's end instead of from the start (ignored when the checkpoint says restart).
 
         ``hold_last_error`` (watch mode): a read error on the very last record is probably a line
         still being written; it is not shipped nor acknowledged, so the next pass reads it again.
@@ -203,21 +231,37 @@ class Shipper:
         if skip is None:
             if decision == "done":
                 self.summary.skipped_sources += 1
+                point = resume_point(self.store.load(path), ident) if ident is not None else None
+                if point is not None:  # where watch reads on when the file grows
+                    self._read_points[path] = point
                 return planned, False
             skip = planned
+            start = None
             if decision == "resume" and skip > 0:
                 self.summary.resumed_sources += 1
+                if ident is not None:
+                    start = resume_point(self.store.load(path), ident)
         elif ident is not None and decision == "restart":
             skip = 0
+            start = None
+        if start is not None and (ident is None or start[0] > ident.size or not 0 <= start[2] <= skip):
+            start = None
         cp = (
             Checkpoint.start(ident)
             if ident is not None
             else Checkpoint(path=STDIN, size=0, mtime_ns=0, inode=0, device=0)
         )
-        st = _Source(path, replace(cp, acked=skip), Watermark(skip))
+        cp = replace(cp, acked=skip)
+        if start is not None:
+            cp = replace(cp, offset=start[0], offset_line=start[1], offset_seq=start[2])
+        st = _Source(path, cp, Watermark(skip), point=start)
         self._sources[path] = st
+        self._read_points.pop(path, None)
+        if start is not None:
+            self._read_points[path] = start
         self.summary.sources += 1
         before = self.stats.records
+        base = start[2] if start is not None else 0
         last = skip
         held: Item | None = None
         finished = False
@@ -229,9 +273,10 @@ class Shipper:
             skip_errors=self.skip_errors,
             stats=self.stats,
             skip={path: skip},
+            start={path: start} if start is not None else None,
         ):
             if held is not None:
-                self._send(held)
+                self._send(held, st)
                 held = None
             if item.seq > last + 1:
                 st.mark.add(last + 1, item.seq - 1)  # records that made no document
@@ -239,14 +284,14 @@ class Shipper:
             if hold_last_error and (item.doc.get("event") or {}).get("kind") == "pipeline_error":
                 held = item
             else:
-                self._send(item)
+                self._send(item, st)
             if on_item is not None:
                 on_item(item)
             if self.stop.is_set():
                 break
         else:
             finished = True
-        total = self.stats.records - before
+        total = base + self.stats.records - before
         held_back = False
         if held is not None:
             if finished and held.seq == total:
@@ -254,7 +299,7 @@ class Shipper:
                 total -= 1  # read it again on the next pass; it was not an error (yet)
                 self._uncount(held)
             else:
-                self._send(held)
+                self._send(held, st)
         if finished:
             if total > last:
                 st.mark.add(last + 1, total)
@@ -275,7 +320,16 @@ class Shipper:
             if st.error_samples and st.error_samples[-1].startswith(f"{item.source} ({item.position})"):
                 st.error_samples.pop()
 
-    def _send(self, item: Item) -> None:
+    def _send(self, item: Item, st: _Source | None = None) -> None:
+        if (
+            st is not None
+            and item.end_offset is not None
+            and item.end_line is not None
+            and item.source != STDIN
+        ):
+            # before the sink may acknowledge it (from another thread)
+            st.ends.append((item.seq, item.end_offset, item.end_line))
+            self._read_points[item.source] = (item.end_offset, item.end_line, item.seq)
         self.sink.add(
             item.doc,
             events_index(self.cfg.index_prefix, item.index_suffix),

@@ -3,7 +3,9 @@
 Polling (no inotify dependency): every ``poll_interval`` the folder is listed; a file whose size,
 modification time or inode changed since the last pass is read again from where the previous pass
 stopped (same inode, not shorter), or from the start (rotated: new inode; truncated: shorter) —
-duplicates are harmless (deterministic ``_id`` + ``create``). A read error on the very last record
+duplicates are harmless (deterministic ``_id`` + ``create``). A grown line-based file (JSON lines,
+event XML, rendered text) is opened at the end offset of the last document sent, so a pass costs
+what was appended, not the whole file. A read error on the very last record
 of a pass is a line still being written: it is held back (not shipped, not acknowledged) until the
 file grows. A partial batch is sent once its
 oldest document waited ``flush_interval`` seconds. The stop event (set by SIGINT/SIGTERM) ends the
@@ -27,6 +29,7 @@ class _Seen:
     ident: FileIdentity
     records: int  # records consumed (and sent or acknowledged) so far
     held_back: bool
+    point: tuple[int, int, int] | None = None  # (offset, line, seq) to read on from
 
 
 class Watcher:
@@ -52,6 +55,7 @@ class Watcher:
                 continue  # vanished between listing and stat
             seen = self._seen.get(path)
             skip: int | None = None
+            start: tuple[int, int, int] | None = None
             if seen is None:
                 skip = None  # first sight: the checkpoint decides (resume after a restart)
             elif seen.ident == ident:
@@ -64,11 +68,12 @@ class Watcher:
                 and (ident.size >= seen.ident.size)
             ):
                 skip = seen.records  # grew: continue after what this process already sent
+                start = seen.point  # ... reading from the end of the last document sent
             else:
                 skip = 0  # rotated or truncated: start over
             sh.progress.source_started(path, read + 1, read + 1)
-            records, held_back = sh.ship_source(path, skip=skip, hold_last_error=True)
-            self._seen[path] = _Seen(ident, records, held_back)
+            records, held_back = sh.ship_source(path, skip=skip, start=start, hold_last_error=True)
+            self._seen[path] = _Seen(ident, records, held_back, sh.read_point(path))
             sh.forget_source(path)
             read += 1
             sh.sink.maybe_flush()
