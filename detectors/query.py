@@ -51,7 +51,9 @@ class Window:
 
 
 def _values_clause(field: str, values: Sequence[str]) -> dict[str, Any]:
-    if field.endswith(".caseless"):
+    """A value exception. ``.caseless`` fields are stored lower-case, and so are hashes (the
+    shipper lower-cases every digest): a hash copied upper-case from a report still matches."""
+    if field.endswith(".caseless") or ".hash." in f".{field}.":
         values = [v.lower() for v in values]
     return {"terms": {field: list(values)}}
 

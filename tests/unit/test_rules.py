@@ -155,3 +155,18 @@ def test_durations() -> None:
         with pytest.raises(ValueError):
             parse_duration(bad)
     assert format_duration(300) == "5m" and format_duration(86400) == "1d" and format_duration(61) == "61s"
+
+
+def test_value_exceptions_lower_case_for_caseless_fields_and_hashes() -> None:
+    """Events carry lower-case digests (the shipper lower-cases them); an exception value copied
+    upper-case from a vendor report must still match. Paths stay as written unless .caseless."""
+    from detectors.query import _values_clause
+
+    assert _values_clause("process.hash.sha256", ["ABCDEF"]) == {"terms": {"process.hash.sha256": ["abcdef"]}}
+    assert _values_clause("file.hash.md5", ["AB"]) == {"terms": {"file.hash.md5": ["ab"]}}
+    assert _values_clause("process.executable.caseless", ["C:\\X.exe"]) == {
+        "terms": {"process.executable.caseless": ["c:\\x.exe"]}
+    }
+    assert _values_clause("process.executable", ["C:\\X.exe"]) == {
+        "terms": {"process.executable": ["C:\\X.exe"]}
+    }
