@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import IO, Any
 
 import orjson
@@ -112,7 +111,14 @@ def _level_name(value: Any) -> int | None:
     return to_int(value)
 
 
-def event_from_winlogbeat(doc: dict[str, Any], source: str, position: str, original: str | None) -> RawEvent:
+def event_from_winlogbeat(
+    doc: dict[str, Any],
+    source: str,
+    position: str,
+    original: str | None,
+    end_offset: int | None = None,
+    end_line: int | None = None,
+) -> RawEvent:
     winlog = doc["winlog"]
     event_id = to_int(winlog.get("event_id"))
     if event_id is None:
@@ -164,10 +170,19 @@ def event_from_winlogbeat(doc: dict[str, Any], source: str, position: str, origi
         source=source,
         position=position,
         original=original,
+        end_offset=end_offset,
+        end_line=end_line,
     )
 
 
-def event_from_nxlog(doc: dict[str, Any], source: str, position: str, original: str | None) -> RawEvent:
+def event_from_nxlog(
+    doc: dict[str, Any],
+    source: str,
+    position: str,
+    original: str | None,
+    end_offset: int | None = None,
+    end_line: int | None = None,
+) -> RawEvent:
     event_id = to_int(doc.get("EventID"))
     if event_id is None:
         raise ValueError("document has no EventID")
@@ -207,21 +222,38 @@ def event_from_nxlog(doc: dict[str, Any], source: str, position: str, original: 
         source=source,
         position=position,
         original=original,
+        end_offset=end_offset,
+        end_line=end_line,
     )
 
 
-def event_from_document(doc: Any, source: str, position: str, original: str | None) -> RawEvent | ReadError:
+def event_from_document(
+    doc: Any,
+    source: str,
+    position: str,
+    original: str | None,
+    end_offset: int | None = None,
+    end_line: int | None = None,
+) -> RawEvent | ReadError:
     """Map one decoded JSON document (either shape) to a RawEvent, or say why not."""
     if not isinstance(doc, dict):
         return ReadError(
-            "json", f"expected a JSON object, found {type(doc).__name__}", source, position, original
+            "json",
+            f"expected a JSON object, found {type(doc).__name__}",
+            source,
+            position,
+            original,
+            end_offset=end_offset,
+            end_line=end_line,
         )
     try:
         if isinstance(doc.get("winlog"), dict):
-            return event_from_winlogbeat(doc, source, position, original)
-        return event_from_nxlog(doc, source, position, original)
+            return event_from_winlogbeat(doc, source, position, original, end_offset, end_line)
+        return event_from_nxlog(doc, source, position, original, end_offset, end_line)
     except (ValueError, TypeError, AttributeError) as exc:
-        return ReadError("json", str(exc), source, position, original)
+        return ReadError(
+            "json", str(exc), source, position, original, end_offset=end_offset, end_line=end_line
+        )
 
 
 def read_json(
@@ -313,8 +345,9 @@ def read_json(
                 counter.advance(buf[mark:stop])
                 mark = stop
                 end = counter.offset if newline >= 0 or eof else None
-                rec = event_from_document(doc, source, where, candidate.rstrip("\r"))
-                yield replace(rec, end_offset=end, end_line=line if end is not None else None)
+                yield event_from_document(
+                    doc, source, where, candidate.rstrip("\r"), end, line if end is not None else None
+                )
                 pos = stop
                 continue
         # the careful way: one value from pos, reading on while the value is merely incomplete
