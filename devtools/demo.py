@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from devtools import es as devnode
@@ -29,7 +30,7 @@ def _run(cmd: list[str], env: dict[str, str]) -> None:
         raise SystemExit(f"demo: `{' '.join(cmd)}` failed with exit status {proc.returncode}")
 
 
-def _table(title: str, rows: list[tuple[str, ...]], headers: tuple[str, ...]) -> None:
+def _table(title: str, rows: Sequence[tuple[str, ...]], headers: tuple[str, ...]) -> None:
     print(f"\n{title}")
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     print("  " + "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
@@ -54,7 +55,7 @@ def show(client: Any, prefix: str) -> None:
         ((b["key"], b["doc_count"]) for b in resp["aggregations"]["ids"]["buckets"]), key=lambda x: int(x[0])
     )
     _table("events per event ID", [(k, str(v)) for k, v in ids], ("event.code", "count"))
-    hosts = [(b["key"], str(b["doc_count"])) for b in resp["aggregations"]["hosts"]["buckets"]]
+    hosts = [(str(b["key"]), str(b["doc_count"])) for b in resp["aggregations"]["hosts"]["buckets"]]
     _table("hosts", hosts, ("host.name", "count"))
     # stats count by Image, Hashes: a composite aggregation over every (image, sha256) pair
     pairs: list[tuple[int, str, str]] = []
