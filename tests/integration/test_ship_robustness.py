@@ -47,8 +47,12 @@ def count(es: Elasticsearch, prefix: str) -> int:
 
 
 def acked(state: Path) -> int:
+    """Acknowledged records in the committed checkpoints (not the shipper's half-written
+    ``.tmp-*.json`` files, which a kill may leave unrenamed)."""
     total = 0
     for f in (state / "checkpoints").glob("*.json"):
+        if f.name.startswith("."):
+            continue
         try:
             total += json.loads(f.read_text())["acked"]
         except (ValueError, KeyError, OSError):
