@@ -109,10 +109,25 @@ def resume_point(previous: Checkpoint | None, now: FileIdentity) -> tuple[int, i
     return previous.offset, previous.offset_line, previous.offset_seq
 
 
+#: A half-written checkpoint older than this was left by a killed shipper (a live writer renames
+#: its temporary file within milliseconds), so opening the store removes it.
+STALE_TMP_SECONDS = 600.0
+
+
 class CheckpointStore:
     def __init__(self, state_dir: str | Path) -> None:
         self.root = Path(state_dir) / "checkpoints"
         self.root.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_tmp()
+
+    def _remove_stale_tmp(self) -> None:
+        cutoff = time.time() - STALE_TMP_SECONDS
+        for tmp in self.root.glob(".tmp-*.json"):
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+            except OSError:
+                pass  # another shipper removed or renamed it
 
     def _file(self, path: str) -> Path:
         key = hashlib.sha256(os.path.abspath(path).encode("utf-8", "surrogateescape")).hexdigest()[:32]

@@ -68,3 +68,20 @@ def test_old_checkpoint_without_a_point_loads_and_resumes_by_count(tmp_path: Pat
     assert decide(loaded, ident) == ("resume", 4)
     assert resume_point(loaded, ident) is None
     assert [cp.acked for cp in store.all()] == [4]
+
+
+def test_stale_temporary_checkpoints_are_removed_fresh_ones_kept(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from shipper.checkpoint import STALE_TMP_SECONDS, CheckpointStore
+
+    root = tmp_path / "checkpoints"
+    root.mkdir()
+    stale, fresh = root / ".tmp-old.json", root / ".tmp-new.json"
+    stale.write_text("{")
+    fresh.write_text("{")
+    old = time.time() - STALE_TMP_SECONDS - 5
+    os.utime(stale, (old, old))
+    CheckpointStore(tmp_path)
+    assert not stale.exists() and fresh.exists()
