@@ -190,6 +190,27 @@ def write_alerts(es: Elasticsearch, items: Sequence[tuple[str, str, dict[str, An
     return res
 
 
+def update_alerts(es: Elasticsearch, items: Sequence[tuple[str, str, dict[str, Any]]]) -> int:
+    """Merge partial documents ``(index, id, doc)`` into existing alerts (``_update`` with ``doc``,
+    no script): writing absolute values is idempotent. Any item error raises."""
+    done = 0
+    for i in range(0, len(items), 1000):
+        chunk = items[i : i + 1000]
+        lines: list[bytes] = []
+        for index, aid, doc in chunk:
+            lines.append(orjson.dumps({"update": {"_index": index, "_id": aid, "retry_on_conflict": 3}}))
+            lines.append(orjson.dumps({"doc": doc}))
+        resp = es.bulk(operations=cast(Any, b"\n".join(lines) + b"\n"), refresh=False)
+        for item in resp["items"]:
+            r = item.get("update", {})
+            if int(r.get("status", 0)) not in (200, 201):
+                raise ClusterError(
+                    f"updating alert {r.get('_id')} in {r.get('_index')} failed: {r.get('error')}"
+                )
+            done += 1
+    return done
+
+
 def find_alerts(es: Elasticsearch, prefix: str, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Existing alerts by id across every month (with ``_seq_no``/``_primary_term``)."""
     wanted = sorted(set(ids))
