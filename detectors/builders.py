@@ -18,7 +18,7 @@ alerts; for ``spread``, the ancestry on the patient-zero host).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,11 +33,19 @@ from detectors.alerts import (
     find_alerts,
     from_event,
     put_alert,
+    update_alerts,
     write_alerts,
 )
 from detectors.ancestry import DEFAULT_DEPTH, Link, build_chains, link_from_source
 from detectors.intel.lookup import find_indicators
-from detectors.model import IntelMatchParams, NewValueParams, Rule, SpreadParams, ThresholdParams
+from detectors.model import (
+    IntelMatchParams,
+    NewValueParams,
+    Rule,
+    SpreadParams,
+    Suppression,
+    ThresholdParams,
+)
 from detectors.query import (
     PAGE_SIZE,
     Window,
@@ -167,18 +175,18 @@ def _event_alerts(rule: Rule, ctx: RunContext, intel: bool) -> RunStats:
     stats = RunStats()
     query = rule_query(ctx.es, rule, ctx.prefix, window=ctx.window)
     sup = rule.suppression
+    base_query: dict[str, Any] | None = None  # the rule's filter without the ingest window
     for page in iter_pages(ctx.es, events_pattern(ctx.prefix), query, page_size=ctx.page_size):
         stats.hits += len(page)
         items: dict[str, tuple[str, dict[str, Any]]] = {}
         srcs: dict[str, dict[str, Any]] = {}
+        groups: list[GroupRef] = []
         for hit in page:
             src = hit["_source"]
             ts = src.get("@timestamp")
             if sup is not None:
-                values = [_values(get_path(src, f)) for f in sup.group_by]
-                key = ["|".join(v) for v in values]
-                t = datetime.fromisoformat(str(ts).replace("Z", "+00:00")) if ts else ctx.now
-                start = int(t.timestamp()) // sup.window * sup.window
+                key = group_key(src, sup.group_by)
+                start = bucket_start(ts, sup.window, ctx.now)
                 aid = alert_id(rule.id, "suppress", *key, start)
                 if aid in items:
                     stats.suppressed += 1
@@ -193,6 +201,7 @@ def _event_alerts(rule: Rule, ctx: RunContext, intel: bool) -> RunStats:
                     "window_end": _ms_to_iso((start + sup.window) * 1000),
                 }
                 index = alert_index_for(ctx.prefix, iso(bstart), ctx.now)
+                groups.append(GroupRef(aid, index, tuple(key), start))
             else:
                 aid = alert_id(rule.id, hit["_index"], hit["_id"])
                 doc = from_event(rule, hit, ctx.now, aid)
@@ -212,9 +221,161 @@ def _event_alerts(rule: Rule, ctx: RunContext, intel: bool) -> RunStats:
         stats.alerts += res.created
         if sup is not None:
             stats.suppressed += res.duplicates
+            if base_query is None:
+                base_query = rule_query(ctx.es, rule, ctx.prefix)
+            update_group_figures(ctx, sup, base_query, groups, stats)
         else:
             stats.duplicates += res.duplicates
     return stats
+
+
+# ------------------------------------------------------------------ suppression groups
+def group_key(src: dict[str, Any], fields: Sequence[str]) -> list[str]:
+    """The suppression key of an event: per field, its values (strings, source order) joined with
+    ``|``; a missing (or null, or empty-list) field is ``""``."""
+    return ["|".join(_values(get_path(src, f))) for f in fields]
+
+
+def bucket_start(ts: Any, window: int, now: datetime) -> int:
+    """Start (epoch seconds) of the ``window``-second bucket of an event's ``@timestamp``
+    (``now`` when the event has none)."""
+    t = datetime.fromisoformat(str(ts).replace("Z", "+00:00")) if ts else now
+    return int(t.timestamp()) // window * window
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRef:
+    """A suppression alert touched by a page: its id, index, key and bucket start."""
+
+    aid: str
+    index: str
+    key: tuple[str, ...]
+    start: int
+
+
+def part_terms(part: str) -> list[str]:
+    """Every value an event whose key component is ``part`` can hold: any run of consecutive
+    ``|``-separated pieces (``a|b`` comes from ``["a", "b"]`` or from ``["a|b"]``)."""
+    pieces = part.split("|")
+    n = len(pieces)
+    return sorted({"|".join(pieces[i:j]) for i in range(n) for j in range(i + 1, n + 1)})
+
+
+def part_clause(field: str, part: str) -> dict[str, Any]:
+    """A clause every event whose key component for ``field`` is ``part`` matches (a superset when
+    ``part`` is empty or holds ``|``; :func:`figures_from_response` tells when it was exact)."""
+    if part == "":
+        return {
+            "bool": {
+                "should": [{"bool": {"must_not": [{"exists": {"field": field}}]}}, {"term": {field: ""}}],
+                "minimum_should_match": 1,
+            }
+        }
+    if "|" not in part:
+        return {"term": {field: part}}
+    return {"terms": {field: part_terms(part)}}
+
+
+def group_query(base: dict[str, Any], fields: Sequence[str], g: GroupRef, window: int) -> dict[str, Any]:
+    """``base`` (the rule's query) restricted to the group's bucket and values."""
+    rng = {"gte": g.start * 1000, "lt": (g.start + window) * 1000, "format": "epoch_millis"}
+    extra = [{"range": {"@timestamp": rng}}, *(part_clause(f, p) for f, p in zip(fields, g.key, strict=True))]
+    b = dict(base["bool"])
+    b["filter"] = [*b.get("filter", []), *extra]
+    return {"bool": b}
+
+
+def figures_aggs(fields: Sequence[str]) -> dict[str, Any]:
+    aggs: dict[str, Any] = {
+        "first": {"min": {"field": "@timestamp"}},
+        "last": {"max": {"field": "@timestamp"}},
+    }
+    for i, f in enumerate(fields):
+        aggs[f"n{i}"] = {"value_count": {"field": f}}
+        aggs[f"e{i}"] = {"filter": {"exists": {"field": f}}}
+    return aggs
+
+
+def figures_from_response(resp: dict[str, Any], key: Sequence[str]) -> dict[str, Any] | None:
+    """``count``/``first_seen``/``last_seen`` from a :func:`figures_aggs` search, or None when the
+    clauses may have matched events of other keys: a component with ``|``, or an event holding
+    more than one distinct value of a group field (values counted == events having the field)."""
+    if any("|" in part for part in key):
+        return None
+    aggs = resp.get("aggregations") or {}
+    for i in range(len(key)):
+        if int(aggs[f"n{i}"]["value"]) != int(aggs[f"e{i}"]["doc_count"]):
+            return None
+    count = int(resp["hits"]["total"]["value"])
+    return {
+        "count": count,
+        "first_seen": _ms_to_iso(aggs["first"]["value"]) if count else None,
+        "last_seen": _ms_to_iso(aggs["last"]["value"]) if count else None,
+    }
+
+
+def tally(srcs: Iterable[dict[str, Any]], fields: Sequence[str], key: Sequence[str]) -> dict[str, Any]:
+    """The figures of the events (``_source``) whose :func:`group_key` is ``key``."""
+    count, lo, hi = 0, None, None
+    for src in srcs:
+        if group_key(src, fields) != list(key):
+            continue
+        ts = src.get("@timestamp")
+        if not ts:
+            continue
+        t = datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
+        count += 1
+        lo = t if lo is None or t < lo else lo
+        hi = t if hi is None or t > hi else hi
+    return {
+        "count": count,
+        "first_seen": iso(lo) if lo else None,
+        "last_seen": iso(hi) if hi else None,
+    }
+
+
+def _iter_sources(ctx: RunContext, query: dict[str, Any], fields: Sequence[str]) -> Iterator[dict[str, Any]]:
+    for page in iter_pages(
+        ctx.es,
+        events_pattern(ctx.prefix),
+        query,
+        source=[*fields, "@timestamp"],
+        page_size=ctx.page_size,
+    ):
+        for hit in page:
+            yield hit["_source"]
+
+
+def update_group_figures(
+    ctx: RunContext, sup: Suppression, base: dict[str, Any], groups: Sequence[GroupRef], stats: RunStats
+) -> None:
+    """Write the absolute ``alert.group.count``/``first_seen``/``last_seen`` of every touched
+    suppression alert, counted over the events (not a running tally: reruns and overlapping
+    windows write the same figures). One ``msearch`` of aggregations for a whole page; a group
+    whose key the aggregation cannot count exactly (multi-valued fields) is counted by reading
+    its candidate events' group fields."""
+    fields = sup.group_by
+    todo = list({g.aid: g for g in groups}.values())
+    updates: list[tuple[str, str, dict[str, Any]]] = []
+    for i in range(0, len(todo), 200):
+        chunk = todo[i : i + 200]
+        searches: list[dict[str, Any]] = []
+        queries = [group_query(base, fields, g, sup.window) for g in chunk]
+        for q in queries:
+            searches.append({"index": events_pattern(ctx.prefix), "ignore_unavailable": True,
+                             "allow_no_indices": True})  # fmt: skip
+            searches.append({"query": q, "size": 0, "track_total_hits": True, "aggs": figures_aggs(fields)})
+        resp = ctx.es.msearch(searches=searches)
+        for g, q, r in zip(chunk, queries, resp["responses"], strict=True):
+            if "error" in r:
+                stats.notes.append(f"group figures of alert {g.aid} not computed: {str(r['error'])[:300]}")
+                continue
+            figures = figures_from_response(r, g.key)
+            if figures is None:
+                figures = tally(_iter_sources(ctx, q, fields), fields, g.key)
+            if figures["count"]:
+                updates.append((g.index, g.aid, {"alert": {"group": figures}}))
+    update_alerts(ctx.es, updates)
 
 
 @register("query")

@@ -240,3 +240,104 @@ def test_daemon_runs_rules_and_stops(es: Elasticsearch, prefix: str) -> None:
     t.join(timeout=30)
     assert not t.is_alive()
     assert '"rule":"process-tampering"' in out.getvalue() and '"alerts":1' in out.getvalue()
+
+
+def _group(a: dict[str, object]) -> dict[str, object]:
+    g = a["alert"]["group"]  # type: ignore[index]
+    return {k: g[k] for k in ("values", "window_start", "count", "first_seen", "last_seen")}  # type: ignore[index]
+
+
+def test_suppression_group_figures_exact_across_reruns(
+    es: Elasticsearch, prefix: str, tmp_path: Path
+) -> None:
+    (tmp_path / "s.yml").write_text(
+        GOOD.replace("custom-tamper", "grouped-tamper")
+        + "suppression:\n  group_by: [host.name]\n  window: 1h\n"
+    )
+    rules = load_rules([tmp_path], strict=True).rules
+    engine = make_engine(es, prefix, rules)
+    b1 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    b2 = b1 + timedelta(hours=1)
+
+    def at(base: datetime, minutes: float) -> str:
+        return (base + timedelta(minutes=minutes)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def iso_b(base: datetime) -> str:
+        return at(base, 0)
+
+    n = 5
+    index_docs(es, prefix, [_tamper(f"{{G-{i}}}", at(b1, 5 + i)) for i in range(n)])
+    res = engine.run(only_due=False)[0]
+    assert (res.status, res.hits, res.alerts, res.suppressed) == ("ok", n, 1, n - 1)
+    got = alerts(es, prefix, "grouped-tamper")
+    want = {"values": [HOST], "window_start": iso_b(b1), "count": n,
+            "first_seen": at(b1, 5), "last_seen": at(b1, 5 + n - 1)}  # fmt: skip
+    assert [_group(a) for a in got] == [want]
+    first_id = got[0]["_id"]
+    # the next run re-reads the overlap (409s): the figures stay absolute, not 2n
+    again = engine.run(only_due=False)[0]
+    assert again.status == "ok" and again.hits == n and again.alerts == 0
+    assert [_group(a) for a in alerts(es, prefix, "grouped-tamper")] == [want]
+    # a rerun over everything ever ingested: still n
+    rerun = make_engine(es, prefix, rules, overlap=10 * 86400).run(only_due=False)[0]
+    assert rerun.status == "ok" and rerun.hits == n and rerun.alerts == 0
+    assert [_group(a) for a in alerts(es, prefix, "grouped-tamper")] == [want]
+
+    # later arrivals of the same group and bucket (one earlier than all, one later): same alert,
+    # new totals; another host and another bucket: their own alerts
+    late = [_tamper("{G-L1}", at(b1, 1)), _tamper("{G-L2}", at(b1, 59.5))]
+    other_host = [_tamper(f"{{O-{i}}}", at(b1, 10 + i), host="OTHER.corp.example") for i in range(2)]
+    other_bucket = [_tamper(f"{{N-{i}}}", at(b2, 20 + i)) for i in range(3)]
+    index_docs(es, prefix, late + other_host + other_bucket)
+    res = engine.run(only_due=False)[0]
+    assert res.status == "ok" and res.alerts == 2, res
+    got = alerts(es, prefix, "grouped-tamper")
+    assert len(got) == 3
+    by = {(a["host"]["name"], a["alert"]["group"]["window_start"]): a for a in got}
+    assert by[(HOST, iso_b(b1))]["_id"] == first_id
+    assert _group(by[(HOST, iso_b(b1))]) == {
+        **want,
+        "count": n + 2,
+        "first_seen": at(b1, 1),
+        "last_seen": at(b1, 59.5),
+    }
+    assert _group(by[("OTHER.corp.example", iso_b(b1))]) == {
+        "values": ["OTHER.corp.example"], "window_start": iso_b(b1), "count": 2,
+        "first_seen": at(b1, 10), "last_seen": at(b1, 11)}  # fmt: skip
+    assert _group(by[(HOST, iso_b(b2))]) == {
+        "values": [HOST], "window_start": iso_b(b2), "count": 3,
+        "first_seen": at(b2, 20), "last_seen": at(b2, 22)}  # fmt: skip
+    # and the run after that (overlap again) changes nothing
+    engine.run(only_due=False)
+    assert sorted(map(str, (_group(a) for a in alerts(es, prefix, "grouped-tamper")))) == sorted(
+        map(str, (_group(a) for a in got))
+    )
+
+
+def test_suppression_group_figures_missing_and_multi_valued_fields(
+    es: Elasticsearch, prefix: str, tmp_path: Path
+) -> None:
+    (tmp_path / "s.yml").write_text(
+        GOOD.replace("custom-tamper", "user-tamper")
+        + "suppression:\n  group_by: [host.name, user.name]\n  window: 1d\n"
+    )
+    engine = make_engine(es, prefix, load_rules([tmp_path], strict=True).rules, page_size=2)
+    ts = (
+        datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+    ).isoformat()
+    ts = ts.replace("+00:00", "Z")
+    users: list[object] = [["a", "b"], ["a", "b"], ["b", "a"], "a", "a", "a", None, None, "a|b"]
+    docs = []
+    for i, u in enumerate(users):
+        d = _tamper(f"{{U-{i}}}", ts)
+        if u is not None:
+            d["user"] = {"name": u}
+        docs.append(d)
+    index_docs(es, prefix, docs)
+    res = engine.run(only_due=False)[0]
+    assert res.status == "ok" and res.hits == len(users), res
+    counts = {
+        a["alert"]["group"]["key"]: a["alert"]["group"]["count"] for a in alerts(es, prefix, "user-tamper")
+    }
+    # "a|b" from ["a", "b"] and from "a|b" is one key (as the alert id always had it)
+    assert counts == {f"{HOST}|a|b": 3, f"{HOST}|b|a": 1, f"{HOST}|a": 3, f"{HOST}|": 2}
