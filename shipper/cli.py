@@ -266,6 +266,7 @@ def _run_shipping(
     from_start = kw.pop("from_start", False)
     flush_interval = kw.pop("flush_interval", None)
     poll_interval = kw.pop("poll_interval", 1.0)
+    workers = kw.pop("workers", 1)
     cfg = _resolve_config(ctx, kw)
     if not inputs and watch_folder is None:
         inputs = cfg.inputs
@@ -313,7 +314,7 @@ def _run_shipping(
     )
     try:
         if watch_folder is None:
-            shipper.run(paths)
+            shipper.run(paths, workers=workers or None)
         else:
             from shipper.watch import Watcher
 
@@ -350,6 +351,14 @@ def _run_shipping(
 @_ship_options
 @click.option(
     "--from-start", is_flag=True, help="Ignore checkpoints and ship everything again (no duplicates)."
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Processes mapping sources in parallel (0: one per core when there are several sources; "
+    "1: none). Documents and checkpoints are the same either way; standard input is read in-process.",
 )
 @click.pass_context
 def ship(ctx: click.Context, /, inputs: tuple[str, ...], **kw: Any) -> None:

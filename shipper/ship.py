@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -30,7 +30,7 @@ from elasticsearch import Elasticsearch
 from shipper.checkpoint import Checkpoint, CheckpointStore, FileIdentity, Watermark, decide, resume_point
 from shipper.config import ShipperConfig
 from shipper.errors import InputError
-from shipper.pipeline import STDIN, Item, Stats, iter_documents
+from shipper.pipeline import STDIN, Item, Stats, effective_workers, iter_documents
 from shipper.sink import AckRange, BulkOptions, BulkSink
 from shipper.templates import events_index
 
@@ -53,6 +53,57 @@ class _Source:
     @property
     def done(self) -> bool:
         return self.total is not None and self.mark.acked >= self.total
+
+
+@dataclass
+class _Read:
+    """One source that ``_ship_reads`` reads: where it starts and how far it got."""
+
+    st: _Source
+    skip: int
+    start: tuple[int, int, int] | None
+    last: int  # seq of the last record routed (or skipped)
+    held: Item | None = None
+    held_back: bool = False
+    total: int | None = None  # records read in all, once the read ended
+
+    @property
+    def base(self) -> int:
+        return self.start[2] if self.start is not None else 0
+
+
+class _Tally(Stats):
+    """``Stats`` that also note ``records`` each time the pipeline counts a new source. The
+    pipeline counts a source only once every record of the one before is counted (in
+    parallel runs too), so the differences are the records of each source of one
+    ``iter_documents`` call: where a source ended, trailing records without a document
+    included, even when the next source's first document arrives long after."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        super().__init__()
+
+    @property
+    def sources(self) -> int:
+        return int(self.__dict__.get("_sources", 0))
+
+    @sources.setter
+    def sources(self, value: int) -> None:
+        if value > self.__dict__.get("_sources", 0):
+            self.starts.append(self.records)
+        self.__dict__["_sources"] = value
+
+    def counted(self, index: int) -> int:
+        """Records counted so far of the ``index``-th source since ``starts`` was cleared."""
+        if index >= len(self.starts):
+            return 0
+        end = self.starts[index + 1] if index + 1 < len(self.starts) else self.records
+        return end - self.starts[index]
+
+    def uncounted(self, index: int) -> None:
+        """One record of the ``index``-th source was taken back out of ``records``."""
+        for i in range(index + 1, len(self.starts)):
+            self.starts[i] -= 1
 
 
 @dataclass
@@ -141,7 +192,7 @@ class Shipper:
         self.progress = progress or Progress()
         self.stop = stop or threading.Event()
         self.store = CheckpointStore(cfg.state_dir)
-        self.stats = Stats()
+        self.stats = _Tally()
         self.summary = RunSummary(dead_letter_file=cfg.dead_letter_path)
         self._sources: dict[str, _Source] = {}
         self._read_points: dict[str, tuple[int, int, int]] = {}
@@ -227,6 +278,14 @@ class Shipper:
         ``hold_last_error`` (watch mode): a read error on the very last record is probably a line
         still being written; it is not shipped nor acknowledged, so the next pass reads it again.
         """
+        read = self._open(path, skip, start)
+        if isinstance(read, int):
+            return read, False
+        return self._ship_reads([read], hold_last_error=hold_last_error, on_item=on_item)[0]
+
+    def _open(self, path: str, skip: int | None, start: tuple[int, int, int] | None) -> _Read | int:
+        """Plan one source: the records of a finished source, which is skipped, or what to read
+        (its checkpoint state registered for acknowledgements)."""
         decision, planned, ident = self.plan(path)
         if skip is None:
             if decision == "done":
@@ -234,7 +293,7 @@ class Shipper:
                 point = resume_point(self.store.load(path), ident) if ident is not None else None
                 if point is not None:  # where watch reads on when the file grows
                     self._read_points[path] = point
-                return planned, False
+                return planned
             skip = planned
             start = None
             if decision == "resume" and skip > 0:
@@ -260,53 +319,104 @@ class Shipper:
         if start is not None:
             self._read_points[path] = start
         self.summary.sources += 1
-        before = self.stats.records
-        base = start[2] if start is not None else 0
-        last = skip
-        held: Item | None = None
-        finished = False
-        for item in iter_documents(
-            [path],
+        return _Read(st, skip, start, last=skip)
+
+    def _ship_reads(
+        self,
+        reads: list[_Read],
+        *,
+        workers: int | None = 1,
+        hold_last_error: bool = False,
+        on_item: Callable[[Item], None] | None = None,
+        announce: Callable[[int], None] | None = None,
+    ) -> list[tuple[int, bool]]:
+        """Read ``reads`` with one ``iter_documents`` call and route each item to its source's
+        watermark. A source is finished (its trailing records without a document acknowledged,
+        its checkpoint marked done) once the pipeline has moved on to the next source or ended;
+        ``_Tally`` tells how many records each source had. Returns ``(records read in all,
+        final record held back)`` per read, in order. ``announce(index)``: a read begins."""
+        if not reads:
+            return []
+        tally = self.stats
+        tally.starts.clear()
+        paths = [r.st.path for r in reads]
+        current = -1  # index of the read whose items arrive
+
+        def begin(index: int) -> None:
+            nonlocal current
+            while current < index:
+                current += 1
+                if current > 0:
+                    finish(current - 1, True)
+                if announce is not None and current < len(reads):
+                    announce(current)
+
+        def finish(index: int, complete: bool) -> None:
+            r = reads[index]
+            total = r.base + tally.counted(index)
+            if r.held is not None:
+                held, r.held = r.held, None
+                if complete and held.seq == total:
+                    r.held_back = True
+                    total -= 1  # read it again on the next pass; it was not an error (yet)
+                    self._uncount(held)
+                    tally.uncounted(index)
+                else:
+                    self._send(held, r.st)
+            r.total = total
+            if complete:
+                if total > r.last:
+                    r.st.mark.add(r.last + 1, total)  # records after the last document
+                r.st.total = total
+            if r.st.done:
+                self._save(r.st)
+
+        items = iter_documents(
+            paths,
             fmt=self.fmt,
             evtx_backend=self.evtx_backend,
             host=self.host,
             skip_errors=self.skip_errors,
-            stats=self.stats,
-            skip={path: skip},
-            start={path: start} if start is not None else None,
-        ):
-            if held is not None:
-                self._send(held, st)
-                held = None
-            if item.seq > last + 1:
-                st.mark.add(last + 1, item.seq - 1)  # records that made no document
-            last = item.seq
-            if hold_last_error and (item.doc.get("event") or {}).get("kind") == "pipeline_error":
-                held = item
-            else:
-                self._send(item, st)
-            if on_item is not None:
-                on_item(item)
-            if self.stop.is_set():
-                break
+            stats=tally,
+            skip={r.st.path: r.skip for r in reads},
+            start={r.st.path: r.start for r in reads if r.start is not None} or None,
+            workers=workers,
+        )
+        stopped = False
+        try:
+            for item in items:
+                index = len(tally.starts) - 1  # the source the pipeline is on
+                if item.source != paths[index]:  # pragma: no cover - a pipeline bug
+                    raise RuntimeError(f"item of {item.source} while reading {paths[index]}")
+                begin(index)
+                r = reads[index]
+                if r.held is not None:
+                    self._send(r.held, r.st)
+                    r.held = None
+                if item.seq > r.last + 1:
+                    r.st.mark.add(r.last + 1, item.seq - 1)  # records that made no document
+                r.last = item.seq
+                if hold_last_error and (item.doc.get("event") or {}).get("kind") == "pipeline_error":
+                    r.held = item
+                else:
+                    self._send(item, r.st)
+                if on_item is not None:
+                    on_item(item)
+                if self.stop.is_set():
+                    stopped = True
+                    break
+        except BaseException:
+            # the sources before the one that failed were read to their end
+            begin(len(tally.starts) - 1)
+            raise
+        finally:
+            if isinstance(items, Generator):
+                items.close()  # a parallel pipeline stops its workers at once
+        if stopped:
+            finish(current, False)
         else:
-            finished = True
-        total = base + self.stats.records - before
-        held_back = False
-        if held is not None:
-            if finished and held.seq == total:
-                held_back = True
-                total -= 1  # read it again on the next pass; it was not an error (yet)
-                self._uncount(held)
-            else:
-                self._send(held, st)
-        if finished:
-            if total > last:
-                st.mark.add(last + 1, total)
-            st.total = total
-        if st.done:
-            self._save(st)
-        return total, held_back
+            begin(len(reads))  # the pipeline ended: every read is finished
+        return [(r.total if r.total is not None else r.base, r.held_back) for r in reads]
 
     def _uncount(self, item: Item) -> None:
         kind = str((item.doc.get("error") or {}).get("type", ""))
@@ -338,17 +448,41 @@ class Shipper:
         )
         self.progress.advance(1)
 
-    def run(self, paths: Sequence[str]) -> RunSummary:
-        """Ship every source in ``paths`` (already expanded), then flush and save."""
+    def run(self, paths: Sequence[str], workers: int | None = 1) -> RunSummary:
+        """Ship every source in ``paths`` (already expanded), then flush and save.
+
+        ``workers`` other than 1 (None or 0: one per core) plans every source first, then maps
+        the ones to read in that many worker processes with one ``iter_documents`` call; the
+        documents, checkpoints and summary are those of ``workers=1``. Standard input, or a
+        single source, is read in this process."""
         try:
-            for i, path in enumerate(paths, 1):
-                if self.stop.is_set():
-                    break
-                self.progress.source_started(path, i, len(paths))
-                self.ship_source(path)
+            if workers == 1 or effective_workers(workers, paths) <= 1:
+                for i, path in enumerate(paths, 1):
+                    if self.stop.is_set():
+                        break
+                    self.progress.source_started(path, i, len(paths))
+                    self.ship_source(path)
+            else:
+                self._run_planned(paths, workers)
         finally:
             self.close()
         return self.summary
+
+    def _run_planned(self, paths: Sequence[str], workers: int | None) -> None:
+        reads: list[_Read] = []
+        where: list[int] = []  # position of each read in ``paths``
+        for i, path in enumerate(paths, 1):
+            if self.stop.is_set():
+                return
+            read = self._open(path, None, None)
+            if isinstance(read, _Read):
+                reads.append(read)
+                where.append(i)
+
+        def announce(index: int) -> None:
+            self.progress.source_started(reads[index].st.path, where[index], len(paths))
+
+        self._ship_reads(reads, workers=workers, announce=announce)
 
     def close(self) -> None:
         """Flush, wait for every answer, save every checkpoint (also after an error)."""
