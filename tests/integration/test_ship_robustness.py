@@ -324,4 +324,14 @@ def test_watch_follows_growing_and_rotated_files_and_flushes_on_sigterm(
     assert summary["dead_lettered"] == 0
     assert summary["errors"] == 0  # the half-written line was never shipped as an error
     assert count(es, ready) == 3000
-    assert acked(watcher["state"]) >= 3000
+    # SIGTERM saved the live file's checkpoint with every record acknowledged. The rotated copy
+    # (sysmon.ndjson.1, a new path to the watcher) is read again from its start and its 2000
+    # records come back as duplicates; SIGTERM may land while that is under way, so its
+    # checkpoint may be partial — but never past its records.
+    per_path = {}
+    for f in (watcher["state"] / "checkpoints").glob("*.json"):
+        if not f.name.startswith("."):
+            cp = json.loads(f.read_text())
+            per_path[Path(cp["path"]).name] = cp["acked"]
+    assert per_path["sysmon.ndjson"] == 1000
+    assert per_path.get("sysmon.ndjson.1", 0) <= 2000
