@@ -21,7 +21,6 @@ ratios only (no thresholds). Uses ``ES_URL`` when set, else starts a local node
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import time
 import uuid
@@ -40,6 +39,7 @@ from detectors.intel.model import Indicator
 from detectors.loader import BUILTIN_DIR, load_rules
 from detectors.query import events_pattern, iter_pages, rule_query
 from detectors.setup import setup_alerts
+from devtools import es as devnode
 from shipper.es import ClusterSettings, make_client
 
 PAGE = 9000
@@ -261,24 +261,10 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=10_000)
     parser.add_argument("--hit-rate", type=float, default=0.001)
     args = parser.parse_args()
-    started = None
-    if os.environ.get("ES_URL"):
-        settings = ClusterSettings.from_env()
-    else:
-        from devtools import es as devnode
-
-        info = devnode.start(name="bench-detect", fresh=True)
-        started = "bench-detect"
-        settings = ClusterSettings.from_env(info.env())
-    settings = ClusterSettings(**{**settings.__dict__, "request_timeout": 900.0})
-    es = make_client(settings)
-    try:
+    with devnode.cluster_env("bench-detect") as env:
+        settings = ClusterSettings.from_env(env)
+        es = make_client(ClusterSettings(**{**settings.__dict__, "request_timeout": 900.0}))
         run(es, args.events, args.indicators, args.alerts, args.hit_rate)
-    finally:
-        if started:
-            from devtools import es as devnode
-
-            devnode.stop(started, remove=True)
 
 
 if __name__ == "__main__":

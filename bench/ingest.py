@@ -191,10 +191,11 @@ def raw_bulk(settings: ClusterSettings, bodies: list[bytes], concurrency: int) -
 def main() -> int:
     events = int(os.environ.get("BENCH_EVENTS", "440000"))
     shared = Path(os.environ.get("BENCH_SHARED") or REPO.parent / "shared") / "data" / "sysmon"
-    env = dict(os.environ)
-    if not env.get("ES_URL"):
-        info = devnode.start(name="bench")
-        env.update(info.env())
+    with devnode.cluster_env("bench-ingest") as env:
+        return _main(env, events, shared)
+
+
+def _main(env: dict[str, str], events: int, shared: Path) -> int:
     settings = ClusterSettings.from_env(env)
     if not settings.url.startswith("http://"):
         log("note: the raw client speaks plain HTTP only; point ES_URL at an http node")
@@ -310,8 +311,8 @@ def main() -> int:
             # process start per copy and index every record.
             fair_ours = 0.0
             for k in range(copies):
-                r = ship(env, [str(rep / f"c{k:03d}")], f"bench-evtx-{tag}-{k}", work)
-                fair_ours += r["wall"]
+                per_copy_run = ship(env, [str(rep / f"c{k:03d}")], f"bench-evtx-{tag}-{k}", work)
+                fair_ours += per_copy_run["wall"]
                 drop(client, f"bench-evtx-{tag}-{k}")
             log(
                 f"sysmon-ship ship, one run per copy into fresh prefixes: {records} records in "
@@ -385,10 +386,10 @@ def main() -> int:
         log("\n== 3. peak memory (max RSS) for 1x and 10x input ==")
         one = work / "one.ndjson"
         with open(gen / "winlogbeat.ndjson", "rb") as src, open(one, "wb") as dst:
-            for i, line in enumerate(src):
+            for i, raw_line in enumerate(src):
                 if i >= events // 10:
                     break
-                dst.write(line)
+                dst.write(raw_line)
         m1 = ship(env, [str(one)], f"bench-mem1-{tag}", work)
         drop(client, f"bench-mem1-{tag}")
         m10 = ship(env, [str(gen / "winlogbeat.ndjson")], f"bench-mem10-{tag}", work)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
 import random
 import statistics
 import sys
@@ -36,6 +35,7 @@ from detectors.intel.indices import MAX_TERMS_COUNT, indicator_id, setup_intel, 
 from detectors.intel.loader import load_items
 from detectors.intel.lookup import lookup_clause
 from detectors.intel.model import Indicator
+from devtools import es as devnode
 from shipper.es import ClusterSettings, make_client
 
 PREFIX = "bench-intel"
@@ -165,28 +165,18 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    started = None
-    if os.environ.get("ES_URL"):
-        settings = ClusterSettings.from_env()
-    else:
-        from devtools import es as devnode
-
-        info = devnode.start(name="bench-intel", fresh=True)
-        started = "bench-intel"
-        settings = ClusterSettings.from_env(info.env())
-    settings = ClusterSettings(**{**settings.__dict__, "request_timeout": 600.0})
-    es = make_client(settings)
-    try:
-        run(es, args.n, args.repeat)
-    finally:
-        for idx in (
-            f"{PREFIX}-events",
-            f"{PREFIX}-plain",
-            *(f"{PREFIX}-{t}" for t in ("intel-indicators", "intel-lookup", "intel-feeds")),
-        ):
-            es.options(ignore_status=404).indices.delete(index=idx)
-        if started:
-            devnode.stop(started, remove=True)
+    with devnode.cluster_env("bench-intel") as env:
+        settings = ClusterSettings.from_env(env)
+        es = make_client(ClusterSettings(**{**settings.__dict__, "request_timeout": 600.0}))
+        try:
+            run(es, args.n, args.repeat)
+        finally:
+            for idx in (
+                f"{PREFIX}-events",
+                f"{PREFIX}-plain",
+                *(f"{PREFIX}-{t}" for t in ("intel-indicators", "intel-lookup", "intel-feeds")),
+            ):
+                es.options(ignore_status=404).indices.delete(index=idx)
 
 
 if __name__ == "__main__":

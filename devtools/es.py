@@ -610,6 +610,21 @@ def status(name: str = "dev") -> NodeInfo | None:
     return None
 
 
+@contextlib.contextmanager
+def cluster_env(name: str) -> Iterator[dict[str, str]]:
+    """The client environment (``ES_URL`` and credentials) for a benchmark or a script: the
+    caller's own cluster when ``ES_URL`` is set, else a fresh local node named ``name`` that is
+    stopped and removed on exit."""
+    if os.environ.get("ES_URL"):
+        yield dict(os.environ)
+        return
+    info = start(name=name, fresh=True)
+    try:
+        yield {**os.environ, **info.env()}
+    finally:
+        stop(name, remove=True)
+
+
 # --------------------------------------------------------------------------------------------
 # CLI
 
