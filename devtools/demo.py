@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from devtools import es as devnode
@@ -90,63 +91,59 @@ def show(client: Any, prefix: str) -> None:
     )
 
 
-def main() -> int:
-    events = int(os.environ.get("DEMO_EVENTS", "20000"))
-    seed = os.environ.get("DEMO_SEED", "7")
-    prefix = os.environ.get("SYSMON_INDEX_PREFIX", "sysmon")
+def _connect() -> tuple[dict[str, str], Any] | None:
+    """The cluster to demo on: ``ES_URL`` when set, else the local node ``demo`` (left running so
+    the data can be explored afterwards)."""
     env = dict(os.environ)
     if not env.get("ES_URL"):
         try:
             info = devnode.start(name="demo")
         except devnode.NodeError as exc:
             print(f"demo: could not start the local node: {exc}", file=sys.stderr)
-            return 1
+            return None
         env.update(info.env())
         print(f"local Elasticsearch {info.version} at {info.url}")
         print("(stop it with: python -m devtools.es stop --name demo)")
     settings = ClusterSettings.from_env(env)
     client = make_client(settings)
     print(f"Elasticsearch {check_cluster(client, settings.url)} at {settings.url}")
+    return env, client
+
+
+def ship_day(env: dict[str, str], prefix: str, events: int, seed: str) -> None:
+    """Install the templates, generate the sample day and ship it with the real CLI."""
     ship = [sys.executable, "-c", "from shipper.cli import main; main()"]
     _run([*ship, "setup", "--index-prefix", prefix], env)
     with tempfile.TemporaryDirectory(prefix="sysmon-demo-") as tmp:
         data = os.path.join(tmp, "day")
         _run(
-            [
-                sys.executable,
-                "-m",
-                "samples",
-                "generate",
-                "--out",
-                data,
-                "--events",
-                str(events),
-                "--seed",
-                seed,
-                "--forms",
-                "winlogbeat",
-            ],
+            [sys.executable, "-m", "samples", "generate", "--out", data, "--events", str(events),
+             "--seed", seed, "--forms", "winlogbeat"],
             env,
-        )
+        )  # fmt: skip
         _run(
-            [
-                *ship,
-                "ship",
-                os.path.join(data, "winlogbeat.ndjson"),
-                "--index-prefix",
-                prefix,
-                "--state-dir",
-                os.path.join(tmp, "state"),
-            ],
+            [*ship, "ship", os.path.join(data, "winlogbeat.ndjson"), "--index-prefix", prefix,
+             "--state-dir", os.path.join(tmp, "state")],
             env,
-        )
+        )  # fmt: skip
+
+
+def main() -> int:
+    """Ship the sample day, show what is searchable, then run every detector on it."""
+    connected = _connect()
+    if connected is None:
+        return 1
+    env, client = connected
+    prefix = os.environ.get("SYSMON_INDEX_PREFIX", "sysmon")
+    ship_day(env, prefix, int(os.environ.get("DEMO_EVENTS", "20000")), os.environ.get("DEMO_SEED", "7"))
     show(client, prefix)
+    detect(client, prefix)
     return 0
 
 
 # ---------------------------------------------------------------------------------------------
-# Detectors (issue 6): load the sample intel feed and allowlists, run every rule once, and print
-# the alerts an analyst looks at first. Kept separate from the shipping part above.
+# Detectors: load the sample intel feed and allowlists, run every rule once, and print the alerts
+# an analyst looks at first.
 
 
 def _alert_rows(client: Any, prefix: str) -> list[dict[str, Any]]:
@@ -176,7 +173,7 @@ def detect(client: Any, prefix: str) -> None:
     setup_alerts(client, prefix)
     setup_intel(client, prefix)
     with tempfile.TemporaryDirectory(prefix="sysmon-demo-intel-") as tmp:
-        files = write_intel(__import__("pathlib").Path(tmp), DEFAULT_START)
+        files = write_intel(Path(tmp), DEFAULT_START)
         for f in sorted(files):
             kind: Literal["intel", "allow"] = "allow" if f.name.startswith("allowlist") else "intel"
             res = load_feed(
@@ -236,19 +233,5 @@ def detect(client: Any, prefix: str) -> None:
     print("\ntriage: sysmon-detect alerts ack|close ID    status: sysmon-detect status")
 
 
-def main_with_detectors() -> int:
-    """The demo grows: ship the sample day (``main`` above), then run the detectors on it."""
-    rc = main()
-    if rc != 0:
-        return rc
-    env = dict(os.environ)
-    if not env.get("ES_URL"):
-        env.update(devnode.start(name="demo").env())
-    settings = ClusterSettings.from_env(env)
-    client = make_client(settings)
-    detect(client, os.environ.get("SYSMON_INDEX_PREFIX", "sysmon"))
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main_with_detectors())
+    raise SystemExit(main())
