@@ -16,7 +16,6 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import IO
 
 from shipper.raw import RawEvent, ReadError
@@ -36,7 +35,14 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
-def event_from_element(root: ET.Element, source: str, position: str, original: str | None) -> RawEvent:
+def event_from_element(
+    root: ET.Element,
+    source: str,
+    position: str,
+    original: str | None,
+    end_offset: int | None = None,
+    end_line: int | None = None,
+) -> RawEvent:
     """Map a parsed ``<Event>`` element (any namespace) to a RawEvent.
 
     Raises ValueError when the element lacks what every event has (a provider and an EventID).
@@ -98,25 +104,32 @@ def event_from_element(root: ET.Element, source: str, position: str, original: s
         source=source,
         position=position,
         original=original,
+        end_offset=end_offset,
+        end_line=end_line,
         **fields,  # type: ignore[arg-type]
     )
 
 
-def _parse_event(text: str, source: str, line: int) -> RawEvent | ReadError:
+def _parse_event(
+    text: str, source: str, line: int, end_offset: int | None = None, end_line: int | None = None
+) -> RawEvent | ReadError:
     position = f"line {line}"
+    ends = {"end_offset": end_offset, "end_line": end_line}
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
         err_line, col = exc.position
         reason = str(exc).partition(":")[0]
         where = f"line {line + err_line - 1}"
-        return ReadError("xml", f"malformed event XML: {reason} (column {col})", source, where, text)
+        return ReadError("xml", f"malformed event XML: {reason} (column {col})", source, where, text, **ends)
     if _local(root.tag) != "Event":
-        return ReadError("xml", f"expected <Event>, found <{_local(root.tag)}>", source, position, text)
+        return ReadError(
+            "xml", f"expected <Event>, found <{_local(root.tag)}>", source, position, text, **ends
+        )
     try:
-        return event_from_element(root, source, position, text)
+        return event_from_element(root, source, position, text, end_offset, end_line)
     except ValueError as exc:
-        return ReadError("xml", str(exc), source, position, text)
+        return ReadError("xml", str(exc), source, position, text, **ends)
 
 
 def read_xml(
@@ -150,10 +163,8 @@ def read_xml(
                 line = ev_line + buf.count("\n", begin, stop)
                 counter.advance(buf[mark:stop])
                 mark = stop
-                rec = _parse_event(buf[begin:stop], source, ev_line)
-                if counter.offset is not None:
-                    rec = replace(rec, end_offset=counter.offset, end_line=line)
-                yield rec
+                end_line = line if counter.offset is not None else None
+                yield _parse_event(buf[begin:stop], source, ev_line, counter.offset, end_line)
                 pos = stop
                 continue
             if nxt is not None or (eof and end < 0) or len(buf) - begin > MAX_EVENT_CHARS:
