@@ -7,6 +7,7 @@ Secrets come from the environment, files or the configuration and are never prin
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -102,6 +103,17 @@ def make_client(settings: ClusterSettings | None = None, **kwargs: Any) -> Elast
     return Elasticsearch(s.url, **opts)
 
 
+_VERSION = re.compile(r"^(\d+)(?:\.(\d+))?(?:\.(\d+))?")
+
+
+def parse_version(version: str) -> tuple[int, int, int] | None:
+    """``"9.5.4"`` → ``(9, 5, 4)`` (a suffix such as ``-SNAPSHOT`` ignored); None if unreadable."""
+    m = _VERSION.match(version.strip())
+    if not m:
+        return None
+    return (int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0))
+
+
 def check_cluster(client: Elasticsearch, url: str = "") -> str:
     """Return the cluster's Elasticsearch version, or raise ClusterError saying plainly what is
     wrong: unreachable, TLS not trusted, credentials refused, or a version too old.
@@ -132,11 +144,14 @@ def check_cluster(client: Elasticsearch, url: str = "") -> str:
     versions = [str(n.get("version", "")) for n in nodes.values()]
     if not versions:
         raise ClusterError(f"{where} reported no nodes")
-    version = min(versions)
-    try:
-        major = int(version.split(".")[0])
-    except ValueError as exc:
-        raise ClusterError(f"{where} reported an unreadable version {version!r}") from exc
+    parsed: list[tuple[tuple[int, ...], str]] = []
+    for v in versions:
+        key = parse_version(v)
+        if key is None:
+            raise ClusterError(f"{where} reported an unreadable version {v!r}")
+        parsed.append((key, v))
+    # The oldest node decides, compared as numbers ("10.0.0" is newer than "9.5.4").
+    (major, *_), version = min(parsed)
     if major < MIN_MAJOR:
         raise ClusterError(f"{where} runs Elasticsearch {version}; this tool needs {MIN_MAJOR}.x or later")
     return version
