@@ -7,13 +7,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-import pytest
 from click.testing import CliRunner
 
+import shipper.readers.registry as readers
+import shipper.sysmon.ecs as ecs
 from samples.__main__ import main
-
-readers = pytest.importorskip("shipper.readers.registry")
-ecs = pytest.importorskip("shipper.sysmon.ecs")
 
 # What each form lacks, so its ECS document lacks it too.
 SYSTEM_FIELDS = {
