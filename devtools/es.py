@@ -356,6 +356,46 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _group_cmdlines(pgid: int) -> list[bytes] | None:
+    """The command lines of the processes in process group ``pgid`` (zombies have none);
+    None where there is no ``/proc`` to read them from."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return None
+    lines: list[bytes] = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(") ", 1)[1].split()
+            if int(fields[2]) != pgid:
+                continue
+            lines.append((entry / "cmdline").read_bytes())
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile
+    return lines
+
+
+def _ours(info: NodeInfo) -> bool:
+    """Whether the process group this module started for ``info`` still runs.
+
+    The state file only holds a pid, and a pid is reused once its process is gone: the group must
+    exist and (where ``/proc`` says) one of its processes must name the node's run directory on
+    its command line (the launcher and the server both do), so a stranger that got the pid is
+    never reported as the node, nor signalled."""
+    try:
+        os.killpg(info.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False  # a process of another user: not one we started (we could not stop it)
+    cmdlines = _group_cmdlines(info.pid)
+    if cmdlines is None:
+        return _alive(info.pid)
+    marker = (info.run_dir.rstrip("/") + "/").encode()
+    return any(marker in c for c in cmdlines)
+
+
 def request(info: NodeInfo, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
     """A plain HTTP(S) GET against the node (no client library), for health checks."""
     req = urllib.request.Request(info.url + path)
@@ -460,7 +500,7 @@ def start(
     (see docs/architecture.md).
     """
     existing = _read_state(name)
-    if existing and _alive(existing.pid):
+    if existing and _ours(existing):
         if fresh:
             stop(name)
         else:
@@ -594,9 +634,11 @@ def _kill_group(pid: int, timeout: float = 60.0) -> None:
 def stop(name: str = "dev", remove: bool = False) -> bool:
     """Stop the node this module started under ``name``; True when one was running."""
     info = _read_state(name)
-    running = bool(info and _alive(info.pid))
+    running = bool(info and _ours(info))
     if info:
-        _kill_group(info.pid)
+        if running:
+            # Only a live group that is still this node's: a stale pid may belong to anyone now.
+            _kill_group(info.pid)
         _state_file(name).unlink(missing_ok=True)
     if remove:
         shutil.rmtree(run_dir(name), ignore_errors=True)
@@ -605,7 +647,7 @@ def stop(name: str = "dev", remove: bool = False) -> bool:
 
 def status(name: str = "dev") -> NodeInfo | None:
     info = _read_state(name)
-    if info and _alive(info.pid):
+    if info and _ours(info):
         return info
     return None
 
