@@ -223,7 +223,10 @@ def fetch(
             retry = exc.code in RETRYABLE_HTTP
         except (urllib.error.URLError, HTTPException, OSError) as exc:
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            error = f"connection failed: {reason}"
+            if isinstance(reason, TimeoutError):  # connecting, waiting for the answer, or mid-body
+                error = f"timed out after {feed.timeout:g}s (no data for that long)"
+            else:
+                error = f"connection failed: {reason}"
             retry = not isinstance(reason, ssl.SSLCertVerificationError)
         if not retry or attempt > feed.retries:
             break
