@@ -104,8 +104,18 @@ def convert(
     if json_summary:
         click.echo(orjson.dumps(stats.as_dict()).decode(), err=True)
     else:
-        for sample in stats.error_samples[:20]:
+        shown = stats.error_samples[:20]
+        for sample in shown:
             click.echo(f"error: {sample}", err=True)
+        total_errors = sum(stats.errors.values())
+        if total_errors > len(shown):
+            click.echo(f"error: … {total_errors - len(shown)} more not shown", err=True)
+        if stats.errors:
+            kinds = " ".join(f"{k}={v}" for k, v in sorted(stats.errors.items()))
+            click.echo(f"convert: errors by kind: {kinds}", err=True)
+        if stats.other_providers:
+            others = " ".join(f"{k}={v}" for k, v in sorted(stats.other_providers.items()))
+            click.echo(f"convert: other providers (skipped): {others}", err=True)
         click.echo(f"convert: {stats.summary()}", err=True)
 
 

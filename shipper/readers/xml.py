@@ -29,6 +29,22 @@ MAX_EVENT_CHARS = 16 * 1024 * 1024
 _EVENT_START = re.compile(r"<Event[\s>/]")
 _EVENT_END = "</Event>"
 _FORBIDDEN = re.compile(r"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+#: What may stand between events: white space, the XML declaration and other processing
+#: instructions, comments, and the ``<Events>`` wrapper of ``wevtutil qe /f:xml``.
+_BETWEEN = re.compile(r"\s+|<\?.*?\?>|<!--.*?-->|</?Events(?:\s[^<>]*)?/?>", re.DOTALL)
+#: Text outside events kept to be reported (the rest of a longer stretch is only counted).
+MAX_STRAY_CHARS = 64 * 1024
+
+
+def _first_stray(text: str) -> int | None:
+    """Index of the first character of ``text`` that is not allowed between events."""
+    at = 0
+    while at < len(text):
+        m = _BETWEEN.match(text, at)
+        if m is None or m.end() == at:
+            return at
+        at = m.end()
+    return None
 
 
 def _local(tag: str) -> str:
@@ -146,6 +162,54 @@ def read_xml(
     ``end_line``), with ``codec`` the file's BOM-less codec when that is not the start.
     Every event (and malformed event) carries ``end_offset``: just past its ``</Event>``."""
     buf = ""
+    # Text between events that is not allowed there (a damaged start tag, another form read as
+    # XML) is reported as one ReadError per stretch, never dropped silently.
+    stray: list[str] = []
+    stray_chars = 0
+    stray_line = 0
+    stray_more = False
+
+    def note(a: int, b: int, at_line: int) -> None:
+        """Keep ``buf[a:b]`` (starting on ``at_line``), text outside any event."""
+        nonlocal stray_chars, stray_line, stray_more
+        if a >= b:
+            return
+        seg = buf[a:b]
+        if not stray:
+            lead = len(seg) - len(seg.lstrip())
+            if lead == len(seg):
+                return
+            stray_line = at_line + seg.count("\n", 0, lead)
+            seg = seg[lead:]
+        if stray_chars >= MAX_STRAY_CHARS:
+            stray_more = True
+            return
+        seg = seg[: MAX_STRAY_CHARS - stray_chars]
+        stray.append(seg)
+        stray_chars += len(seg)
+
+    def stray_error() -> ReadError | None:
+        nonlocal stray_chars, stray_more
+        if not stray:
+            return None
+        text = "".join(stray)
+        more = stray_more
+        stray.clear()
+        stray_chars = 0
+        stray_more = False
+        first = _first_stray(text)
+        if first is None and not more:
+            return None
+        first = first if first is not None else len(text)
+        snippet = text[first : first + 60].replace("\n", " ")
+        return ReadError(
+            "xml",
+            f"text outside any <Event> element was not read: {snippet!r}",
+            source,
+            f"line {stray_line + text.count(chr(10), 0, first)}",
+            text[:4096],
+        )
+
     pos = 0  # everything before pos is consumed
     blocks, counter = decoded(stream, start_offset, codec)
     line = start_line  # line number at buf[pos]
@@ -157,6 +221,10 @@ def read_xml(
             begin = start.start()
             end = buf.find(_EVENT_END, begin)
             nxt = _EVENT_START.search(buf, begin + 6)
+            note(pos, begin, line)
+            err = stray_error()
+            if err is not None:
+                yield err
             if end >= 0 and (nxt is None or nxt.start() > end):
                 stop = end + len(_EVENT_END)
                 ev_line = line + buf.count("\n", pos, begin)
@@ -185,10 +253,17 @@ def read_xml(
                 )
                 pos = cut
                 continue
-            keep = begin
+            line += buf.count("\n", pos, begin)  # the text before it is noted
+            pos = keep = begin
         else:
             keep = max(pos, len(buf) - 16)  # a start tag may straddle two blocks
+            if eof:
+                keep = len(buf)
+            note(pos, keep, line)
         if eof:
+            err = stray_error()
+            if err is not None:
+                yield err
             return
         line += buf.count("\n", pos, keep)
         counter.advance(buf[mark:keep])
