@@ -123,14 +123,20 @@ def build_chains(
     depth: int = DEFAULT_DEPTH,
     known: dict[tuple[str, str], Link] | None = None,
 ) -> dict[tuple[str, str], Chain]:
-    """Chains for every (host, entity id) in ``starts``, one query per level for all of them.
+    """Chains for every (host, entity id) in ``starts``, one query per level for all of them (at
+    most ``depth`` queries: a chain that reaches ``depth`` links with a parent left is
+    ``truncated``, whether or not that parent's creation event was shipped).
     ``known`` may pre-seed creation links (e.g. from the alerts' own event-1 sources)."""
     chains = {k: Chain(host=k[0], entity_id=k[1]) for k in set(starts)}
     cache: dict[tuple[str, str], Link] = dict(known or {})
     # chain key → the (host, entity id) it waits for at this level
     pending: dict[tuple[str, str], tuple[str, str]] = {k: k for k in chains}
     level = 0
-    while pending and level <= depth:
+    while pending:
+        if level == depth:  # parents left to follow: truncated, without a query to fetch them
+            for ck in pending:
+                chains[ck].truncated = True
+            break
         need = {v for v in pending.values() if v not in cache}
         if need:
             cache.update(fetch_creations(es, prefix, need))
@@ -141,9 +147,6 @@ def build_chains(
             if link is None:
                 chain.broken = True
                 chain.missing_entity_id = want[1]
-                continue
-            if level == depth:
-                chain.truncated = True
                 continue
             if any(lk.entity_id == link.entity_id for lk in chain.links):
                 continue  # a cycle in bad data: stop here

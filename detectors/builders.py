@@ -477,6 +477,26 @@ def _merge_hosts(old: list[dict[str, Any]], new: dict[str, dict[str, Any]]) -> l
     return sorted(by.values(), key=lambda h: (h["first_seen"], h["name"]))
 
 
+def _spread_window(hosts: list[dict[str, Any]], window: int, min_hosts: int) -> list[dict[str, Any]]:
+    """The hosts (in first-seen order) of the first ``window`` that holds at least ``min_hosts``
+    of them, anchored on its earliest host (patient zero); when no window does, those of the
+    earliest host's window (fewer than ``min_hosts``: no alert). A sighting long before the
+    spread (a lone host months earlier) must not become the anchor that hides it."""
+
+    def t(h: dict[str, Any]) -> datetime:
+        return datetime.fromisoformat(str(h["first_seen"]).replace("Z", "+00:00"))
+
+    first: list[dict[str, Any]] | None = None
+    for i, anchor in enumerate(hosts):
+        t0 = t(anchor)
+        inside = [h for h in hosts[i:] if (t(h) - t0).total_seconds() <= window]
+        if len(inside) >= min_hosts:
+            return inside
+        if first is None:
+            first = inside
+    return first or []
+
+
 @register("spread")
 def build_spread(rule: Rule, ctx: RunContext) -> RunStats:
     assert isinstance(rule.params, SpreadParams)
@@ -524,16 +544,7 @@ def build_spread(rule: Rule, ctx: RunContext) -> RunStats:
                 old_hosts: list[dict[str, Any]] = []
                 if existing is not None:
                     old_hosts = list(get_path(existing["_source"], "alert.spread.hosts") or [])
-                merged = _merge_hosts(old_hosts, hosts)
-                pz_first = datetime.fromisoformat(str(merged[0]["first_seen"]).replace("Z", "+00:00"))
-                merged = [
-                    h
-                    for h in merged
-                    if (
-                        datetime.fromisoformat(str(h["first_seen"]).replace("Z", "+00:00")) - pz_first
-                    ).total_seconds()
-                    <= p.window
-                ]
+                merged = _spread_window(_merge_hosts(old_hosts, hosts), p.window, p.min_hosts)
                 if len(merged) < p.min_hosts:
                     break
                 if (
