@@ -7,10 +7,19 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint unit integration bench es-start es-stop clean
 
-$(STAMP): pyproject.toml
+NATIVE_SRC := native/Cargo.toml native/pyproject.toml $(wildcard native/src/*.rs)
+
+$(STAMP): pyproject.toml $(NATIVE_SRC)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[dev]"
+	@# the native EVTX mapping core (Rust, built by maturin); without cargo the Python path is used
+	@if command -v cargo >/dev/null 2>&1; then \
+	  echo "building the native mapping core (native/, release build)"; \
+	  $(PY) -m pip install -q ./native; \
+	else \
+	  echo "cargo not found: skipping the native mapping core (pure-Python mapping)"; \
+	fi
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -46,4 +55,4 @@ es-stop: $(STAMP)
 	$(PY) -m devtools.es stop --name dev
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache native/target

@@ -90,7 +90,7 @@ def convert(files: list[str], repeat: int, fmt: str | None = None, workers: int 
     size = 0
     for _ in range(repeat):
         for item in iter_documents(files, fmt=fmt, stats=Stats(), workers=workers):
-            size += len(dumps(item.doc))
+            size += len(item.json())
             n += 1
     return n
 

@@ -79,7 +79,6 @@ def convert(
         paths = expand_inputs(inputs)
         out = open(output, "wb") if output else sys.stdout.buffer  # noqa: SIM115
         try:
-            dumps = orjson.dumps
             write = out.write
             for item in iter_documents(
                 paths,
@@ -90,7 +89,7 @@ def convert(
                 stats=stats,
                 workers=workers or None,
             ):
-                write(dumps(item.doc))
+                write(item.json())
                 write(b"\n")
         finally:
             if output:

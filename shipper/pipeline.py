@@ -25,7 +25,9 @@ from typing import Any
 import orjson
 
 from shipper.errors import InputError
-from shipper.raw import ReadError
+from shipper.native import threads_started as native_threads_started
+from shipper.raw import MappedBatch, ReadError
+from shipper.readers.evtx import prefetch as prefetch_evtx
 from shipper.readers.registry import open_source
 from shipper.sysmon.ecs import error_document, to_ecs_and_id
 from shipper.sysmon.events import EVENTS
@@ -89,21 +91,77 @@ class Stats:
         return " ".join(parts) + f" by_id: {by_id}"
 
 
-@dataclass(frozen=True, slots=True)
 class Item:
     """One document ready for the sink. ``seq`` is the 1-based ordinal of the record within its
     source, over everything the reader yielded (other providers included), so ``skip`` can
     resume a source after its last acknowledged record. ``end_offset``/``end_line``: the
-    record's resume point (see ``RawEvent``; None when unknown), for ``start``."""
+    record's resume point (see ``RawEvent``; None when unknown), for ``start``.
 
-    doc: dict[str, Any]
-    doc_id: str
-    index_suffix: str
-    source: str
-    seq: int
-    position: str
-    end_offset: int | None = None
-    end_line: int | None = None
+    A document the native core mapped arrives as its JSON (``doc_json``); ``doc`` decodes it on
+    first use, and ``json()`` hands the bytes on untouched when nobody needed the dict."""
+
+    __slots__ = (
+        "_doc",
+        "doc_id",
+        "doc_json",
+        "end_line",
+        "end_offset",
+        "index_suffix",
+        "position",
+        "seq",
+        "source",
+    )
+
+    def __init__(
+        self,
+        doc: dict[str, Any] | None,
+        doc_id: str,
+        index_suffix: str,
+        source: str,
+        seq: int,
+        position: str,
+        end_offset: int | None = None,
+        end_line: int | None = None,
+        doc_json: bytes | None = None,
+    ) -> None:
+        if doc is None and doc_json is None:
+            raise ValueError("an Item needs its document or its JSON")
+        self._doc = doc
+        self.doc_id = doc_id
+        self.index_suffix = index_suffix
+        self.source = source
+        self.seq = seq
+        self.position = position
+        self.end_offset = end_offset
+        self.end_line = end_line
+        self.doc_json = doc_json if doc is None else None
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        doc = self._doc
+        if doc is None:
+            assert self.doc_json is not None
+            doc = self._doc = orjson.loads(self.doc_json)
+            self.doc_json = None
+        return doc
+
+    @property
+    def is_error(self) -> bool:
+        """A ``pipeline_error`` document (never one the native core mapped)."""
+        if self._doc is None:
+            return False
+        return (self._doc.get("event") or {}).get("kind") == "pipeline_error"
+
+    def json(self) -> bytes:
+        """The document serialised (orjson), without a decode/encode round trip when possible."""
+        if self._doc is None:
+            assert self.doc_json is not None
+            return self.doc_json
+        return orjson.dumps(self._doc)
+
+    def __repr__(self) -> str:
+        where = f"{self.source!r}, seq={self.seq}, {self.position!r}"
+        return f"Item({self.doc_id!r}, {self.index_suffix!r}, {where})"
 
 
 def expand_inputs(inputs: Iterable[str]) -> list[str]:
@@ -206,8 +264,11 @@ def iter_documents(
     st = stats if stats is not None else Stats()
     count = effective_workers(workers, paths)
     if count <= 1:
-        for source in paths:
+        ahead = evtx_backend != "python" and fmt in (None, "evtx")
+        for i, source in enumerate(paths):
             st.sources += 1
+            if ahead and i + 1 < len(paths) and paths[i + 1] != STDIN:
+                prefetch_evtx(paths[i + 1])  # parsed by the native core while this one is read
             yield from _source_items(
                 source,
                 fmt,
@@ -253,8 +314,28 @@ def _source_items(
         evtx_threads=evtx_threads,
         start_offset=offset,
         start_line=line,
+        premapped=True,
     )
+    loads = orjson.loads
     for rec in events:
+        if isinstance(rec, MappedBatch):  # mapped by the native core: documents with a time
+            by_id = st.sysmon_by_id
+            columns = (rec.event_ids, rec.docs, rec.doc_ids, rec.record_ids)
+            for eid, raw, doc_id, record_id in zip(*columns, strict=True):
+                seq += 1
+                st.records += 1
+                if seq <= already:
+                    continue
+                by_id[eid] += 1
+                if eid not in EVENTS:
+                    st.unknown_ids[eid] += 1
+                # a native document starts {"@timestamp":"yyyy-MM-ddTHH:mm:ss.SSSZ", (see native/)
+                last_time = ts = raw[15:39].decode() if raw[39:41] == b'",' else loads(raw)["@timestamp"]
+                st.documents += 1
+                yield Item(
+                    None, doc_id, f"{ts[0:4]}.{ts[5:7]}", source, seq, f"record {record_id}", doc_json=raw
+                )
+            continue
         seq += 1
         st.records += 1
         if seq <= already:
@@ -426,13 +507,17 @@ def _worker(tasks: Any, results: Any, options: tuple[Any, ...]) -> None:
 
 
 def _context() -> Any:
-    """``fork`` where it is safe (POSIX, no other thread running: the workers then start with
-    the parent's imports and the public suffix list already loaded), else ``forkserver`` or
-    ``spawn``."""
+    """``fork`` where it is safe (POSIX, no other thread running, the native core's included:
+    the workers then start with the parent's imports and the public suffix list already
+    loaded), else ``forkserver`` or ``spawn``."""
     methods = mp.get_all_start_methods()
     others = [t for t in threading.enumerate() if t is not threading.current_thread()]
     # the feeder threads of a previous run's (closed) queues hold nothing a worker would use
-    if "fork" in methods and all(t.name == "QueueFeederThread" for t in others):
+    if (
+        "fork" in methods
+        and all(t.name == "QueueFeederThread" for t in others)
+        and not native_threads_started()  # the native core's threads are not Python's
+    ):
         warm_public_suffix_list()
         return mp.get_context("fork")
     return mp.get_context("forkserver" if "forkserver" in methods else "spawn")

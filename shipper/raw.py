@@ -62,6 +62,30 @@ class RawEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class MappedBatch:
+    """Consecutive Sysmon records the native core (``shipper.native``) has already mapped, one
+    entry per record in each list: ``docs`` are the ECS documents as JSON bytes, ``doc_ids``
+    their ``_id``s — exactly what ``to_ecs_and_id`` gives for the RawEvents of the same records —
+    and ``record_ids`` their EventRecordIDs (positions ``record N``). Only
+    ``open_source(premapped=True)`` yields these, and only for EVTX; the pipeline counts each
+    entry as one record."""
+
+    event_ids: list[int]
+    docs: list[bytes]
+    doc_ids: list[str]
+    record_ids: list[int]
+    source: str = ""
+
+    provider = SYSMON_PROVIDER
+    is_sysmon = True
+    end_offset = None
+    end_line = None
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+
+@dataclass(frozen=True, slots=True)
 class ReadError:
     """A record a reader could not turn into a RawEvent. Yielded in the stream (never raised),
     so one bad record never aborts a file. ``kind`` is a short machine word

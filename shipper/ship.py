@@ -396,7 +396,7 @@ class Shipper:
                 if item.seq > r.last + 1:
                     r.st.mark.add(r.last + 1, item.seq - 1)  # records that made no document
                 r.last = item.seq
-                if hold_last_error and (item.doc.get("event") or {}).get("kind") == "pipeline_error":
+                if hold_last_error and item.is_error:
                     r.held = item
                 else:
                     self._send(item, r.st)
@@ -440,12 +440,11 @@ class Shipper:
             # before the sink may acknowledge it (from another thread)
             st.ends.append((item.seq, item.end_offset, item.end_line))
             self._read_points[item.source] = (item.end_offset, item.end_line, item.seq)
-        self.sink.add(
-            item.doc,
-            events_index(self.cfg.index_prefix, item.index_suffix),
-            item.doc_id,
-            (item.source, item.seq),
-        )
+        index = events_index(self.cfg.index_prefix, item.index_suffix)
+        if item.doc_json is not None:
+            self.sink.add_json(item.doc_json, index, item.doc_id, (item.source, item.seq))
+        else:
+            self.sink.add(item.doc, index, item.doc_id, (item.source, item.seq))
         self.progress.advance(1)
 
     def run(self, paths: Sequence[str], workers: int | None = 1) -> RunSummary:

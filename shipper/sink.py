@@ -83,6 +83,10 @@ class _Batch:
     started: float = 0.0
 
 
+_NATIVE_HEAD = b'{"@timestamp":"'
+_NATIVE_EVENT = b'","event":{'
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -139,8 +143,21 @@ class BulkSink:
             event["ingested"] = now_iso()
         else:
             doc["event"] = {"ingested": now_iso()}
+        self._queue(orjson.dumps(doc), index, doc_id, ack)
+
+    def add_json(self, doc_json: bytes, index: str, doc_id: str, ack: tuple[str, int]) -> None:
+        """:meth:`add` for a document already serialised by the native core, which always
+        starts ``{"@timestamp":"<24 characters>","event":{``: ``event.ingested`` is spliced in
+        without decoding it (any other document is decoded and queued by :meth:`add`)."""
+        if doc_json[:15] != _NATIVE_HEAD or doc_json[39:50] != _NATIVE_EVENT:
+            self.add(orjson.loads(doc_json), index, doc_id, ack)
+            return
+        self._raise_if_failed()
+        body = b"".join((doc_json[:50], b'"ingested":"', now_iso().encode(), b'",', doc_json[50:]))
+        self._queue(body, index, doc_id, ack)
+
+    def _queue(self, body: bytes, index: str, doc_id: str, ack: tuple[str, int]) -> None:
         action = orjson.dumps({"create": {"_index": index, "_id": doc_id}})
-        body = orjson.dumps(doc)
         b = self._batch
         if not b.lines:
             b.started = time.monotonic()

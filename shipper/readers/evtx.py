@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 import orjson
 
-from shipper.raw import RawEvent, ReadError
+from shipper.raw import MappedBatch, RawEvent, ReadError
 from shipper.readers._common import guid_braced, keywords_hex, text_value, to_int, utc_iso
 from shipper.readers.xml import event_from_element
 
@@ -70,14 +70,25 @@ def read_evtx(
     source: str | None = None,
     backend: EvtxBackend = "auto",
     threads: int | None = None,
-) -> Iterator[RawEvent | ReadError]:
+    premapped: bool = False,
+) -> Iterator[RawEvent | MappedBatch | ReadError]:
     """Yield every record of the EVTX file at ``path`` (all providers) as RawEvent, and a
     ReadError for each record, chunk or tail that cannot be read. ``threads``: how many
-    threads the fast parser may use (None: its default, one per core)."""
+    threads the fast parser may use (None: its default, one per core).
+
+    ``premapped``: when the native core is installed (``shipper.native``), yield a MappedBatch
+    for each run of Sysmon records it maps (the rest as RawEvent, errors as before)."""
     name = source if source is not None else str(path)
     if backend == "python":
         yield from _read_python(str(path), name)
         return
+    if premapped:
+        from shipper.native import native
+
+        core = native()
+        if core is not None:
+            yield from _read_native(core, str(path), name, fallback=backend == "auto", threads=threads)
+            return
     yield from _read_rust(str(path), name, fallback=backend == "auto", threads=threads)
 
 
@@ -259,19 +270,7 @@ def _read_rust(
         except StopIteration:
             break
         except RuntimeError as exc:
-            message = str(exc)
-            chunk = _RUST_CHUNK_ERR.search(message)
-            if chunk is not None and fallback:
-                index = int(chunk.group(1))
-                yield from _recover_chunk(path, source, index, recent, reason=message)
-                continue
-            found = _RUST_RECORD_ERR.search(message)
-            if found is not None:
-                yield ReadError("evtx_record", message, source, f"record {found.group(1)}")
-            elif chunk is not None:
-                yield ReadError("evtx_chunk", message, source, f"chunk {chunk.group(1)}")
-            else:
-                yield ReadError("evtx_record", message, source, "unknown record")
+            yield from _parser_error(str(exc), path, source, recent, fallback)
             continue
         header_id = record["event_record_id"]
         try:
@@ -281,6 +280,89 @@ def _read_rust(
             continue
         recent.append(header_id)
         yield event
+    if fallback:
+        yield from _recover_tail(path, source, recent)
+
+
+def _parser_error(
+    message: str, path: str, source: str, recent: deque[int], fallback: bool
+) -> Iterator[RawEvent | ReadError]:
+    """A record or chunk the fast parser rejected: recover the chunk with python-evtx, or report."""
+    chunk = _RUST_CHUNK_ERR.search(message)
+    if chunk is not None and fallback:
+        yield from _recover_chunk(path, source, int(chunk.group(1)), recent, reason=message)
+        return
+    found = _RUST_RECORD_ERR.search(message)
+    if found is not None:
+        yield ReadError("evtx_record", message, source, f"record {found.group(1)}")
+    elif chunk is not None:
+        yield ReadError("evtx_chunk", message, source, f"chunk {chunk.group(1)}")
+    else:
+        yield ReadError("evtx_record", message, source, "unknown record")
+
+
+#: At most two EVTX files already being parsed by the native core ahead of their readers:
+#: (path, threads) → its EvtxDocuments. See :func:`prefetch`.
+_PREFETCHED: dict[tuple[str, int], Any] = {}
+
+
+def prefetch(path: str, threads: int | None = None) -> None:
+    """Start parsing the EVTX file at ``path`` now, in the native core's own threads, so that
+    its reader finds records waiting (the pipeline calls this for the next source while it
+    reads the current one). A no-op without the native core or for any other file; only the
+    latest two are kept (bounded memory: the core buffers a few batches per file, then waits)."""
+    from shipper.native import native
+
+    core = native()
+    if core is None:
+        return
+    key = (path, threads or 0)
+    if key in _PREFETCHED:
+        return
+    while len(_PREFETCHED) >= 2:  # the current source's and the next one's; an unused one is
+        del _PREFETCHED[next(iter(_PREFETCHED))]  # dropped, and its worker stops
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(len(FILE_MAGIC)) != FILE_MAGIC:
+                return
+        _PREFETCHED[key] = core.EvtxDocuments(path, threads or 0)
+    except (RuntimeError, OSError, ValueError):
+        return  # its reader will meet the same problem and report it
+
+
+def _read_native(
+    core: Any, path: str, source: str, *, fallback: bool, threads: int | None
+) -> Iterator[RawEvent | MappedBatch | ReadError]:
+    """:func:`_read_rust` with the native core: the same records, errors and recovery, but
+    runs of ordinary Sysmon records arrive already mapped (MappedBatch)."""
+    try:
+        records = _PREFETCHED.pop((path, threads or 0), None) or core.EvtxDocuments(path, threads or 0)
+    except (RuntimeError, OSError, ValueError) as exc:
+        if not fallback:
+            yield ReadError("evtx_chunk", f"fast EVTX parser rejected the file: {exc}", source, "file header")
+            return
+        yield from _read_python(path, source, header_note=str(exc))
+        return
+    loads = orjson.loads
+    recent: deque[int] = deque(maxlen=_RECENT)
+    while (batch := records.next_batch()) is not None:
+        for item in batch:
+            tag = item[0]
+            if tag == 0:
+                recent.extend(item[1])
+                yield MappedBatch(item[2], item[4], item[5], item[3], source)
+            elif tag == 1:
+                header_id = item[1]
+                try:
+                    event = _event_from_json(loads(item[2]), source, header_id)
+                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
+                    where = f"record {header_id}"
+                    yield ReadError("evtx_record", f"undecodable record: {exc}", source, where)
+                    continue
+                recent.append(header_id)
+                yield event
+            else:
+                yield from _parser_error(item[1], path, source, recent, fallback)
     if fallback:
         yield from _recover_tail(path, source, recent)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import IO
 
 from shipper.errors import InputError
-from shipper.raw import RawEvent, ReadError
+from shipper.raw import MappedBatch, RawEvent, ReadError
 from shipper.readers._common import decoding, peekable, sniff_encoding
 from shipper.readers.evtx import FILE_MAGIC, EvtxBackend, read_evtx
 from shipper.readers.jsonl import read_json
@@ -35,15 +35,20 @@ class Opened:
     start_offset: int | None = 0  # None: not a file (standard input), records get no offsets
     start_line: int = 1
     codec: str | None = None  # the file's BOM-less codec when the stream does not start at 0
+    premapped: bool = False  # EVTX: let the native core yield MappedBatchs (shipper.native)
 
 
-Reader = Callable[[Opened], Iterator[RawEvent | ReadError]]
+Reader = Callable[[Opened], Iterator[RawEvent | MappedBatch | ReadError]]
 
 
-def _evtx(opened: Opened) -> Iterator[RawEvent | ReadError]:
+def _evtx(opened: Opened) -> Iterator[RawEvent | MappedBatch | ReadError]:
     assert opened.path is not None  # open_source refuses EVTX without a path
     return read_evtx(
-        opened.path, source=opened.source, backend=opened.evtx_backend, threads=opened.evtx_threads
+        opened.path,
+        source=opened.source,
+        backend=opened.evtx_backend,
+        threads=opened.evtx_threads,
+        premapped=opened.premapped,
     )
 
 
@@ -125,12 +130,15 @@ def open_source(
     *,
     start_offset: int = 0,
     start_line: int = 1,
-) -> Iterator[RawEvent | ReadError]:
+    premapped: bool = False,
+) -> Iterator[RawEvent | MappedBatch | ReadError]:
     """Read one input (a file path, or ``-`` for standard input) in format ``fmt`` (detected
     from content when None). Raises InputError at once when the source cannot be opened at
     all or the format is unknown; everything after that arrives in the stream.
 
     ``evtx_threads``: threads the fast EVTX parser may use (None: its default, all cores).
+    ``premapped``: EVTX records the native core maps arrive as MappedBatch (see
+    ``shipper.native``); without the core, or for other forms, nothing changes.
     ``start_offset``/``start_line``: resume a line-based file (JSON lines, event XML, rendered
     text) at a record's ``end_offset``/``end_line``; the format and encoding are still
     detected from the file's head. Any other source refuses an offset > 0 (InputError)."""
@@ -173,12 +181,14 @@ def open_source(
         handle.close()
         raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path)) from exc
     opened = Opened(
-        handle, where, str(path), host, evtx_backend, evtx_threads, start_offset, start_line, codec
+        handle, where, str(path), host, evtx_backend, evtx_threads, start_offset, start_line, codec, premapped
     )
     return _closing(handle, READERS[chosen](opened))
 
 
-def _closing(handle: IO[bytes], events: Iterator[RawEvent | ReadError]) -> Iterator[RawEvent | ReadError]:
+def _closing(
+    handle: IO[bytes], events: Iterator[RawEvent | MappedBatch | ReadError]
+) -> Iterator[RawEvent | MappedBatch | ReadError]:
     try:
         yield from events
     finally:

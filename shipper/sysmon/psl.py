@@ -55,3 +55,10 @@ def split_domain(name: str) -> DomainParts | None:
     lowered = host.lower()
     sub = lowered[: -len(registered) - 1] if len(lowered) > len(registered) else None
     return DomainParts(registered, tld, sub or None)
+
+
+def rules() -> tuple[list[str], int]:
+    """The bundled list's parsed rules and its longest rule's label count, as the list object
+    matches them: for the native mapper, which must split names exactly as this module does."""
+    psl = _psl()
+    return sorted(psl._publicsuffix), int(psl._maxlabel)

@@ -1,0 +1,320 @@
+//! `sysmon_native`: the EVTX → ECS hot path of sysmon-detect in Rust.
+//!
+//! `EvtxDocuments(path, threads)` parses an EVTX file with the `evtx` crate (the same version
+//! the `evtx` Python wheel is built on) on a background thread, renders and maps records on
+//! the crate's rayon pool, and hands batches back to Python:
+//!
+//! - `(0, header_ids, event_ids, record_ids, docs, doc_ids)` — a run of Sysmon records mapped
+//!   here (lists of equal length; each doc the JSON of the document, with the `_id`, that the
+//!   Python mapper gives for that record);
+//! - `(1, header_id, record_json: bytes)` — any other record (another provider, or a Sysmon
+//!   record outside the native mapper's ASCII / ordinary-shape subset): Python maps it;
+//! - `(2, message)` — a record or chunk the parser rejected ("Failed to parse record number
+//!   N…", "Failed to parse chunk number N…", as pyevtx-rs words them), for Python's recovery.
+
+mod cmdline;
+mod dnstables;
+mod ip;
+mod json;
+mod map;
+mod psl;
+mod record;
+mod util;
+
+use std::collections::HashSet;
+use std::error::Error;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex, RwLock};
+
+use evtx::{EvtxParser, ParserSettings};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList};
+
+const BATCH: usize = 64;
+const BATCHES_AHEAD: usize = 16;
+
+static PSL: RwLock<Option<Arc<psl::Psl>>> = RwLock::new(None);
+
+fn current_psl() -> Option<Arc<psl::Psl>> {
+    PSL.read().ok().and_then(|g| g.clone())
+}
+
+enum Out {
+    Mapped(u64, map::Mapped),
+    Raw(u64, Vec<u8>),
+    Error(String),
+}
+
+fn error_chain(e: &dyn Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(x) = src {
+        s.push_str(": ");
+        s.push_str(&x.to_string());
+        src = x.source();
+    }
+    s
+}
+
+fn classify(header: u64, json: Vec<u8>, psl: Option<&Arc<psl::Psl>>) -> Out {
+    match map::map_record(&json, psl) {
+        Some(m) => Out::Mapped(header, m),
+        None => Out::Raw(header, json),
+    }
+}
+
+struct Job {
+    parser: EvtxParser<std::fs::File>,
+    psl: Option<Arc<psl::Psl>>,
+    tx: SyncSender<Vec<Out>>,
+}
+
+/// Idle worker threads, each waiting for its next file: a thread per file would cost more
+/// than reading a small file. A busy worker (a reader not drained yet) is never waited for:
+/// another thread is started instead.
+static IDLE: Mutex<Vec<Sender<Job>>> = Mutex::new(Vec::new());
+/// The process the idle workers belong to: a forked child has none of its parent's threads.
+static POOL_PID: AtomicU32 = AtomicU32::new(0);
+/// Whether this process has started threads (workers, rayon's pool): then `fork` is unsafe.
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+fn run(job: Job) {
+    let Job {
+        mut parser,
+        psl,
+        tx,
+    } = job;
+    let records = parser.serialized_records(move |record| {
+        let rendered = record?.into_json_bytes()?;
+        Ok(classify(
+            rendered.event_record_id,
+            rendered.data,
+            psl.as_ref(),
+        ))
+    });
+    let mut batch = Vec::with_capacity(BATCH);
+    for item in records {
+        batch.push(item.unwrap_or_else(|e| Out::Error(error_chain(&e))));
+        if batch.len() >= BATCH
+            && tx
+                .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                .is_err()
+        {
+            return; // the Python side is gone
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch);
+    }
+}
+
+fn submit(job: Job) -> PyResult<()> {
+    let idle = {
+        let mut idle = IDLE
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("poisoned"))?;
+        let pid = std::process::id();
+        if POOL_PID.swap(pid, Ordering::SeqCst) != pid {
+            // forked: the parent's workers are not here; forget them (never send to them)
+            std::mem::forget(std::mem::take(&mut *idle));
+        }
+        idle.pop()
+    };
+    let job = match idle {
+        Some(worker) => match worker.send(job) {
+            Ok(()) => return Ok(()),
+            Err(failed) => failed.0, // that worker is gone: start another
+        },
+        None => job,
+    };
+    let (jobs, inbox) = channel::<Job>();
+    jobs.send(job).expect("the receiver is alive");
+    std::thread::Builder::new()
+        .name("sysmon-native-evtx".into())
+        .spawn(move || {
+            while let Ok(job) = inbox.recv() {
+                run(job);
+                match IDLE.lock() {
+                    Ok(mut idle) if idle.len() < 8 => idle.push(jobs.clone()),
+                    _ => return,
+                }
+            }
+        })
+        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the EVTX thread: {e}")))?;
+    Ok(())
+}
+
+/// The records of one EVTX file, mapped where the native mapper can (see the module doc).
+#[pyclass]
+struct EvtxDocuments {
+    rx: Mutex<Option<Receiver<Vec<Out>>>>,
+}
+
+#[pymethods]
+impl EvtxDocuments {
+    #[new]
+    #[pyo3(signature = (path, threads=0))]
+    fn new(path: String, threads: usize) -> PyResult<Self> {
+        let parser =
+            EvtxParser::from_path(&path).map_err(|e| PyRuntimeError::new_err(error_chain(&e)))?;
+        STARTED.store(true, Ordering::SeqCst);
+        let settings = ParserSettings::new().num_threads(threads).indent(false);
+        let parser = parser.with_configuration(settings);
+        let (tx, rx) = sync_channel::<Vec<Out>>(BATCHES_AHEAD);
+        submit(Job {
+            parser,
+            psl: current_psl(),
+            tx,
+        })?;
+        Ok(EvtxDocuments {
+            rx: Mutex::new(Some(rx)),
+        })
+    }
+
+    /// The next batch of records (a list of tuples), or None at the end of the file.
+    fn next_batch(&self, py: Python<'_>) -> PyResult<Option<Py<PyList>>> {
+        let Some(rx) = self
+            .rx
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("poisoned"))?
+            .take()
+        else {
+            return Ok(None);
+        };
+        let (rx, got) = py.detach(move || {
+            let got = rx.recv();
+            (rx, got)
+        });
+        let Ok(batch) = got else {
+            return Ok(None); // the thread ended: the receiver is dropped with it
+        };
+        *self
+            .rx
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("poisoned"))? = Some(rx);
+        let list = PyList::empty(py);
+        let mut run: Vec<(u64, map::Mapped)> = Vec::new();
+        for out in batch {
+            match out {
+                Out::Mapped(h, m) => {
+                    run.push((h, m));
+                    continue;
+                }
+                Out::Raw(h, json) => {
+                    flush_run(py, &list, &mut run)?;
+                    list.append((1u8, h, PyBytes::new(py, &json)))?;
+                }
+                Out::Error(message) => {
+                    flush_run(py, &list, &mut run)?;
+                    list.append((2u8, message))?;
+                }
+            }
+        }
+        flush_run(py, &list, &mut run)?;
+        Ok(Some(list.unbind()))
+    }
+}
+
+/// A run of consecutive mapped records as one item:
+/// `(0, header_ids, event_ids, record_ids, docs, doc_ids)`, lists of equal length.
+fn flush_run(
+    py: Python<'_>,
+    list: &Bound<'_, PyList>,
+    run: &mut Vec<(u64, map::Mapped)>,
+) -> PyResult<()> {
+    if run.is_empty() {
+        return Ok(());
+    }
+    let headers = PyList::new(py, run.iter().map(|(h, _)| *h))?;
+    let events = PyList::new(py, run.iter().map(|(_, m)| m.event_id))?;
+    let records = PyList::new(py, run.iter().map(|(_, m)| m.record_id))?;
+    let docs = PyList::new(py, run.iter().map(|(_, m)| PyBytes::new(py, &m.doc)))?;
+    let ids = PyList::new(py, run.iter().map(|(_, m)| m.doc_id.as_str()))?;
+    list.append((0u8, headers, events, records, docs, ids))?;
+    run.clear();
+    Ok(())
+}
+
+/// Hand over the public suffix rules (`publicsuffixlist`'s parsed set and longest rule).
+#[pyfunction]
+fn set_public_suffixes(rules: Vec<String>, max_label: usize) -> PyResult<()> {
+    let set: HashSet<String> = rules.into_iter().collect();
+    let mut guard = PSL
+        .write()
+        .map_err(|_| PyRuntimeError::new_err("poisoned"))?;
+    *guard = Some(Arc::new(psl::Psl::new(set, max_label)));
+    Ok(())
+}
+
+/// Map one record's JSON (pyevtx-rs shape): `(doc_json, doc_id)` or None (Python maps it).
+#[pyfunction]
+fn map_record_json(py: Python<'_>, json: &[u8]) -> PyResult<Option<(Py<PyBytes>, String)>> {
+    let psl = current_psl();
+    Ok(map::map_record(json, psl.as_ref()).map(|m| (PyBytes::new(py, &m.doc).unbind(), m.doc_id)))
+}
+
+/// Whether this process has started native threads (a `fork` now would not carry them).
+#[pyfunction]
+fn threads_started() -> bool {
+    STARTED.load(Ordering::SeqCst)
+}
+
+#[pyfunction]
+fn parse_ip(value: &str) -> Option<String> {
+    if !value.is_ascii() {
+        return None;
+    }
+    ip::parse_ip(value)
+}
+
+#[pyfunction]
+fn split_command_line(value: &str) -> Vec<String> {
+    cmdline::split_command_line(value)
+}
+
+#[pyfunction]
+fn split_domain(name: &str) -> PyResult<Option<(String, String, Option<String>)>> {
+    let psl = current_psl().ok_or_else(|| PyRuntimeError::new_err("set_public_suffixes first"))?;
+    Ok(psl.split_domain(name).map(|p| (p.registered, p.tld, p.sub)))
+}
+
+#[pyfunction]
+fn spec_table() -> Vec<map::SpecRow> {
+    map::spec_table()
+}
+
+type Table = Vec<(u64, String)>;
+
+#[pyfunction]
+fn dns_tables() -> (Table, Table) {
+    let status = (0..20000u64)
+        .filter_map(|n| dnstables::status(n).map(|s| (n, s.to_string())))
+        .collect();
+    let types = (0..70000u64)
+        .filter_map(|n| {
+            let t = dnstables::type_name(n);
+            (t != format!("TYPE{n}")).then_some((n, t))
+        })
+        .collect();
+    (status, types)
+}
+
+#[pymodule]
+fn sysmon_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<EvtxDocuments>()?;
+    m.add_function(wrap_pyfunction!(set_public_suffixes, m)?)?;
+    m.add_function(wrap_pyfunction!(map_record_json, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_ip, m)?)?;
+    m.add_function(wrap_pyfunction!(threads_started, m)?)?;
+    m.add_function(wrap_pyfunction!(split_command_line, m)?)?;
+    m.add_function(wrap_pyfunction!(split_domain, m)?)?;
+    m.add_function(wrap_pyfunction!(spec_table, m)?)?;
+    m.add_function(wrap_pyfunction!(dns_tables, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;

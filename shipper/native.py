@@ -1,0 +1,44 @@
+"""The optional native mapping core (``sysmon_native``, built from ``native/`` with maturin).
+
+When it is installed, EVTX files are parsed and their ordinary Sysmon records mapped to ECS in
+Rust, on the parser's own thread pool; every other record takes the Python path. The native
+documents and ids are the Python mapper's, byte for byte in content
+(``tests/unit/test_native.py`` compares both on the shared data and on random records).
+``SYSMON_NATIVE=0`` turns it off (the pure-Python path, for comparison or as a workaround).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from types import ModuleType
+
+
+@cache
+def native() -> ModuleType | None:
+    """The initialised native module, or None when it is missing or turned off."""
+    if os.environ.get("SYSMON_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    try:
+        import sysmon_native
+    except ImportError:
+        return None
+    from shipper.sysmon.psl import rules
+
+    suffixes, max_label = rules()
+    sysmon_native.set_public_suffixes(suffixes, max_label)
+    module: ModuleType = sysmon_native
+    return module
+
+
+def available() -> bool:
+    return native() is not None
+
+
+def threads_started() -> bool:
+    """Whether the native core has started threads in this process (then ``fork`` is unsafe:
+    the child would wait on threads it does not have)."""
+    import sys
+
+    module = sys.modules.get("sysmon_native")
+    return bool(module is not None and module.threads_started())
