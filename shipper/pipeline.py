@@ -27,6 +27,7 @@ import orjson
 from shipper.errors import InputError
 from shipper.native import threads_started as native_threads_started
 from shipper.raw import MappedBatch, ReadError
+from shipper.readers.evtx import PREFETCH_AHEAD, drop_prefetched
 from shipper.readers.evtx import prefetch as prefetch_evtx
 from shipper.readers.registry import open_source
 from shipper.sysmon.ecs import error_document, to_ecs_and_id
@@ -264,22 +265,28 @@ def iter_documents(
     st = stats if stats is not None else Stats()
     count = effective_workers(workers, paths)
     if count <= 1:
-        ahead = evtx_backend != "python" and fmt in (None, "evtx")
-        for i, source in enumerate(paths):
-            st.sources += 1
-            if ahead and i + 1 < len(paths) and paths[i + 1] != STDIN:
-                prefetch_evtx(paths[i + 1])  # parsed by the native core while this one is read
-            yield from _source_items(
-                source,
-                fmt,
-                evtx_backend,
-                host,
-                skip_errors,
-                st,
-                (skip or {}).get(source, 0),
-                None,
-                (start or {}).get(source),
-            )
+        ahead = evtx_backend != "python" and fmt in (None, "evtx") and len(paths) > 1
+        try:
+            for i, source in enumerate(paths):
+                st.sources += 1
+                if ahead:  # the next EVTX sources are parsed by the native core meanwhile
+                    for nxt in paths[i + 1 : i + PREFETCH_AHEAD]:
+                        if nxt != STDIN:
+                            prefetch_evtx(nxt)
+                yield from _source_items(
+                    source,
+                    fmt,
+                    evtx_backend,
+                    host,
+                    skip_errors,
+                    st,
+                    (skip or {}).get(source, 0),
+                    None,
+                    (start or {}).get(source),
+                )
+        finally:
+            if ahead:
+                drop_prefetched()
         return
     yield from _parallel(paths, fmt, evtx_backend, host, skip_errors, st, skip or {}, count, start or {})
 

@@ -256,10 +256,7 @@ def _read_rust(
             evtx.PyEvtxParser(path) if threads is None else evtx.PyEvtxParser(path, number_of_threads=threads)
         )
     except (RuntimeError, OSError, ValueError) as exc:
-        if not fallback:
-            yield ReadError("evtx_chunk", f"fast EVTX parser rejected the file: {exc}", source, "file header")
-            return
-        yield from _read_python(path, source, header_note=str(exc))
+        yield from _rejected_file(exc, path, source, fallback)
         return
     loads = orjson.loads
     recent: deque[int] = deque(maxlen=_RECENT)
@@ -284,6 +281,14 @@ def _read_rust(
         yield from _recover_tail(path, source, recent)
 
 
+def _rejected_file(exc: Exception, path: str, source: str, fallback: bool) -> Iterator[RawEvent | ReadError]:
+    """The fast parser refused the file header: walk the chunks with python-evtx, or report."""
+    if not fallback:
+        yield ReadError("evtx_chunk", f"fast EVTX parser rejected the file: {exc}", source, "file header")
+        return
+    yield from _read_python(path, source, header_note=str(exc))
+
+
 def _parser_error(
     message: str, path: str, source: str, recent: deque[int], fallback: bool
 ) -> Iterator[RawEvent | ReadError]:
@@ -301,8 +306,11 @@ def _parser_error(
         yield ReadError("evtx_record", message, source, "unknown record")
 
 
-#: At most two EVTX files already being parsed by the native core ahead of their readers:
-#: (path, threads) → its EvtxDocuments. See :func:`prefetch`.
+#: EVTX files already being parsed by the native core ahead of their readers: (path, threads)
+#: → its EvtxDocuments. See :func:`prefetch`. Small files are the common case in an archive, and
+#: handing one file to a thread and waiting for it costs more than the file itself: with a few
+#: files in flight the reader rarely waits.
+PREFETCH_AHEAD = 4
 _PREFETCHED: dict[tuple[str, int], Any] = {}
 
 
@@ -310,7 +318,8 @@ def prefetch(path: str, threads: int | None = None) -> None:
     """Start parsing the EVTX file at ``path`` now, in the native core's own threads, so that
     its reader finds records waiting (the pipeline calls this for the next source while it
     reads the current one). A no-op without the native core or for any other file; only the
-    latest two are kept (bounded memory: the core buffers a few batches per file, then waits)."""
+    latest ``PREFETCH_AHEAD`` are kept (bounded memory: the core buffers a few batches per file,
+    then waits)."""
     from shipper.native import native
 
     core = native()
@@ -319,8 +328,8 @@ def prefetch(path: str, threads: int | None = None) -> None:
     key = (path, threads or 0)
     if key in _PREFETCHED:
         return
-    while len(_PREFETCHED) >= 2:  # the current source's and the next one's; an unused one is
-        del _PREFETCHED[next(iter(_PREFETCHED))]  # dropped, and its worker stops
+    while len(_PREFETCHED) > PREFETCH_AHEAD:  # the current source's and the next ones; an
+        del _PREFETCHED[next(iter(_PREFETCHED))]  # unused one is dropped, and its worker stops
     try:
         with open(path, "rb") as handle:
             if handle.read(len(FILE_MAGIC)) != FILE_MAGIC:
@@ -328,6 +337,11 @@ def prefetch(path: str, threads: int | None = None) -> None:
         _PREFETCHED[key] = core.EvtxDocuments(path, threads or 0)
     except (RuntimeError, OSError, ValueError):
         return  # its reader will meet the same problem and report it
+
+
+def drop_prefetched() -> None:
+    """Forget every prefetched file (their workers stop): when a pipeline ends or is abandoned."""
+    _PREFETCHED.clear()
 
 
 def _read_native(
@@ -338,10 +352,7 @@ def _read_native(
     try:
         records = _PREFETCHED.pop((path, threads or 0), None) or core.EvtxDocuments(path, threads or 0)
     except (RuntimeError, OSError, ValueError) as exc:
-        if not fallback:
-            yield ReadError("evtx_chunk", f"fast EVTX parser rejected the file: {exc}", source, "file header")
-            return
-        yield from _read_python(path, source, header_note=str(exc))
+        yield from _rejected_file(exc, path, source, fallback)
         return
     loads = orjson.loads
     recent: deque[int] = deque(maxlen=_RECENT)
