@@ -85,7 +85,6 @@ def python_evtx(files: list[str]) -> int:
 
 def convert(files: list[str], repeat: int, fmt: str | None = None, workers: int | None = None) -> int:
     """The path of ``sysmon-ship convert``: ``workers=None`` is its default (one per core)."""
-    dumps = orjson.dumps
     n = 0
     size = 0
     for _ in range(repeat):
