@@ -13,6 +13,9 @@ Everything is measured in this one run, side by side, so the ratios hold on a no
   against the convert path.
 * Peak memory (max RSS of a fresh ``sysmon-ship convert`` process) for 1× and 10× input.
 
+The convert path uses the native core (``native/``) when it is installed; the pure-Python path is
+measured beside it (``SYSMON_NATIVE=0``).
+
 Goal (issue 3): convert ≥ 0.5× raw ``evtx`` iteration; memory flat in input size.
 
     .venv/bin/python bench/parse.py [--events 1000000] [--repeat 5] [--workers N] [--quick]
@@ -92,6 +95,25 @@ def convert(files: list[str], repeat: int, fmt: str | None = None, workers: int 
             size += len(item.json())
             n += 1
     return n
+
+
+def pure_python(fn: Callable[[], int]) -> int:
+    """``fn`` run with the native core turned off (``SYSMON_NATIVE=0``)."""
+    from shipper import native
+
+    os.environ["SYSMON_NATIVE"] = "0"
+    native.native.cache_clear()
+    try:
+        return fn()
+    finally:
+        del os.environ["SYSMON_NATIVE"]
+        native.native.cache_clear()
+
+
+def native_available() -> bool:
+    from shipper.native import available
+
+    return available()
 
 
 def stage_split(files: list[str]) -> dict[str, float]:
@@ -194,12 +216,16 @@ def main() -> None:
     n_raw1, t_raw1 = timed(lambda: raw_evtx(files, args.repeat, threads=1))
     n_conv, t_conv = timed(lambda: convert(files, args.repeat, workers=1))
     n_convp, t_convp = timed(lambda: convert(files, args.repeat, workers=args.workers or None))
+    core = native_available()
+    n_pure, t_pure = timed(lambda: pure_python(lambda: convert(files, args.repeat, workers=1)))
     n_py, t_py = timed(lambda: python_evtx(files))
     used = effective_workers(args.workers or None, files)
     print(f"  raw evtx (pyevtx-rs + orjson)   {rate(n_raw, t_raw)}   (default threading)")
     print(f"  raw evtx, one thread            {rate(n_raw1, t_raw1)}")
     print(f"  convert (read+map+serialise)    {rate(n_conv, t_conv)}   (default: one process)")
     print(f"  convert, {used} worker processes   {rate(n_convp, t_convp)}")
+    print(f"  convert, pure Python (no native)  {rate(n_pure, t_pure)}   (SYSMON_NATIVE=0)")
+    print(f"  native core installed: {'yes' if core else 'NO (pip install ./native)'}")
     print(f"  python-evtx (XML render)        {rate(n_py, t_py)}")
     r_evtx = (n_conv / t_conv) / (n_raw / t_raw)
     r_evtx1 = (n_conv / t_conv) / (n_raw1 / t_raw1)
@@ -209,9 +235,12 @@ def main() -> None:
     print(f"  ratio convert / raw evtx one thread = {r_evtx1:.2f}x")
     print(f"  ratio convert with {used} workers / raw evtx = {r_par:.2f}x")
     print(f"  ratio convert / python-evtx = {r_py:.1f}x")
+    r_pure = (n_pure / t_pure) / (n_raw / t_raw)
+    print(f"  ratio pure-Python convert / raw evtx = {r_pure:.2f}x")
     split = stage_split(files)
     print(
-        "  per record: read {read:.1f} us (parse + RawEvent), map {map:.1f} us, serialise {ser:.1f} us; "
+        "  pure-Python stages per record: read {read:.1f} us (parse + RawEvent), map {map:.1f} us, "
+        "serialise {ser:.1f} us; "
         "raw parse alone {raw:.1f} us".format(**split, raw=1e6 * t_raw / n_raw)
     )
 
@@ -243,7 +272,7 @@ def main() -> None:
         print(f"Peak memory on EVTX: 1x {e1:.0f} MB, 10x {e10:.0f} MB, ratio {e10 / e1:.2f}")
     print(
         f"summary: convert_vs_raw_evtx={r_evtx:.2f} convert_vs_raw_evtx_1thread={r_evtx1:.2f} "
-        f"convert_{used}workers_vs_raw_evtx={r_par:.2f} "
+        f"convert_{used}workers_vs_raw_evtx={r_par:.2f} pure_python_convert_vs_raw_evtx={r_pure:.2f} "
         f"convert_vs_python_evtx={r_py:.1f} "
         f"convert_vs_raw_json={r_json:.2f} mem_json_10x_over_1x={m10 / m1:.2f} "
         f"mem_evtx_10x_over_1x={e10 / e1:.2f} "

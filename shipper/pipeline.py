@@ -226,6 +226,22 @@ def _fallback_time(source: str) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
+def _locate(doc: dict[str, Any], source: str, where: str) -> None:
+    """A mapping-error document says where its record came from, as a read-error one does:
+    ``log.file.path`` and ``error.message`` prefixed with ``file (record N | line N)``."""
+    if source:
+        log = doc.setdefault("log", {})
+        if isinstance(log, dict):
+            log.setdefault("file", {"path": source})
+    error = doc.get("error")
+    if isinstance(error, dict) and where:
+        message = error.get("message")
+        if isinstance(message, str):
+            error["message"] = f"{where}: {message}"
+        elif isinstance(message, list) and message and isinstance(message[-1], str):
+            message[-1] = f"{where}: {message[-1]}"
+
+
 def _error_id(err: ReadError) -> str:
     material = "\x1f".join(("read-error", os.path.basename(err.source), err.position, err.kind, err.message))
     return hashlib.blake2b(material.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
@@ -377,10 +393,12 @@ def _source_items(
         event = doc.get("event") or {}
         if event.get("kind") == "pipeline_error":
             msg = (doc.get("error") or {}).get("message", "mapping error")
-            st.error("mapping", f"{rec.source} ({rec.position}): {msg}")
+            where = f"{rec.source} ({rec.position})" if rec.position else rec.source
+            st.error("mapping", f"{where}: {msg}")
             if skip_errors:
                 st.errors_skipped += 1
                 continue
+            _locate(doc, rec.source, where)
         ts = doc.get("@timestamp")
         suffix = index_suffix(ts)
         if suffix is None:

@@ -180,6 +180,9 @@ def test_a_mistyped_field_is_a_mapping_error(tmp_path: Path) -> None:
     assert item.doc["event"]["kind"] == "pipeline_error"
     assert item.doc["error"]["type"] == "mapping"
     assert "ProcessId" in item.doc["error"]["message"]
+    # the document itself says where the record came from, as a read-error document does
+    assert item.doc["error"]["message"].startswith(f"{path} (line 1): ProcessId: cannot convert")
+    assert item.doc["log"]["file"]["path"] == str(path)
     assert item.doc["winlog"]["event_data"]["ProcessId"] == "abc"
     assert "<Data Name='ProcessId'>abc</Data>" in item.doc["event"]["original"]
     assert stats.errors == Counter({"mapping": 1})
