@@ -12,7 +12,8 @@ feeds:                       # or the list itself at the top level
     kind: intel              # intel | allow
     headers:
       Auth-Key: ${ABUSECH_AUTH_KEY}   # ${VAR} / ${VAR:-default} from the environment
-    timeout: 30              # seconds per request
+    timeout: 30              # seconds without data before a request gives up
+    deadline: 600            # seconds a whole download may take (a slow drip never hangs cron)
     retries: 3               # extra attempts on 5xx, 408, 429 and connection errors
 ```
 
@@ -87,6 +88,7 @@ class FeedConfig:
     kind: FeedKind = "intel"
     headers: tuple[tuple[str, Secret], ...] = ()
     timeout: float = 30.0
+    deadline: float = 600.0
     retries: int = 3
     defined_at: str | None = field(default=None, compare=False)  # "file:line"
     location_display: str | None = field(default=None, compare=False)  # before env expansion
@@ -130,6 +132,7 @@ class FeedConfig:
             "kind": self.kind,
             "headers": {k: MASK for k, _ in self.headers},
             "timeout": self.timeout,
+            "deadline": self.deadline,
             "retries": self.retries,
         }
 
@@ -327,6 +330,12 @@ def _f_timeout(value: Any, ctx: _FieldContext) -> float:
     return float(value)
 
 
+def _f_deadline(value: Any, ctx: _FieldContext) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ValueError("deadline must be a positive number of seconds")
+    return float(value)
+
+
 def _f_retries(value: Any, ctx: _FieldContext) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10:
         raise ValueError("retries must be an integer from 0 to 10")
@@ -344,6 +353,7 @@ FIELDS: dict[str, FieldParser] = {
     "kind": _f_kind,
     "headers": _f_headers,
     "timeout": _f_timeout,
+    "deadline": _f_deadline,
     "retries": _f_retries,
 }
 REQUIRED = ("name", "location")

@@ -200,8 +200,9 @@ def fetch(
         retry = False
         try:
             request = urllib.request.Request(feed.url, headers=headers)
+            started = time.monotonic()
             with director.open(request, timeout=feed.timeout) as response:
-                result = _store(feed, cache, response, attempt)
+                result = _store(feed, cache, response, attempt, started)
                 log.info("intel feed %s: downloaded %s", feed.name, _size(result))
                 return result
         except urllib.error.HTTPError as exc:
@@ -221,6 +222,9 @@ def fetch(
                 )
             error = f"HTTP {exc.code} {exc.reason}"
             retry = exc.code in RETRYABLE_HTTP
+        except DeadlineExceeded as exc:
+            error = str(exc)
+            retry = False  # a feed too slow to finish once will not finish on the next try
         except (urllib.error.URLError, HTTPException, OSError) as exc:
             reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
             if isinstance(reason, TimeoutError):  # connecting, waiting for the answer, or mid-body
@@ -270,17 +274,28 @@ def _replace_checked(meta: CacheMeta, now: str) -> CacheMeta:
     return CacheMeta(**data)
 
 
-def _store(feed: FeedConfig, cache: FeedCache, response: Any, attempt: int) -> FetchResult:
-    """Stream a 200 response into the cache (memory flat in the body size)."""
+class DeadlineExceeded(Exception):
+    """A download that kept sending data but took longer than the feed's ``deadline``."""
+
+
+def _store(feed: FeedConfig, cache: FeedCache, response: Any, attempt: int, started: float) -> FetchResult:
+    """Stream a 200 response into the cache (memory flat in the body size), within the feed's
+    ``deadline`` for the whole download (``timeout`` bounds each wait for data)."""
     out, temp = cache.temp_file(feed.name)
     digest = hashlib.sha256()
     size = 0
     try:
+        # read1: whatever has arrived (at most CHUNK), so a slow drip meets the deadline check
+        read = getattr(response, "read1", None) or response.read
         with out:
-            while chunk := response.read(CHUNK):
+            while chunk := read(CHUNK):
                 out.write(chunk)
                 digest.update(chunk)
                 size += len(chunk)
+                if time.monotonic() - started > feed.deadline:
+                    raise DeadlineExceeded(
+                        f"download took longer than the {feed.deadline:g}s deadline ({size} bytes read)"
+                    )
         now = _now()
         meta = CacheMeta(
             url_hash=_url_hash(feed.url),

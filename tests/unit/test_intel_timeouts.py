@@ -23,7 +23,8 @@ STALL = 5.0  # how long the server stalls: far longer than TIMEOUT, bounded for 
 
 class SlowServer:
     """``mode``: ok (body with an ETag), headers (stall before the status line), body (send the
-    headers and half the body, then stall)."""
+    headers and half the body, then stall), drip (a byte every 50 ms: never idle for a timeout,
+    never done)."""
 
     def __init__(self) -> None:
         self.mode = "ok"
@@ -51,6 +52,16 @@ class SlowServer:
                     self.wfile.write(body[: len(body) // 2])
                     self.wfile.flush()
                     outer.release.wait(STALL)
+                    return
+                if mode == "drip":  # always some data within the timeout, never the end
+                    for i in range(len(body)):
+                        if outer.release.wait(0.05):
+                            return
+                        try:
+                            self.wfile.write(body[i : i + 1])
+                            self.wfile.flush()
+                        except OSError:
+                            return
                     return
                 self.wfile.write(body)
 
@@ -147,3 +158,20 @@ def test_a_timeout_without_a_cached_version(server: SlowServer, tmp_path: Path) 
     assert result.error is not None and result.error.startswith("timed out after 0.5s")
     assert list(read_feed(_feed(server.url), result)) == []
     assert not FeedCache(tmp_path).has_body("slow")
+
+
+def test_a_slow_drip_meets_the_download_deadline(server: SlowServer, tmp_path: Path) -> None:
+    """Data keeps arriving faster than the timeout, so only the whole-download deadline can end
+    it: the fetch fails at the deadline, says so, does not retry, and keeps the cache."""
+    fetched_at = _prime(server, tmp_path)
+    server.mode = "drip"
+    server.requests = 0
+    feed = FeedConfig(name="slow", location=server.url, timeout=TIMEOUT, deadline=1.0, retries=2)
+    t0 = time.monotonic()
+    result = fetch(feed, tmp_path, sleep=_no_sleep)
+    elapsed = time.monotonic() - t0
+    assert 1.0 <= elapsed < 3.0, f"took {elapsed:.2f}s with a 1s deadline"
+    assert result.status == "failed" and result.attempts == 1 and server.requests == 1
+    assert result.error is not None and result.error.startswith("download took longer than the 1s deadline")
+    assert result.fetched_at == fetched_at
+    _assert_old_version_kept(tmp_path, result.path)
