@@ -31,6 +31,8 @@ from shipper.checkpoint import Checkpoint, CheckpointStore, FileIdentity, Waterm
 from shipper.config import ShipperConfig
 from shipper.errors import InputError
 from shipper.pipeline import STDIN, Item, Stats, effective_workers, iter_documents
+from shipper.readers.evtx import PREFETCH_AHEAD, drop_prefetched
+from shipper.readers.evtx import prefetch as prefetch_evtx
 from shipper.sink import AckRange, BulkOptions, BulkSink
 from shipper.templates import events_index
 
@@ -459,13 +461,29 @@ class Shipper:
                 for i, path in enumerate(paths, 1):
                     if self.stop.is_set():
                         break
+                    self._prefetch(paths[i : i + PREFETCH_AHEAD - 1])
                     self.progress.source_started(path, i, len(paths))
                     self.ship_source(path)
             else:
                 self._run_planned(paths, workers)
         finally:
+            drop_prefetched()
             self.close()
         return self.summary
+
+    def _prefetch(self, upcoming: Sequence[str]) -> None:
+        """Let the native core parse the next EVTX sources while this one ships (finished ones
+        are not read at all, so they are not prefetched either)."""
+        if self.evtx_backend == "python" or self.fmt not in (None, "evtx"):
+            return
+        for path in upcoming:
+            if path == STDIN:
+                continue
+            try:
+                if self.plan(path)[0] != "done":
+                    prefetch_evtx(path)
+            except InputError:
+                continue  # its own turn reports it
 
     def _run_planned(self, paths: Sequence[str], workers: int | None) -> None:
         reads: list[_Read] = []
