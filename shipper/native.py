@@ -25,7 +25,10 @@ def native() -> ModuleType | None:
         return None
     from shipper.sysmon.psl import rules
 
-    suffixes, max_label = rules()
+    try:
+        suffixes, max_label = rules()
+    except AttributeError:  # a publicsuffixlist release without those internals: stay exact
+        return None
     sysmon_native.set_public_suffixes(suffixes, max_label)
     module: ModuleType = sysmon_native
     return module

@@ -76,11 +76,6 @@ class MappedBatch:
     record_ids: list[int]
     source: str = ""
 
-    provider = SYSMON_PROVIDER
-    is_sysmon = True
-    end_offset = None
-    end_line = None
-
     def __len__(self) -> int:
         return len(self.docs)
 

@@ -55,7 +55,9 @@ struct System<'a> {
     user_sid: &'a str,
 }
 
-fn system_fields<'a>(sys: &'a record::System<'a>) -> Option<System<'a>> {
+/// `careful`: Python reads this record on its careful path (`_event_from_json_careful`), which
+/// renders the provider GUID with `guid_braced` (stripped; empty: none).
+fn system_fields<'a>(sys: &'a record::System<'a>, careful: bool) -> Option<System<'a>> {
     let provider = sys.provider.attributes.name.0.as_ref();
     let guid = sys.provider.attributes.guid.0.as_ref();
     let stamp = sys.time_created.attributes.system_time.0.as_ref();
@@ -66,7 +68,10 @@ fn system_fields<'a>(sys: &'a record::System<'a>) -> Option<System<'a>> {
     if !stamp.ends_with('Z') {
         return None;
     }
-    let provider_guid = if guid.starts_with('{') {
+    let guid = if careful { py_strip(guid) } else { guid };
+    let provider_guid = if careful && guid.is_empty() {
+        String::new() // no provider_guid at all
+    } else if guid.starts_with('{') {
         guid.to_ascii_uppercase()
     } else {
         format!("{{{}}}", guid.to_ascii_uppercase())
@@ -1219,18 +1224,19 @@ fn document_id(sys: &System<'_>, data: &Data) -> String {
 /// Map one record (`{"Event": …}` as pyevtx-rs renders it), or None for Python to map.
 pub fn map_record(json: &[u8], psl: Option<&Arc<Psl>>) -> Option<Mapped> {
     let record = record::parse(json)?;
-    let sys = system_fields(&record.event.system)?;
+    let items = &record.event.event_data.0;
+    // a JSON boolean in EventData sends the record down Python's careful path
+    let careful = items
+        .iter()
+        .any(|(_, v)| matches!(v, record::DataValue::Bool(_)));
+    let sys = system_fields(&record.event.system, careful)?;
     if sys.provider != SYSMON_PROVIDER || sys.record_id < 0 || sys.computer.is_empty() {
         return None;
     }
     if sys.channel.is_empty() {
         return None; // Python names the channel for the id: not worth repeating here
     }
-    let items = &record.event.event_data.0;
-    if items
-        .iter()
-        .any(|(_, v)| matches!(v, record::DataValue::Bool(_)))
-    {
+    if careful {
         // Python's careful path reads the record: its System numbers must be plain integers
         let s = &record.event.system;
         let numbers = [&s.version, &s.level, &s.task, &s.opcode];

@@ -330,10 +330,7 @@ def prefetch(path: str, threads: int | None = None) -> None:
         return
     while len(_PREFETCHED) > PREFETCH_AHEAD:  # the current source's and the next ones; an
         del _PREFETCHED[next(iter(_PREFETCHED))]  # unused one is dropped, and its worker stops
-    try:
-        with open(path, "rb") as handle:
-            if handle.read(len(FILE_MAGIC)) != FILE_MAGIC:
-                return
+    try:  # the core reads the file header itself and refuses anything that is not EVTX
         _PREFETCHED[key] = core.EvtxDocuments(path, threads or 0)
     except (RuntimeError, OSError, ValueError):
         return  # its reader will meet the same problem and report it

@@ -17,24 +17,15 @@ from detectors.cli import main
 from detectors.intel.indices import setup_intel
 from detectors.intel.loader import feed_from_location, load_feed
 from shipper.es import ClusterSettings
-from tests.integration.test_detect_support import alerts, index_docs, now_iso, proc_event
+from tests.integration.test_detect_support import alerts, cli_env, index_docs, now_iso, proc_event
 
 BAD = "ab" * 32
-
-
-def _env(s: ClusterSettings, prefix: str) -> dict[str, str]:
-    env = {"ES_URL": s.url, "SYSMON_INDEX_PREFIX": prefix, "SYSMON_RULES_DIRS": ""}
-    if s.username:
-        env |= {"ES_USERNAME": s.username, "ES_PASSWORD": s.password or ""}
-    if s.ca_certs:
-        env["ES_CA_CERTS"] = s.ca_certs
-    return env
 
 
 def test_cli_setup_validate_run_status_triage(
     es: Elasticsearch, es_settings: ClusterSettings, prefix: str, tmp_path: Path
 ) -> None:
-    env = _env(es_settings, prefix)
+    env = cli_env(es_settings, prefix)
     cli = CliRunner()
     r = cli.invoke(main, ["setup"], env=env)
     assert r.exit_code == 0, r.output
@@ -89,7 +80,7 @@ def test_cli_setup_validate_run_status_triage(
 
 
 def test_daemon_stops_cleanly_on_sigterm(es_settings: ClusterSettings, prefix: str) -> None:
-    env = {**os.environ, **_env(es_settings, prefix)}
+    env = {**os.environ, **cli_env(es_settings, prefix)}
     rules = str(Path(__file__).resolve().parents[2] / "detectors" / "rules")
     cmd = [sys.executable, "-c", "from detectors.cli import main; main()", "daemon", "--json",
            "--ingest-delay", "0", "--no-builtin", "--rules-dir", rules]  # fmt: skip

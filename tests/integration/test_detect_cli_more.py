@@ -27,7 +27,7 @@ from detectors.cli import main
 from detectors.loader import format_duration
 from detectors.state import StateStore, parse_time
 from shipper.es import ClusterSettings
-from tests.integration.test_detect_support import builtin_rules, index_docs, now_iso, proc_event
+from tests.integration.test_detect_support import builtin_rules, cli_env, index_docs, now_iso, proc_event
 
 RULE = """\
 id: {id}
@@ -44,15 +44,6 @@ filter:
   event_codes: [25]
 """
 BROKEN_LUCENE = '  lucene: "process.name:(unclosed"\n'
-
-
-def _env(s: ClusterSettings, prefix: str) -> dict[str, str]:
-    env = {"ES_URL": s.url, "SYSMON_INDEX_PREFIX": prefix, "SYSMON_RULES_DIRS": ""}
-    if s.username:
-        env |= {"ES_USERNAME": s.username, "ES_PASSWORD": s.password or ""}
-    if s.ca_certs:
-        env["ES_CA_CERTS"] = s.ca_certs
-    return env
 
 
 def _rules_dir(tmp_path: Path, rules: dict[str, str]) -> Path:
@@ -107,7 +98,7 @@ def test_list_shows_every_builtin_rule() -> None:
 def test_plain_run_runs_only_due_rules(
     es: Elasticsearch, es_settings: ClusterSettings, prefix: str, tmp_path: Path
 ) -> None:
-    env = _env(es_settings, prefix)
+    env = cli_env(es_settings, prefix)
     d = _rules_dir(
         tmp_path,
         {
@@ -153,7 +144,7 @@ def test_plain_run_runs_only_due_rules(
 def test_run_exits_1_on_a_run_time_failure_others_still_run_and_status_shows_it(
     es: Elasticsearch, es_settings: ClusterSettings, prefix: str, tmp_path: Path
 ) -> None:
-    env = _env(es_settings, prefix)
+    env = cli_env(es_settings, prefix)
     d = _rules_dir(
         tmp_path,
         {
@@ -226,7 +217,7 @@ def test_daemon_logs_each_run_and_exits_0_on_sigterm(
 ) -> None:
     d = _rules_dir(tmp_path, {"fast": RULE.format(id="cli-fast", interval="2s")})
     index_docs(es, prefix, [_tamper("{D-1}")])
-    env = {**os.environ, **_env(es_settings, prefix)}
+    env = {**os.environ, **cli_env(es_settings, prefix)}
     cmd = [sys.executable, "-c", "from detectors.cli import main; main()", "daemon", "--ingest-delay", "0",
            "--no-builtin", "--rules-dir", str(d), *(["--json"] if as_json else [])]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

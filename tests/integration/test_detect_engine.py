@@ -26,14 +26,10 @@ from tests.integration.test_detect_support import (
     index_docs,
     make_engine,
     proc_event,
+    ts_ago,
 )
 
 HOST = "WS09.corp.example"
-
-
-def _ts(days_ago: float = 0.0, seconds: float = 0.0) -> str:
-    t = datetime.now(UTC) - timedelta(days=days_ago) + timedelta(seconds=seconds)
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _tamper(entity: str, ts: str, host: str = HOST) -> dict[str, object]:
@@ -47,11 +43,11 @@ def _rule(rule_id: str) -> list[Rule]:
 
 def test_late_archive_with_old_timestamps_detected_once(es: Elasticsearch, prefix: str) -> None:
     engine = make_engine(es, prefix, _rule("process-tampering"))
-    index_docs(es, prefix, [_tamper("{A-1}", _ts(0, -5))])
+    index_docs(es, prefix, [_tamper("{A-1}", ts_ago(0, -5))])
     r1 = engine.run(only_due=False)[0]
     assert (r1.status, r1.alerts) == ("ok", 1)
     # an archive shipped now, with events from three days (and two months) ago
-    index_docs(es, prefix, [_tamper("{B-1}", _ts(3)), _tamper("{B-2}", _ts(62))])
+    index_docs(es, prefix, [_tamper("{B-1}", ts_ago(3)), _tamper("{B-2}", ts_ago(62))])
     r2 = engine.run(only_due=False)[0]
     assert (r2.status, r2.alerts) == ("ok", 2)
     r3 = engine.run(only_due=False)[0]
@@ -71,7 +67,7 @@ def test_late_archive_with_old_timestamps_detected_once(es: Elasticsearch, prefi
 def test_more_than_10000_matches_all_become_alerts(es: Elasticsearch, prefix: str) -> None:
     engine = make_engine(es, prefix, _rule("process-tampering"), page_size=4000)
     n = 10_250
-    index_docs(es, prefix, [_tamper(f"{{E-{i}}}", _ts(0, -60 + i / 1000)) for i in range(n)])
+    index_docs(es, prefix, [_tamper(f"{{E-{i}}}", ts_ago(0, -60 + i / 1000)) for i in range(n)])
     res = engine.run(only_due=False)[0]
     assert res.status == "ok", res
     assert (res.hits, res.alerts) == (n, n)
@@ -85,10 +81,10 @@ def _chain_docs(n_levels: int, missing_root: bool) -> list[dict[str, object]]:
     for i in range(n_levels + 1):
         parent = f"{{P-{i - 1}}}" if i > 0 else ("{P-GONE}" if missing_root else None)
         docs.append(
-            proc_event(HOST, _ts(0, -100 + i), f"{{P-{i}}}", parent, f"C:\\t\\level{i}.exe", pid=1000 + i)
+            proc_event(HOST, ts_ago(0, -100 + i), f"{{P-{i}}}", parent, f"C:\\t\\level{i}.exe", pid=1000 + i)
         )
     # the same entity ids on another host must never be mixed in
-    docs.append(proc_event("OTHER.corp.example", _ts(0, -50), "{P-2}", "{X}", "C:\\other.exe"))
+    docs.append(proc_event("OTHER.corp.example", ts_ago(0, -50), "{P-2}", "{X}", "C:\\other.exe"))
     return docs
 
 
@@ -110,7 +106,7 @@ def test_five_level_ancestry_rebuilt_and_break_reported(es: Elasticsearch, prefi
 def test_alert_carries_ancestry(es: Elasticsearch, prefix: str) -> None:
     engine = make_engine(es, prefix, _rule("process-tampering"))
     index_docs(es, prefix, _chain_docs(5, missing_root=False))
-    index_docs(es, prefix, [_tamper("{P-5}", _ts(0, -10)), _tamper("{NEVER-STARTED}", _ts(0, -9))])
+    index_docs(es, prefix, [_tamper("{P-5}", ts_ago(0, -10)), _tamper("{NEVER-STARTED}", ts_ago(0, -9))])
     engine.run(only_due=False)
     got = {a["process"]["entity_id"]: a for a in alerts(es, prefix, "process-tampering")}
     anc = got["{P-5}"]["ancestry"]
@@ -153,7 +149,7 @@ def test_rule_with_error_reported_with_file_and_line_others_run(
         f"{tmp_path / 'c_typo.yml'}:5: severity 'urgent' is not one of low, medium, high, critical"
     ]
     engine = make_engine(es, prefix, res.rules)
-    index_docs(es, prefix, [_tamper("{T-1}", _ts(0, -3))])
+    index_docs(es, prefix, [_tamper("{T-1}", ts_ago(0, -3))])
     results = {r.rule_id: r for r in engine.run(only_due=False)}
     assert results["custom-tamper"].status == "ok" and results["custom-tamper"].alerts == 1
     broken = results["custom-broken"]
@@ -206,7 +202,7 @@ def test_threshold_and_suppression(es: Elasticsearch, prefix: str, tmp_path: Pat
 
 def test_alert_status_ack_and_close(es: Elasticsearch, prefix: str) -> None:
     engine = make_engine(es, prefix, _rule("process-tampering"))
-    index_docs(es, prefix, [_tamper("{S-1}", _ts(0, -3))])
+    index_docs(es, prefix, [_tamper("{S-1}", ts_ago(0, -3))])
     engine.run(only_due=False)
     aid = alerts(es, prefix)[0]["_id"]
     assert set_status(es, prefix, aid, "acknowledged") == "open"
@@ -229,7 +225,7 @@ def test_lease_excludes_a_second_scheduler(es: Elasticsearch, prefix: str) -> No
 def test_daemon_runs_rules_and_stops(es: Elasticsearch, prefix: str) -> None:
     rules = _rule("process-tampering")
     engine = make_engine(es, prefix, rules)
-    index_docs(es, prefix, [_tamper("{D-1}", _ts(0, -3))])
+    index_docs(es, prefix, [_tamper("{D-1}", ts_ago(0, -3))])
     out = io.StringIO()
     d = Daemon(engine, rules, json_lines=True, out=out, tick=0.05)
     t = threading.Thread(target=d.run)

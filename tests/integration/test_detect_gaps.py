@@ -33,14 +33,10 @@ from tests.integration.test_detect_support import (
     index_docs,
     make_engine,
     proc_event,
+    ts_ago,
 )
 
 HOST = "WS21.corp.example"
-
-
-def _ts(days_ago: float = 0.0, seconds: float = 0.0) -> str:
-    t = datetime.now(UTC) - timedelta(days=days_ago) + timedelta(seconds=seconds)
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _rule(rule_id: str) -> list[Rule]:
@@ -101,9 +97,9 @@ def test_new_value_history_window_and_one_alert_per_value(
     rules = _custom(tmp_path, "nv", NEW_VALUE)
     within, older, fresh = "a1" * 32, "b2" * 32, "c3" * 32
     # history shipped long ago (ingested 20 days ago): outside every run window of this test
-    history = [_exe(HOST, _ts(1), "{H-1}", within), _exe(HOST, _ts(3), "{H-2}", older)]
+    history = [_exe(HOST, ts_ago(1), "{H-1}", within), _exe(HOST, ts_ago(3), "{H-2}", older)]
     for d in history:
-        d["event"]["ingested"] = _ts(20)
+        d["event"]["ingested"] = ts_ago(20)
     index_docs(es, prefix, history, stamp=False)
     engine = make_engine(es, prefix, rules, initial_lookback=86400.0)
     r1 = engine.run(only_due=False)[0]
@@ -114,8 +110,8 @@ def test_new_value_history_window_and_one_alert_per_value(
     index_docs(
         es,
         prefix,
-        [_exe(HOST, _ts(0, -600), "{N-1}", within), _exe(HOST, _ts(0, -590), "{N-2}", older),
-         _exe(HOST, _ts(0, -580), "{N-3}", fresh)],
+        [_exe(HOST, ts_ago(0, -600), "{N-1}", within), _exe(HOST, ts_ago(0, -590), "{N-2}", older),
+         _exe(HOST, ts_ago(0, -580), "{N-3}", fresh)],
     )  # fmt: skip
     r2 = engine.run(only_due=False)[0]
     assert (r2.status, r2.hits, r2.alerts) == ("ok", 3, 2), r2
@@ -129,7 +125,9 @@ def test_new_value_history_window_and_one_alert_per_value(
 
     # later sightings of the alerted values, and a rerun from scratch over the same window:
     # still one alert per value, ever
-    index_docs(es, prefix, [_exe(HOST, _ts(0, -60), "{L-1}", older), _exe(HOST, _ts(0, -50), "{L-2}", fresh)])
+    index_docs(
+        es, prefix, [_exe(HOST, ts_ago(0, -60), "{L-1}", older), _exe(HOST, ts_ago(0, -50), "{L-2}", fresh)]
+    )
     r3 = engine.run(only_due=False)[0]
     assert (r3.status, r3.alerts) == ("ok", 0), r3
     assert r3.duplicates == 2
@@ -150,15 +148,15 @@ def test_spread_needs_min_hosts_then_grows_in_place(es: Elasticsearch, prefix: s
     index_docs(
         es,
         prefix,
-        [_exe("HOST-A", _ts(0, -3 * 3600), "{A-1}", bad), _exe("HOST-OLD", _ts(10), "{O-1}", bad)]
-        + [_exe(f"HOST-{h}", _ts(0, -3600), f"{{B-{h}}}", benign) for h in "XYZ"],
+        [_exe("HOST-A", ts_ago(0, -3 * 3600), "{A-1}", bad), _exe("HOST-OLD", ts_ago(10), "{O-1}", bad)]
+        + [_exe(f"HOST-{h}", ts_ago(0, -3600), f"{{B-{h}}}", benign) for h in "XYZ"],
     )
     r1 = engine.run(only_due=False)[0]
     assert r1.status == "ok" and r1.hits == 2 and (r1.alerts, r1.updated) == (0, 0), r1
     assert count_alerts(es, prefix, "bad-hash-spread") == 0
 
     # a second host within the window: the alert appears, patient zero HOST-A
-    index_docs(es, prefix, [_exe("HOST-B", _ts(0, -2 * 3600), "{B-1}", bad)])
+    index_docs(es, prefix, [_exe("HOST-B", ts_ago(0, -2 * 3600), "{B-1}", bad)])
     r2 = engine.run(only_due=False)[0]
     assert (r2.status, r2.alerts, r2.updated) == ("ok", 1, 0), r2
     first = alerts(es, prefix, "bad-hash-spread")
@@ -168,7 +166,7 @@ def test_spread_needs_min_hosts_then_grows_in_place(es: Elasticsearch, prefix: s
     assert [h["name"] for h in s1["hosts"]] == ["HOST-A", "HOST-B"]
 
     # a third host: the same alert grows (updated, not a new one); patient zero unchanged
-    index_docs(es, prefix, [_exe("HOST-C", _ts(0, -3600), "{C-1}", bad)])
+    index_docs(es, prefix, [_exe("HOST-C", ts_ago(0, -3600), "{C-1}", bad)])
     r3 = engine.run(only_due=False)[0]
     assert (r3.status, r3.alerts, r3.updated) == ("ok", 0, 1), r3
     got = alerts(es, prefix, "bad-hash-spread")
@@ -196,8 +194,8 @@ def test_spread_within_window_alerts_despite_an_older_sighting(
     index_docs(
         es,
         prefix,
-        [_exe("HOST-OLD", _ts(10), "{O-1}", bad), _exe("HOST-A", _ts(0, -3 * 3600), "{A-1}", bad),
-         _exe("HOST-B", _ts(0, -2 * 3600), "{B-1}", bad)],
+        [_exe("HOST-OLD", ts_ago(10), "{O-1}", bad), _exe("HOST-A", ts_ago(0, -3 * 3600), "{A-1}", bad),
+         _exe("HOST-B", ts_ago(0, -2 * 3600), "{B-1}", bad)],
     )  # fmt: skip
     r = engine.run(only_due=False)[0]
     assert (r.status, r.hits, r.alerts) == ("ok", 3, 1), r
@@ -245,8 +243,8 @@ def test_intel_alerts_carry_confidence_first_and_last_seen(
     rules = _rule("intel-ip-connection") + _rule("intel-hash-executed")
     engine = make_engine(es, prefix, rules)
     net = {"destination.ip": BAD_IP, "destination.port": 443, "source.ip": "10.0.0.5"}
-    conn = proc_event(HOST, _ts(0, -30), "{I-1}", None, "C:\\x\\beacon.exe", code="3", extra=net)
-    run = _exe(HOST, _ts(0, -20), "{I-2}", BAD_SHA)
+    conn = proc_event(HOST, ts_ago(0, -30), "{I-1}", None, "C:\\x\\beacon.exe", code="3", extra=net)
+    run = _exe(HOST, ts_ago(0, -20), "{I-2}", BAD_SHA)
     index_docs(es, prefix, [conn, run])
     res = {r.rule_id: r for r in engine.run(only_due=False)}
     assert res["intel-ip-connection"].alerts == 1 and res["intel-hash-executed"].alerts == 1, res
@@ -276,7 +274,7 @@ def test_ingest_delay_defers_events_to_the_next_run_exactly_once(es: Elasticsear
     rules = _rule("process-tampering")
     setup_alerts(es, prefix)
     engine = Engine(es, prefix, rules, EngineOptions(ingest_delay=delay, overlap=0.0))
-    doc = _tamper("{DL-1}", _ts(0, -120))
+    doc = _tamper("{DL-1}", ts_ago(0, -120))
     del doc["event"]["ingested"]
     before = datetime.now(UTC)
     ts = str(doc["@timestamp"])
@@ -336,8 +334,10 @@ def test_ancestry_costs_one_query_per_level_not_per_alert(es: Elasticsearch, pre
     for c in range(n):
         for i in range(levels):
             parent = f"{{C{c}-P{i - 1}}}" if i else None
-            docs.append(proc_event(HOST, _ts(0, -300 + i), f"{{C{c}-P{i}}}", parent, f"C:\\t\\c{c}l{i}.exe"))
-        docs.append(_tamper(f"{{C{c}-P{levels - 1}}}", _ts(0, -60 + c)))
+            docs.append(
+                proc_event(HOST, ts_ago(0, -300 + i), f"{{C{c}-P{i}}}", parent, f"C:\\t\\c{c}l{i}.exe")
+            )
+        docs.append(_tamper(f"{{C{c}-P{levels - 1}}}", ts_ago(0, -60 + c)))
     index_docs(es, prefix, docs)
     counting = CountingClient(es)
     setup_alerts(es, prefix)
@@ -385,7 +385,7 @@ def _state_doc(es: Elasticsearch, prefix: str, rule_id: str) -> dict[str, Any]:
 def test_state_document_after_ok_and_failing_runs(es: Elasticsearch, prefix: str, tmp_path: Path) -> None:
     good = _custom(tmp_path, "good", STATE_RULE)
     bad = _custom(tmp_path, "bad", STATE_RULE + '  lucene: "process.name:(unclosed"\n')
-    index_docs(es, prefix, [_tamper("{ST-1}", _ts(0, -30)), _tamper("{ST-2}", _ts(0, -29))])
+    index_docs(es, prefix, [_tamper("{ST-1}", ts_ago(0, -30)), _tamper("{ST-2}", ts_ago(0, -29))])
     t0 = datetime.now(UTC)
     r1 = make_engine(es, prefix, good).run(only_due=False)[0]
     assert r1.status == "ok" and r1.window is not None
@@ -399,7 +399,7 @@ def test_state_document_after_ok_and_failing_runs(es: Elasticsearch, prefix: str
     assert parse_time(d1["last_success"]) == last1
 
     # the same rule id, now with a Lucene string Elasticsearch rejects
-    index_docs(es, prefix, [_tamper("{ST-3}", _ts(0, -10))])
+    index_docs(es, prefix, [_tamper("{ST-3}", ts_ago(0, -10))])
     r2 = make_engine(es, prefix, bad).run(only_due=False)[0]
     assert r2.status == "failed", r2
     d2 = _state_doc(es, prefix, "gap-state")
@@ -442,17 +442,17 @@ def test_intel_hash_rules_on_driver_loads_and_file_events(
     rules = _rule("intel-hash-module-loaded") + _rule("intel-hash-file")
     engine = make_engine(es, prefix, rules)
     docs = [
-        _file_event("6", _ts(0, -50), "C:\\Windows\\System32\\drivers\\evil.sys",
+        _file_event("6", ts_ago(0, -50), "C:\\Windows\\System32\\drivers\\evil.sys",
                     {"sha256": drv_sha256, "md5": "00" * 16}, process=False),
-        _file_event("6", _ts(0, -49), "C:\\Windows\\System32\\drivers\\good.sys", {"sha256": "99" * 32},
+        _file_event("6", ts_ago(0, -49), "C:\\Windows\\System32\\drivers\\good.sys", {"sha256": "99" * 32},
                     process=False),
-        _file_event("7", _ts(0, -48), "C:\\x\\side.dll", {"sha256": dll_sha256}),
-        _file_event("15", _ts(0, -47), "C:\\Users\\x\\Downloads\\a.zip:Zone.Identifier",
+        _file_event("7", ts_ago(0, -48), "C:\\x\\side.dll", {"sha256": dll_sha256}),
+        _file_event("15", ts_ago(0, -47), "C:\\Users\\x\\Downloads\\a.zip:Zone.Identifier",
                     {"md5": stream_md5, "sha256": "98" * 32}),
-        _file_event("29", _ts(0, -46), "C:\\Users\\x\\AppData\\drop.exe", {"sha1": exe_sha1}),
-        _file_event("29", _ts(0, -45), "C:\\Users\\x\\AppData\\fine.exe", {"sha1": "97" * 20}),
+        _file_event("29", ts_ago(0, -46), "C:\\Users\\x\\AppData\\drop.exe", {"sha1": exe_sha1}),
+        _file_event("29", ts_ago(0, -45), "C:\\Users\\x\\AppData\\fine.exe", {"sha1": "97" * 20}),
         # a listed hash on an event neither rule covers (11: file created)
-        _file_event("11", _ts(0, -44), "C:\\Users\\x\\AppData\\other.exe", {"sha256": drv_sha256}),
+        _file_event("11", ts_ago(0, -44), "C:\\Users\\x\\AppData\\other.exe", {"sha256": drv_sha256}),
     ]  # fmt: skip
     index_docs(es, prefix, docs)
     res = {r.rule_id: r for r in engine.run(only_due=False)}

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from detectors.intel.loader import feed_from_location, load_feed
 from detectors.loader import BUILTIN_DIR, load_rules
 from detectors.model import Rule
 from detectors.setup import setup_alerts
+from shipper.es import ClusterSettings
 from shipper.pipeline import iter_documents
 from shipper.sink import BulkSink
 from shipper.templates import events_index
@@ -105,6 +106,22 @@ def ensure_templates(es: Elasticsearch, prefix: str) -> None:
     if prefix not in EVENT_TEMPLATE_READY:
         setup_alerts(es, prefix)
         EVENT_TEMPLATE_READY.add(prefix)
+
+
+def ts_ago(days_ago: float = 0.0, seconds: float = 0.0) -> str:
+    """An ISO time ``days_ago`` days before now, plus ``seconds``."""
+    t = datetime.now(UTC) - timedelta(days=days_ago) + timedelta(seconds=seconds)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def cli_env(s: ClusterSettings, prefix: str) -> dict[str, str]:
+    """The environment a ``sysmon-detect`` CLI run needs for the test cluster and ``prefix``."""
+    env = {"ES_URL": s.url, "SYSMON_INDEX_PREFIX": prefix, "SYSMON_RULES_DIRS": ""}
+    if s.username:
+        env |= {"ES_USERNAME": s.username, "ES_PASSWORD": s.password or ""}
+    if s.ca_certs:
+        env["ES_CA_CERTS"] = s.ca_certs
+    return env
 
 
 def now_iso() -> str:
