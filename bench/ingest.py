@@ -5,12 +5,15 @@
    client sending the *same documents*, pre-serialised as NDJSON, at its best concurrency (swept
    on a subset, then run on everything, each into a fresh prefix).
 2. ``sysmon-ship ship`` against ``evtx2es`` (installed from PyPI into its own venv under /tmp) on
-   the shared EVTX files repeated to ≥100k records, same node, default refresh for both.
+   the shared EVTX files repeated to ≥100k records, same node, default refresh for both, one
+   run each. The repeats are *distinct* copies (``bench/evtx_copies.py``: EventRecordIDs moved
+   per copy), so every record is a new event to both tools, not a duplicate by ``_id``.
 3. The shipper's peak memory (max RSS of the process) for 1× and 10× input.
 
 Prints figures and ratios; no thresholds. Uses ``ES_URL`` or starts the local node ``bench``.
 Options by environment: ``BENCH_EVENTS`` (generated events, default 440000), ``BENCH_SHARED``
-(path of ``shared``; default ``../shared``).
+(path of ``shared``; default ``../shared``), ``BENCH_PARTS`` (which of 1,2,3 to run; default
+all).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.evtx_copies import distinct_copy  # noqa: E402
 from devtools import es as devnode  # noqa: E402
 from shipper.es import ClusterSettings, check_cluster, make_client  # noqa: E402
 from shipper.pipeline import expand_inputs, iter_documents  # noqa: E402
@@ -42,6 +46,8 @@ from shipper.templates import install  # noqa: E402
 
 SHIP = [sys.executable, "-c", "from shipper.cli import main; main()"]
 CHUNK = 2000
+#: EventRecordID offset between distinct copies of the shared EVTX files
+COPY_OFFSET = 1_000_000_000
 
 
 def log(msg: str) -> None:
@@ -190,12 +196,13 @@ def raw_bulk(settings: ClusterSettings, bodies: list[bytes], concurrency: int) -
 
 def main() -> int:
     events = int(os.environ.get("BENCH_EVENTS", "440000"))
+    parts = {p.strip() for p in os.environ.get("BENCH_PARTS", "1,2,3").split(",")}
     shared = Path(os.environ.get("BENCH_SHARED") or REPO.parent / "shared") / "data" / "sysmon"
     with devnode.cluster_env("bench-ingest") as env:
-        return _main(env, events, shared)
+        return _main(env, events, shared, parts)
 
 
-def _main(env: dict[str, str], events: int, shared: Path) -> int:
+def _main(env: dict[str, str], events: int, shared: Path, parts: set[str]) -> int:
     settings = ClusterSettings.from_env(env)
     if not settings.url.startswith("http://"):
         log("note: the raw client speaks plain HTTP only; point ES_URL at an http node")
@@ -238,166 +245,149 @@ def _main(env: dict[str, str], events: int, shared: Path) -> int:
             log(f"shared data not found at {shared}: generated events only")
 
         # 1. end to end vs the raw _bulk limit
-        log("\n== 1. sysmon-ship ship end to end vs raw _bulk (same documents, pre-serialised) ==")
-        e2e = ship(env, inputs, f"bench-e2e-{tag}", work)
-        drop(client, f"bench-e2e-{tag}")
-        s = e2e["summary"]
-        log(
-            f"sysmon-ship ship: {e2e['events']} events in {e2e['wall']:.1f}s = {e2e['eps']:,.0f} events/s "
-            f"(shipped={s['shipped']} duplicates={s['duplicates']} peak RSS {e2e['rss_mib']} MiB)"
-        )
-        ndjson = work / "bulk.ndjson"
-        t0 = time.monotonic()
-        n = serialise(inputs, ndjson)
-        log(
-            f"pre-serialised {n} documents ({ndjson.stat().st_size / 2**20:.0f} MiB) "
-            f"in {time.monotonic() - t0:.1f}s (not timed below)"
-        )
-        sweep: dict[int, float] = {}
-        subset = min(n, 100_000)
-        for c in (1, 2, 4, 8):
-            p = f"bench-raw{c}-{tag}"
+        if "1" in parts:
+            log("\n== 1. sysmon-ship ship end to end vs raw _bulk (same documents, pre-serialised) ==")
+            e2e = ship(env, inputs, f"bench-e2e-{tag}", work)
+            drop(client, f"bench-e2e-{tag}")
+            s = e2e["summary"]
+            log(
+                f"sysmon-ship ship: {e2e['events']} events in {e2e['wall']:.1f}s = "
+                f"{e2e['eps']:,.0f} events/s "
+                f"(shipped={s['shipped']} duplicates={s['duplicates']} peak RSS {e2e['rss_mib']} MiB)"
+            )
+            ndjson = work / "bulk.ndjson"
+            t0 = time.monotonic()
+            n = serialise(inputs, ndjson)
+            log(
+                f"pre-serialised {n} documents ({ndjson.stat().st_size / 2**20:.0f} MiB) "
+                f"in {time.monotonic() - t0:.1f}s (not timed below)"
+            )
+            sweep: dict[int, float] = {}
+            subset = min(n, 100_000)
+            for c in (1, 2, 4, 8):
+                p = f"bench-raw{c}-{tag}"
+                install(client, p)
+                bodies = chunks(ndjson, p, subset)
+                secs = raw_bulk(settings, bodies, c)
+                sweep[c] = subset / secs
+                drop(client, p)
+                log(f"raw _bulk, {c} connection(s), {subset} docs: {sweep[c]:,.0f} docs/s")
+            best = max(sweep, key=lambda k: sweep[k])
+            p = f"bench-rawbest-{tag}"
             install(client, p)
-            bodies = chunks(ndjson, p, subset)
-            secs = raw_bulk(settings, bodies, c)
-            sweep[c] = subset / secs
+            bodies = chunks(ndjson, p, None)
+            secs = raw_bulk(settings, bodies, best)
+            del bodies
             drop(client, p)
-            log(f"raw _bulk, {c} connection(s), {subset} docs: {sweep[c]:,.0f} docs/s")
-        best = max(sweep, key=lambda k: sweep[k])
-        p = f"bench-rawbest-{tag}"
-        install(client, p)
-        bodies = chunks(ndjson, p, None)
-        secs = raw_bulk(settings, bodies, best)
-        del bodies
-        drop(client, p)
-        raw_eps = n / secs
-        log(f"raw _bulk at its best concurrency ({best}), all {n} docs: {raw_eps:,.0f} docs/s")
-        ndjson.unlink()
-        log(f"RATIO sysmon-ship / raw _bulk limit = {e2e['eps'] / raw_eps:.2f}x")
+            raw_eps = n / secs
+            log(f"raw _bulk at its best concurrency ({best}), all {n} docs: {raw_eps:,.0f} docs/s")
+            ndjson.unlink()
+            log(f"RATIO sysmon-ship / raw _bulk limit = {e2e['eps'] / raw_eps:.2f}x")
 
         # 2. vs evtx2es
-        log("\n== 2. sysmon-ship ship vs evtx2es on the shared EVTX files repeated to >=100k records ==")
-        if not evtx_dir.is_dir():
-            log("skipped: no shared EVTX files")
-        else:
-            rep = work / "evtx-rep"
-            rep.mkdir()
-            files = sorted(evtx_dir.rglob("*.evtx"))
-            records = 0
-            manifest = {}
-            for line in (evtx_dir / "MANIFEST.tsv").read_text().splitlines()[1:]:
-                cols = line.split("\t")
-                manifest[cols[0]] = int(cols[4])
-            per_copy = sum(manifest.values())
-            copies = -(-100_000 // per_copy)
-            for k in range(copies):
-                (rep / f"c{k:03d}").mkdir()
-                for i, f in enumerate(files):
-                    os.link(f, rep / f"c{k:03d}" / f"{i:03d}.evtx")
-            records = per_copy * copies
-            log(
-                f"{len(files)} files x {copies} copies = {records} records "
-                f"({per_copy} per copy, all providers)"
-            )
-            ours = ship(env, [str(rep)], f"bench-evtx-{tag}", work)
-            drop(client, f"bench-evtx-{tag}")
-            log(
-                f"sysmon-ship ship: {records} records in {ours['wall']:.1f}s = "
-                f"{records / ours['wall']:,.0f} records/s "
-                f"({ours['events']} Sysmon documents; copies are duplicates by _id: this is a re-ship)"
-            )
-            # The fair comparison: every copy is new to both tools. Each copy goes, in its own run,
-            # into a fresh index prefix (ours) or a fresh index (evtx2es), so both pay the same
-            # process start per copy and index every record.
-            fair_ours = 0.0
-            for k in range(copies):
-                per_copy_run = ship(env, [str(rep / f"c{k:03d}")], f"bench-evtx-{tag}-{k}", work)
-                fair_ours += per_copy_run["wall"]
-                drop(client, f"bench-evtx-{tag}-{k}")
-            log(
-                f"sysmon-ship ship, one run per copy into fresh prefixes: {records} records in "
-                f"{fair_ours:.1f}s = {records / fair_ours:,.0f} records/s (every document new)"
-            )
-            venv = Path("/tmp/evtx2es-venv")
-            exe = venv / "bin" / "evtx2es"
-            why = ""
-            if not exe.exists():
-                r = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
-                r2 = (
-                    subprocess.run(
-                        [str(venv / "bin" / "pip"), "install", "-q", "evtx2es"],
-                        capture_output=True,
-                        text=True,
-                    )
-                    if r.returncode == 0
-                    else r
-                )
-                if r2.returncode != 0 or not exe.exists():
-                    why = (r2.stderr or r2.stdout)[-500:]
-            if why:
-                log(f"evtx2es could not be installed: {why}")
-            else:
-                u = urlparse(settings.url)
-                index = f"bench-evtx2es-{tag}"
-                cmd = [
-                    str(exe),
-                    str(rep),
-                    "--host",
-                    u.hostname or "127.0.0.1",
-                    "--port",
-                    str(u.port or 9200),
-                    "--index",
-                    index,
-                    "--scheme",
-                    u.scheme,
-                    "--quiet",
-                ]
-                wall, rss, _, _err = run_measured(cmd, {**os.environ})
-                client.indices.refresh(index=index)
-                got = client.count(index=index)["count"]
-                client.options(ignore_status=404).indices.delete(index=index)
-                log(
-                    f"evtx2es, one run over all copies: {records} records in {wall:.1f}s = "
-                    f"{records / wall:,.0f} records/s ({got} documents indexed, peak RSS {rss} MiB)"
-                )
-                log(
-                    "ratio sysmon-ship re-ship / evtx2es (all copies, one run each) = "
-                    f"{wall / ours['wall']:.2f}x"
-                )
-                fair_theirs = 0.0
-                for k in range(copies):
-                    cmd_k = [*cmd]
-                    cmd_k[1] = str(rep / f"c{k:03d}")
-                    cmd_k[cmd_k.index("--index") + 1] = f"{index}-{k}"
-                    w, _rss, _, _ = run_measured(cmd_k, {**os.environ})
-                    fair_theirs += w
-                    client.options(ignore_status=404).indices.delete(index=f"{index}-{k}")
-                log(
-                    f"evtx2es, one run per copy into fresh indices: {records} records in "
-                    f"{fair_theirs:.1f}s = {records / fair_theirs:,.0f} records/s"
-                )
-                log(
-                    "RATIO sysmon-ship / evtx2es (every document new to both) = "
-                    f"{fair_theirs / fair_ours:.2f}x"
-                )
-            shutil.rmtree(rep)
+        if "2" in parts:
+            versus_evtx2es(env, client, settings, evtx_dir, work, tag)
 
         # 3. memory flat in input size
-        log("\n== 3. peak memory (max RSS) for 1x and 10x input ==")
-        one = work / "one.ndjson"
-        with open(gen / "winlogbeat.ndjson", "rb") as src, open(one, "wb") as dst:
-            for i, raw_line in enumerate(src):
-                if i >= events // 10:
-                    break
-                dst.write(raw_line)
-        m1 = ship(env, [str(one)], f"bench-mem1-{tag}", work)
-        drop(client, f"bench-mem1-{tag}")
-        m10 = ship(env, [str(gen / "winlogbeat.ndjson")], f"bench-mem10-{tag}", work)
-        drop(client, f"bench-mem10-{tag}")
-        log(f"1x  ({m1['events']} events):  peak RSS {m1['rss_mib']} MiB, {m1['eps']:,.0f} events/s")
-        log(f"10x ({m10['events']} events): peak RSS {m10['rss_mib']} MiB, {m10['eps']:,.0f} events/s")
-        log(f"RATIO peak memory 10x / 1x = {m10['rss_mib'] / max(m1['rss_mib'], 1):.2f}x")
+        if "3" in parts:
+            log("\n== 3. peak memory (max RSS) for 1x and 10x input ==")
+            one = work / "one.ndjson"
+            with open(gen / "winlogbeat.ndjson", "rb") as src, open(one, "wb") as dst:
+                for i, raw_line in enumerate(src):
+                    if i >= events // 10:
+                        break
+                    dst.write(raw_line)
+            m1 = ship(env, [str(one)], f"bench-mem1-{tag}", work)
+            drop(client, f"bench-mem1-{tag}")
+            m10 = ship(env, [str(gen / "winlogbeat.ndjson")], f"bench-mem10-{tag}", work)
+            drop(client, f"bench-mem10-{tag}")
+            log(f"1x  ({m1['events']} events):  peak RSS {m1['rss_mib']} MiB, {m1['eps']:,.0f} events/s")
+            log(f"10x ({m10['events']} events): peak RSS {m10['rss_mib']} MiB, {m10['eps']:,.0f} events/s")
+            log(f"RATIO peak memory 10x / 1x = {m10['rss_mib'] / max(m1['rss_mib'], 1):.2f}x")
     return 0
+
+
+def versus_evtx2es(
+    env: dict[str, str], client: Any, settings: ClusterSettings, evtx_dir: Path, work: Path, tag: str
+) -> None:
+    """One ``sysmon-ship ship`` run and one ``evtx2es`` run over the same distinct copies of the
+    shared EVTX files (see ``bench/evtx_copies.py``): every record is a new event to both."""
+    log("\n== 2. sysmon-ship ship vs evtx2es on the shared EVTX files repeated to >=100k records ==")
+    if not evtx_dir.is_dir():
+        log("skipped: no shared EVTX files")
+        return
+    rep = work / "evtx-rep"
+    rep.mkdir()
+    files = sorted(evtx_dir.rglob("*.evtx"))
+    per_copy = 0
+    for line in (evtx_dir / "MANIFEST.tsv").read_text().splitlines()[1:]:
+        per_copy += int(line.split("\t")[4])
+    copies = -(-100_000 // per_copy)
+    t0 = time.monotonic()
+    patched = seen = 0
+    for k in range(copies):
+        (rep / f"c{k:03d}").mkdir()
+        for i, f in enumerate(files):
+            p, n = distinct_copy(f, rep / f"c{k:03d}" / f"{i:03d}.evtx", k * COPY_OFFSET)
+            patched, seen = patched + p, seen + n
+    records = per_copy * copies
+    log(
+        f"{len(files)} files x {copies} distinct copies = {records} records ({per_copy} per copy, all "
+        f"providers; EventRecordIDs moved by {COPY_OFFSET:,} per copy: {patched} of {seen} records, "
+        f"the rest stay duplicates) in {time.monotonic() - t0:.1f}s"
+    )
+    ours = ship(env, [str(rep)], f"bench-evtx-{tag}", work)
+    drop(client, f"bench-evtx-{tag}")
+    s = ours["summary"]
+    log(
+        f"sysmon-ship ship, one run: {records} records in {ours['wall']:.1f}s = "
+        f"{records / ours['wall']:,.0f} records/s (shipped={s['shipped']} duplicates={s['duplicates']}, "
+        f"peak RSS {ours['rss_mib']} MiB)"
+    )
+    exe = _evtx2es()
+    if exe is None:
+        return
+    u = urlparse(settings.url)
+    index = f"bench-evtx2es-{tag}"
+    cmd = [
+        str(exe),
+        str(rep),
+        "--host",
+        u.hostname or "127.0.0.1",
+        "--port",
+        str(u.port or 9200),
+        "--index",
+        index,
+        "--scheme",
+        u.scheme,
+        "--quiet",
+    ]
+    wall, rss, _, _err = run_measured(cmd, {**os.environ})
+    client.indices.refresh(index=index)
+    got = client.count(index=index)["count"]
+    client.options(ignore_status=404).indices.delete(index=index)
+    log(
+        f"evtx2es, one run: {records} records in {wall:.1f}s = {records / wall:,.0f} records/s "
+        f"({got} documents indexed, peak RSS {rss} MiB)"
+    )
+    log(f"RATIO sysmon-ship / evtx2es (every record new to both) = {wall / ours['wall']:.2f}x")
+    shutil.rmtree(rep)
+
+
+def _evtx2es() -> Path | None:
+    """evtx2es in its own virtual environment under /tmp (installed on first use)."""
+    venv = Path("/tmp/evtx2es-venv")
+    exe = venv / "bin" / "evtx2es"
+    if exe.exists():
+        return exe
+    r = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
+    if r.returncode == 0:
+        pip = [str(venv / "bin" / "pip"), "install", "-q", "evtx2es"]
+        r = subprocess.run(pip, capture_output=True, text=True)
+    if r.returncode != 0 or not exe.exists():
+        log(f"evtx2es could not be installed: {(r.stderr or r.stdout)[-500:]}")
+        return None
+    return exe
 
 
 if __name__ == "__main__":

@@ -342,21 +342,27 @@ def _source_items(
     loads = orjson.loads
     for rec in events:
         if isinstance(rec, MappedBatch):  # mapped by the native core: documents with a time
-            by_id = st.sysmon_by_id
-            columns = (rec.event_ids, rec.docs, rec.doc_ids, rec.record_ids)
-            for eid, raw, doc_id, record_id in zip(*columns, strict=True):
+            n = len(rec.docs)
+            lines = rec.start_lines
+            positions = (
+                [f"record {r}" for r in rec.record_ids] if lines is None else [f"line {k}" for k in lines]
+            )
+            ends: list[int | None] = [*rec.end_offsets] if rec.end_offsets is not None else [None] * n
+            end_lines: list[int | None] = [*rec.end_lines] if rec.end_lines is not None else [None] * n
+            columns = (rec.event_ids, rec.docs, rec.doc_ids, positions, ends, end_lines)
+            for eid, raw, doc_id, where, end, end_line in zip(*columns, strict=True):
                 seq += 1
                 st.records += 1
                 if seq <= already:
                     continue
-                by_id[eid] += 1
+                st.sysmon_by_id[eid] += 1  # not cached: a parallel worker swaps the Counters
                 if eid not in EVENTS:
                     st.unknown_ids[eid] += 1
                 # a native document starts {"@timestamp":"yyyy-MM-ddTHH:mm:ss.SSSZ", (see native/)
                 last_time = ts = raw[15:39].decode() if raw[39:41] == b'",' else loads(raw)["@timestamp"]
                 st.documents += 1
                 yield Item(
-                    None, doc_id, f"{ts[0:4]}.{ts[5:7]}", source, seq, f"record {record_id}", doc_json=raw
+                    None, doc_id, f"{ts[0:4]}.{ts[5:7]}", source, seq, where, end, end_line, doc_json=raw
                 )
             continue
         seq += 1

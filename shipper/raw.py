@@ -66,15 +66,21 @@ class MappedBatch:
     """Consecutive Sysmon records the native core (``shipper.native``) has already mapped, one
     entry per record in each list: ``docs`` are the ECS documents as JSON bytes, ``doc_ids``
     their ``_id``s — exactly what ``to_ecs_and_id`` gives for the RawEvents of the same records —
-    and ``record_ids`` their EventRecordIDs (positions ``record N``). Only
-    ``open_source(premapped=True)`` yields these, and only for EVTX; the pipeline counts each
-    entry as one record."""
+    and ``record_ids`` their EventRecordIDs. Only ``open_source(premapped=True)`` yields these,
+    for EVTX files and winlogbeat JSON lines; the pipeline counts each entry as one record.
+
+    EVTX records are at positions ``record N``. Lines carry ``start_lines`` (positions
+    ``line N``) and, when the source is a file, each record's resume point ``end_offsets`` /
+    ``end_lines`` (as ``RawEvent.end_offset``/``end_line``)."""
 
     event_ids: list[int]
     docs: list[bytes]
     doc_ids: list[str]
-    record_ids: list[int]
+    record_ids: list[int | None]  # None: a JSON line without a record number
     source: str = ""
+    start_lines: list[int] | None = None
+    end_offsets: list[int] | None = None
+    end_lines: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.docs)

@@ -47,6 +47,7 @@ class _Source:
     total: int | None = None  # records in the source, once read to the end
     last_saved: float = 0.0
     saved_acked: int = -1
+    saved_done: bool = False
     #: resume point ``(offset, line, seq)`` at or below the watermark (None: from the start)
     point: tuple[int, int, int] | None = None
     #: ``(seq, offset, line)`` of documents sent with a known end offset, not yet under ``point``
@@ -199,6 +200,13 @@ class Shipper:
         self._sources: dict[str, _Source] = {}
         self._read_points: dict[str, tuple[int, int, int]] = {}
         self._save_lock = threading.Lock()
+        # checkpoints to write, by the writer thread (bulk workers must not wait on the disk)
+        self._dirty: dict[str, _Source] = {}
+        self._dirty_cv = threading.Condition()
+        self._writer: threading.Thread | None = None
+        self._writer_stop = False
+        self._save_error: OSError | None = None
+        self._prefetch_seen: set[str] = set()  # sources _prefetch has already looked at
         opts: BulkOptions = cfg.bulk
         if flush_interval is not None:
             opts = replace(opts, flush_interval=flush_interval)
@@ -216,15 +224,52 @@ class Shipper:
                 continue
             st.mark.add(first, last)
             if st.done or now - st.last_saved >= SAVE_EVERY:
-                self._save(st)
+                self._want_save(st)
 
-    def _save(self, st: _Source) -> None:
+    def _want_save(self, st: _Source) -> None:
+        """Have the writer thread save ``st``'s checkpoint soon."""
+        if st.path == STDIN:
+            return
+        with self._dirty_cv:
+            self._dirty[st.path] = st
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="checkpoints", daemon=True)
+                self._writer.start()
+            self._dirty_cv.notify()
+
+    def _write_loop(self) -> None:
+        """Write the checkpoints asked for, a round at a time, each round made durable by one
+        fsync of the folder rather than two per file (see ``CheckpointStore.save``)."""
+        while True:
+            with self._dirty_cv:
+                while not self._dirty and not self._writer_stop:
+                    self._dirty_cv.wait()
+                if not self._dirty:
+                    return
+                batch, self._dirty = self._dirty, {}
+            try:
+                for st in batch.values():
+                    self._save(st, sync=False)
+                self.store.sync()
+            except OSError as exc:  # the disk is full or gone: the run ends with this error
+                if self._save_error is None:
+                    self._save_error = exc
+
+    def _stop_writer(self) -> None:
+        with self._dirty_cv:
+            self._writer_stop = True
+            self._dirty_cv.notify()
+            writer = self._writer
+        if writer is not None:
+            writer.join()
+
+    def _save(self, st: _Source, sync: bool = True) -> None:
         if st.path == STDIN:
             return
         with self._save_lock:
             acked = st.mark.acked
             done = st.done
-            if acked == st.saved_acked and not done:
+            if acked == st.saved_acked and done == st.saved_done:
                 return
             while st.ends and st.ends[0][0] <= acked:
                 seq, offset, line = st.ends.popleft()
@@ -233,13 +278,19 @@ class Shipper:
             if st.point is not None:
                 offset, line, seq = st.point
                 cp = replace(cp, offset=offset, offset_line=line, offset_seq=seq)
-            self.store.save(cp)
+            self.store.save(cp, sync=sync)
             st.saved_acked = acked
+            st.saved_done = done
             st.last_saved = time.monotonic()
 
     def save_all(self) -> None:
+        """Every checkpoint written and durable (the writer thread is done first)."""
+        self._stop_writer()
         for st in list(self._sources.values()):
-            self._save(st)
+            self._save(st, sync=False)
+        self.store.sync()
+        if self._save_error is not None:
+            raise self._save_error
 
     # ---------------------------------------------------------------- shipping
 
@@ -371,7 +422,7 @@ class Shipper:
                     r.st.mark.add(r.last + 1, total)  # records after the last document
                 r.st.total = total
             if r.st.done:
-                self._save(r.st)
+                self._want_save(r.st)
 
         items = iter_documents(
             paths,
@@ -477,8 +528,9 @@ class Shipper:
         if self.evtx_backend == "python" or self.fmt not in (None, "evtx"):
             return
         for path in upcoming:
-            if path == STDIN:
+            if path == STDIN or path in self._prefetch_seen:
                 continue
+            self._prefetch_seen.add(path)
             try:
                 if self.plan(path)[0] != "done":
                     prefetch_evtx(path)

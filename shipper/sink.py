@@ -87,8 +87,23 @@ _NATIVE_HEAD = b'{"@timestamp":"'
 _NATIVE_EVENT = b'","event":{'
 
 
+_NOW: list[Any] = [-1, "", b""]  # (millisecond, its ISO string, as bytes): formatted once per ms
+
+
+def _now() -> list[Any]:
+    ms = time.time_ns() // 1_000_000
+    cached = _NOW
+    if cached[0] != ms:
+        moment = datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=ms % 1000 * 1000)
+        text = moment.isoformat(timespec="milliseconds")[:-6] + "Z"
+        cached = [ms, text, text.encode()]
+        globals()["_NOW"] = cached  # one list swapped whole: a reader never sees a mixed pair
+    return cached
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The current UTC time, ``yyyy-MM-ddTHH:mm:ss.SSSZ``."""
+    return str(_now()[1])
 
 
 def _ranges(acks: Iterable[tuple[str, int]]) -> list[AckRange]:
@@ -153,7 +168,7 @@ class BulkSink:
             self.add(orjson.loads(doc_json), index, doc_id, ack)
             return
         self._raise_if_failed()
-        body = b"".join((doc_json[:50], b'"ingested":"', now_iso().encode(), b'",', doc_json[50:]))
+        body = b"".join((doc_json[:50], b'"ingested":"', _now()[2], b'",', doc_json[50:]))
         self._queue(body, index, doc_id, ack)
 
     def _queue(self, body: bytes, index: str, doc_id: str, ack: tuple[str, int]) -> None:

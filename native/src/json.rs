@@ -71,7 +71,7 @@ const NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
-fn write_str(s: &str, out: &mut Vec<u8>) {
+pub fn write_str(s: &str, out: &mut Vec<u8>) {
     out.reserve(s.len() + 2);
     out.push(b'"');
     let b = s.as_bytes();

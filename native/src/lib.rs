@@ -20,6 +20,7 @@ mod map;
 mod psl;
 mod record;
 mod util;
+mod wlb;
 
 use std::collections::HashSet;
 use std::error::Error;
@@ -255,6 +256,56 @@ fn map_record_json(py: Python<'_>, json: &[u8]) -> PyResult<Option<(Py<PyBytes>,
     Ok(map::map_record(json, psl.as_ref()).map(|m| (PyBytes::new(py, &m.doc).unbind(), m.doc_id)))
 }
 
+/// `(NXLOG_METADATA, NXLOG_EVENT_TYPES)` as the native reader knows them (for the tests).
+#[pyfunction]
+fn nxlog_keys() -> (Vec<&'static str>, Vec<&'static str>) {
+    (wlb::NXLOG_METADATA.to_vec(), wlb::NXLOG_EVENT_TYPES.to_vec())
+}
+
+/// Map one winlogbeat or NXLog JSON line (no newline): `(doc_json, doc_id)` or None (Python maps it).
+#[pyfunction]
+fn map_json_line(py: Python<'_>, line: &str) -> Option<(Py<PyBytes>, String)> {
+    let psl = current_psl();
+    wlb::map_line(line, psl.as_ref())
+        .ok()
+        .map(|m| (PyBytes::new(py, &m.doc).unbind(), m.doc_id))
+}
+
+type LinesRun = (
+    usize,
+    usize,
+    usize,
+    Py<PyList>,
+    Py<PyList>,
+    Py<PyList>,
+    Py<PyList>,
+    Py<PyList>,
+    Py<PyList>,
+);
+
+/// The winlogbeat lines at the start of `text` mapped (see `wlb::map_lines`), `width` the
+/// file's code unit in bytes: `(chars, codec_bytes, lines, event_ids, record_ids, docs,
+/// doc_ids, start_lines, end_bytes)` — what was consumed, then per mapped line its values,
+/// the line (counted from 0 at the start of `text`) it starts on and the codec bytes from the
+/// start of `text` to just past its newline.
+#[pyfunction]
+fn map_json_lines(py: Python<'_>, text: &str, width: usize) -> PyResult<LinesRun> {
+    let psl = current_psl();
+    let run = py.detach(|| wlb::map_lines(text, width, psl.as_ref()));
+    let m = &run.mapped;
+    Ok((
+        run.chars,
+        run.codec_bytes,
+        run.lines,
+        PyList::new(py, m.iter().map(|x| x.event_id))?.unbind(),
+        PyList::new(py, m.iter().map(|x| x.record_id))?.unbind(),
+        PyList::new(py, m.iter().map(|x| PyBytes::new(py, &x.doc)))?.unbind(),
+        PyList::new(py, m.iter().map(|x| x.doc_id.as_str()))?.unbind(),
+        PyList::new(py, run.ends.iter().map(|e| e.0))?.unbind(),
+        PyList::new(py, run.ends.iter().map(|e| e.1))?.unbind(),
+    ))
+}
+
 /// Whether this process has started native threads (a `fork` now would not carry them).
 #[pyfunction]
 fn threads_started() -> bool {
@@ -306,6 +357,9 @@ fn sysmon_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<EvtxDocuments>()?;
     m.add_function(wrap_pyfunction!(set_public_suffixes, m)?)?;
     m.add_function(wrap_pyfunction!(map_record_json, m)?)?;
+    m.add_function(wrap_pyfunction!(map_json_line, m)?)?;
+    m.add_function(wrap_pyfunction!(map_json_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(nxlog_keys, m)?)?;
     m.add_function(wrap_pyfunction!(parse_ip, m)?)?;
     m.add_function(wrap_pyfunction!(threads_started, m)?)?;
     m.add_function(wrap_pyfunction!(split_command_line, m)?)?;

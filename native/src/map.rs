@@ -4,6 +4,7 @@
 //! ASCII, every value convertible. Anything else returns `None` and is mapped by Python, so
 //! the native path never has to reproduce an error document or a Unicode rule.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -28,7 +29,7 @@ const NULL_GUID: &str = "{00000000-0000-0000-0000-000000000000}";
 
 pub struct Mapped {
     pub event_id: i64,
-    pub record_id: i64,
+    pub record_id: Option<i64>,
     pub doc: Vec<u8>,
     pub doc_id: String,
 }
@@ -38,21 +39,25 @@ type Fallback = ();
 
 // ------------------------------------------------------------------ the System fields
 
-struct System<'a> {
-    provider: &'a str,
-    event_id: i64,
-    record_id: i64,
-    computer: &'a str,
-    channel: &'a str,
-    time_created: &'a str,
-    provider_guid: String,
-    version: Option<i64>,
-    level: Option<i64>,
-    task: Option<i64>,
-    opcode: Option<i64>,
-    process_id: Option<i64>,
-    thread_id: Option<i64>,
-    user_sid: &'a str,
+pub struct System<'a> {
+    pub provider: Cow<'a, str>,
+    pub event_id: i64,
+    /// None: the record has none (an NXLog export without RecordNumber)
+    pub record_id: Option<i64>,
+    pub computer: Cow<'a, str>,
+    pub channel: Cow<'a, str>,
+    /// None: the record has no TimeCreated Python could read (NXLog's zone-less local time)
+    pub time_created: Option<Cow<'a, str>>,
+    /// empty: none
+    pub provider_guid: String,
+    pub version: Option<i64>,
+    pub level: Option<i64>,
+    pub task: Option<i64>,
+    pub opcode: Option<i64>,
+    pub process_id: Option<i64>,
+    pub thread_id: Option<i64>,
+    /// empty: none
+    pub user_sid: Cow<'a, str>,
 }
 
 /// `careful`: Python reads this record on its careful path (`_event_from_json_careful`), which
@@ -78,12 +83,12 @@ fn system_fields<'a>(sys: &'a record::System<'a>, careful: bool) -> Option<Syste
     };
     let _ = &sys.keywords; // must be a string (the parse checked it)
     Some(System {
-        provider,
+        provider: Cow::Borrowed(provider),
         event_id: sys.event_id,
-        record_id: sys.event_record_id,
-        computer,
-        channel: sys.channel.0.as_ref(),
-        time_created: stamp,
+        record_id: Some(sys.event_record_id),
+        computer: Cow::Borrowed(computer),
+        channel: Cow::Borrowed(sys.channel.0.as_ref()),
+        time_created: Some(Cow::Borrowed(stamp)),
         provider_guid,
         version: sys.version.0,
         level: sys.level.0,
@@ -91,7 +96,7 @@ fn system_fields<'a>(sys: &'a record::System<'a>, careful: bool) -> Option<Syste
         opcode: sys.opcode.0,
         process_id: sys.execution.attributes.process_id.0,
         thread_id: sys.execution.attributes.thread_id.0,
-        user_sid: sys.security.attributes.user_id.0.as_ref(),
+        user_sid: Cow::Borrowed(sys.security.attributes.user_id.0.as_ref()),
     })
 }
 
@@ -367,6 +372,11 @@ fn parse_iso_time(v: &str) -> Option<String> {
             f.push_str("000000");
             return Some(format!("{}.{}Z", &v[0..19], &f[..6]));
         }
+    }
+    // `yyyy-MM-ddTHH:mm:ssZ` (no fraction: the readers' utc_iso gives these): the pattern's
+    // groups as they are, with zero microseconds
+    if b.len() == 20 && b[19] == b'Z' && b[10] == b'T' && fixed_layout(v) {
+        return Some(format!("{}.000000Z", &v[0..19]));
     }
     None
 }
@@ -1207,13 +1217,30 @@ fn document_id(sys: &System<'_>, data: &Data) -> String {
         sys.computer.to_ascii_lowercase(),
         sys.channel.to_string(),
         sys.provider.to_string(),
-        sys.record_id.to_string(),
+        sys.record_id.map(|r| r.to_string()).unwrap_or_default(),
         sys.event_id.to_string(),
         utc_norm,
     ]
     .join("\x1f");
+    let mut material = material.into_bytes();
+    if sys.record_id.is_none() {
+        // Python adds orjson.dumps(data, option=OPT_SORT_KEYS) so that events never collide
+        let mut entries: Vec<&(String, String)> = data.entries.iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        material.push(0x1f);
+        material.push(b'{');
+        for (i, (k, v)) in entries.into_iter().enumerate() {
+            if i > 0 {
+                material.push(b',');
+            }
+            crate::json::write_str(k, &mut material);
+            material.push(b':');
+            crate::json::write_str(v, &mut material);
+        }
+        material.push(b'}');
+    }
     let mut hasher = blake2::Blake2bVar::new(20).expect("20 is a valid BLAKE2b size");
-    hasher.update(material.as_bytes());
+    hasher.update(&material);
     let mut out = [0u8; 20];
     hasher
         .finalize_variable(&mut out)
@@ -1230,12 +1257,6 @@ pub fn map_record(json: &[u8], psl: Option<&Arc<Psl>>) -> Option<Mapped> {
         .iter()
         .any(|(_, v)| matches!(v, record::DataValue::Bool(_)));
     let sys = system_fields(&record.event.system, careful)?;
-    if sys.provider != SYSMON_PROVIDER || sys.record_id < 0 || sys.computer.is_empty() {
-        return None;
-    }
-    if sys.channel.is_empty() {
-        return None; // Python names the channel for the id: not worth repeating here
-    }
     if careful {
         // Python's careful path reads the record: its System numbers must be plain integers
         let s = &record.event.system;
@@ -1248,10 +1269,27 @@ pub fn map_record(json: &[u8], psl: Option<&Arc<Psl>>) -> Option<Mapped> {
             return None;
         }
     }
+    map_event(&sys, items, psl)
+}
+
+/// The document and `_id` of a record read into `sys` and EventData `items` (in document
+/// order, dict semantics already applied or not: a repeated name keeps its first place and
+/// takes the last value), or None for Python to map.
+pub fn map_event(
+    sys: &System<'_>,
+    items: &[(record::Str<'_>, record::DataValue<'_>)],
+    psl: Option<&Arc<Psl>>,
+) -> Option<Mapped> {
+    if sys.provider != SYSMON_PROVIDER || sys.record_id.is_some_and(|r| r < 0) || sys.computer.is_empty() {
+        return None;
+    }
+    if sys.channel.is_empty() {
+        return None; // Python names the channel for the id: not worth repeating here
+    }
     let data = event_data(items)?;
-    let doc_id = document_id(&sys, &data);
+    let doc_id = document_id(sys, &data);
     let psl = psl.map(|p| p.as_ref());
-    let doc = map_doc(&sys, data, psl)?;
+    let doc = map_doc(sys, data, psl)?;
     let mut out = Vec::with_capacity(4096);
     write_obj(&doc, &mut out);
     Some(Mapped {
@@ -1278,7 +1316,7 @@ fn map_doc(sys: &System<'_>, data: Data, psl: Option<&Psl>) -> Option<Obj> {
     event.insert("code", s(&code));
     event.insert("module", s("sysmon"));
     event.insert("dataset", s("sysmon.operational"));
-    event.insert("provider", s(sys.provider));
+    event.insert("provider", s(&sys.provider));
     let spec = spec(eid);
     if let Some(x) = &spec {
         if !x.category.is_empty() {
@@ -1287,20 +1325,27 @@ fn map_doc(sys: &System<'_>, data: Data, psl: Option<&Psl>) -> Option<Obj> {
         event.insert("type", J::A(x.kind.iter().map(|v| s(v)).collect()));
         event.insert("action", s(x.action));
     }
-    let created = parse_iso_time(sys.time_created)?;
-    event.insert("created", s(&created));
+    let created = match &sys.time_created {
+        Some(t) => {
+            let c = parse_iso_time(t)?;
+            event.insert("created", s(&c));
+            Some(c)
+        }
+        None => None,
+    };
     let timestamp = match st.data.get("UtcTime") {
         Some(utc) => {
             let t = parse_utc_time(utc)?;
             st.data.del("UtcTime");
             t
         }
-        None => format!("{}Z", &created[..23]),
+        // no time at all: Python's document has no @timestamp (the pipeline picks one)
+        None => format!("{}Z", &created?[..23]),
     };
     doc.insert("@timestamp", J::S(timestamp));
     doc.insert("event", J::O(event));
     let mut host = Obj::new();
-    host.insert("name", s(sys.computer));
+    host.insert("name", s(&sys.computer));
     host.insert("hostname", s(&sys.computer.to_ascii_lowercase()));
     doc.insert("host", J::O(host));
     if let Some(level) = non_negative(sys.level).and_then(level_name) {
@@ -1315,7 +1360,7 @@ fn map_doc(sys: &System<'_>, data: Data, psl: Option<&Psl>) -> Option<Obj> {
     }
     if !sys.user_sid.is_empty() {
         let mut u = Obj::new();
-        u.insert("id", s(sys.user_sid));
+        u.insert("id", s(&sys.user_sid));
         doc.insert("user", J::O(u));
     }
     map_event_data(&mut st, &mut doc, eid, psl).ok()?;
@@ -1339,12 +1384,14 @@ fn map_doc(sys: &System<'_>, data: Data, psl: Option<&Psl>) -> Option<Obj> {
 
     let mut winlog = Obj::new();
     if !sys.channel.is_empty() {
-        winlog.insert("channel", s(sys.channel));
+        winlog.insert("channel", s(&sys.channel));
     }
-    winlog.insert("computer_name", s(sys.computer));
+    winlog.insert("computer_name", s(&sys.computer));
     winlog.insert("event_id", s(&code));
-    winlog.insert("record_id", J::I(sys.record_id));
-    winlog.insert("provider_name", s(sys.provider));
+    if let Some(r) = sys.record_id {
+        winlog.insert("record_id", J::I(r));
+    }
+    winlog.insert("provider_name", s(&sys.provider));
     if !sys.provider_guid.is_empty() {
         let g = normalise_guid(&sys.provider_guid).unwrap_or_else(|| sys.provider_guid.clone());
         winlog.insert("provider_guid", J::S(g));
@@ -1370,7 +1417,7 @@ fn map_doc(sys: &System<'_>, data: Data, psl: Option<&Psl>) -> Option<Obj> {
     }
     if !sys.user_sid.is_empty() {
         let mut u = Obj::new();
-        u.insert("identifier", s(sys.user_sid));
+        u.insert("identifier", s(&sys.user_sid));
         winlog.insert("user", J::O(u));
     }
     if !st.data.entries.is_empty() {

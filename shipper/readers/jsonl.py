@@ -40,7 +40,8 @@ from typing import IO, Any
 
 import orjson
 
-from shipper.raw import SYSMON_PROVIDER, RawEvent, ReadError
+from shipper.native import native
+from shipper.raw import SYSMON_PROVIDER, MappedBatch, RawEvent, ReadError
 from shipper.readers._common import (
     decoded,
     guid_braced,
@@ -263,15 +264,25 @@ def read_json(
     start_offset: int | None = 0,
     start_line: int = 1,
     codec: str | None = None,
-) -> Iterator[RawEvent | ReadError]:
+    premapped: bool = False,
+) -> Iterator[RawEvent | MappedBatch | ReadError]:
     """Yield one RawEvent (or ReadError) per JSON document in ``stream``.
 
     ``start_offset``/``start_line``: where ``stream`` starts in its file (a JSON-lines record's
     ``end_offset``/``end_line``), with ``codec`` the file's BOM-less codec when that is not
     the start (None: not a file, no offsets). Records of JSON lines carry ``end_offset``: just
-    past their line's newline."""
+    past their line's newline.
+
+    ``premapped``: runs of winlogbeat Sysmon lines the native core maps (``shipper.native``)
+    arrive as MappedBatch instead, the same documents and positions; the core only ever reads
+    whole lines at the top level of the stream, where this reader would take its fast path,
+    and gives back every line it does not map exactly."""
     decoder = json.JSONDecoder()
     loads = orjson.loads
+    core = native() if premapped else None
+    map_lines = core.map_json_lines if core is not None else None
+    misses = 0  # consecutive native calls that mapped nothing
+    pause = 0  # documents to read here before asking the core again
     blocks, counter = decoded(stream, start_offset, codec)
     line = start_line  # line number at buf[pos]
     mark = 0  # counter.offset is the byte offset of buf[mark]
@@ -325,6 +336,42 @@ def read_json(
             depth = 0
             pos += 1
             continue
+        if map_lines is not None and not depth and char == "{":
+            newline = buf.find("\n", pos)
+            while newline < 0 and len(buf) - pos <= MAX_DOCUMENT_CHARS and more():
+                newline = buf.find("\n", pos)
+            if newline >= 0 and pause:
+                pause -= 1
+            elif newline >= 0:
+                counter.advance(buf[mark:pos])
+                mark = pos
+                try:
+                    run = map_lines(buf[pos:] if pos else buf, counter.width)
+                except UnicodeEncodeError:  # lone surrogates: not text the core can borrow
+                    run = None
+                if run is not None and run[3]:
+                    misses = 0
+                    chars, size, lines, eids, rids, docs, ids, starts, ends = run
+                    base = counter.offset
+                    yield MappedBatch(
+                        eids,
+                        docs,
+                        ids,
+                        rids,
+                        source,
+                        [line + s for s in starts],
+                        None if base is None else [base + e for e in ends],
+                        None if base is None else [line + s + 1 for s in starts],
+                    )
+                    pos += chars
+                    mark = pos
+                    line += lines
+                    if base is not None:
+                        counter.offset = base + size
+                    continue
+                # a line the core leaves to this reader: back off on a run of them (NXLog)
+                misses += 1
+                pause = min(1 << (misses - 1), 64) - 1
         where = f"element {element}" if depth else f"line {line}"
         if depth:
             element += 1

@@ -35,7 +35,7 @@ class Opened:
     start_offset: int | None = 0  # None: not a file (standard input), records get no offsets
     start_line: int = 1
     codec: str | None = None  # the file's BOM-less codec when the stream does not start at 0
-    premapped: bool = False  # EVTX: let the native core yield MappedBatchs (shipper.native)
+    premapped: bool = False  # EVTX, JSON lines: let the native core yield MappedBatchs
 
 
 Reader = Callable[[Opened], Iterator[RawEvent | MappedBatch | ReadError]]
@@ -67,6 +67,7 @@ READERS: dict[str, Reader] = {
         start_offset=opened.start_offset,
         start_line=opened.start_line,
         codec=opened.codec,
+        premapped=opened.premapped,
     ),
     "text": lambda opened: read_text(
         opened.stream,
@@ -137,8 +138,9 @@ def open_source(
     all or the format is unknown; everything after that arrives in the stream.
 
     ``evtx_threads``: threads the fast EVTX parser may use (None: its default, all cores).
-    ``premapped``: EVTX records the native core maps arrive as MappedBatch (see
-    ``shipper.native``); without the core, or for other forms, nothing changes.
+    ``premapped``: EVTX records and winlogbeat JSON lines the native core maps arrive as
+    MappedBatch (see ``shipper.native``); without the core, or for other forms, nothing
+    changes.
     ``start_offset``/``start_line``: resume a line-based file (JSON lines, event XML, rendered
     text) at a record's ``end_offset``/``end_line``; the format and encoding are still
     detected from the file's head. Any other source refuses an offset > 0 (InputError)."""
