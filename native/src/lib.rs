@@ -16,6 +16,7 @@ mod cmdline;
 mod dnstables;
 mod ip;
 mod json;
+mod jv;
 mod map;
 mod psl;
 mod record;
@@ -259,7 +260,10 @@ fn map_record_json(py: Python<'_>, json: &[u8]) -> PyResult<Option<(Py<PyBytes>,
 /// `(NXLOG_METADATA, NXLOG_EVENT_TYPES)` as the native reader knows them (for the tests).
 #[pyfunction]
 fn nxlog_keys() -> (Vec<&'static str>, Vec<&'static str>) {
-    (wlb::NXLOG_METADATA.to_vec(), wlb::NXLOG_EVENT_TYPES.to_vec())
+    (
+        wlb::NXLOG_METADATA.to_vec(),
+        wlb::NXLOG_EVENT_TYPES.to_vec(),
+    )
 }
 
 /// Map one winlogbeat or NXLog JSON line (no newline): `(doc_json, doc_id)` or None (Python maps it).

@@ -1280,7 +1280,10 @@ pub fn map_event(
     items: &[(record::Str<'_>, record::DataValue<'_>)],
     psl: Option<&Arc<Psl>>,
 ) -> Option<Mapped> {
-    if sys.provider != SYSMON_PROVIDER || sys.record_id.is_some_and(|r| r < 0) || sys.computer.is_empty() {
+    if sys.provider != SYSMON_PROVIDER
+        || sys.record_id.is_some_and(|r| r < 0)
+        || sys.computer.is_empty()
+    {
         return None;
     }
     if sys.channel.is_empty() {

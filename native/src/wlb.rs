@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use crate::jv::{Top, M, V};
 
 use crate::map::{self, Mapped, System};
 use crate::psl::Psl;
@@ -26,20 +26,13 @@ type R<T> = Result<T, Fallback>;
 
 /// `shipper.readers._common.to_int`, or Fallback where Python's `int()` would accept more
 /// than the plain forms (underscores, Unicode digits) or give a number beyond 64 bits.
-fn to_int(v: Option<&Value>) -> R<Option<i64>> {
+fn to_int(v: Option<&V<'_>>) -> R<Option<i64>> {
     match v {
-        None | Some(Value::Null) | Some(Value::Bool(_)) => Ok(None),
-        Some(Value::Number(n)) => {
-            if let Some(i) = n.as_i64() {
-                Ok(Some(i))
-            } else if n.is_u64() {
-                Err(Fallback) // a Python int beyond i64
-            } else {
-                Ok(None) // a float (or an integer too large for u64: orjson makes it a float)
-            }
-        }
-        Some(Value::String(s)) => str_to_int(s),
-        Some(_) => Ok(None),
+        Some(V::I(i)) => Ok(Some(*i)),
+        Some(V::U(_)) => Err(Fallback), // a Python int beyond i64
+        Some(V::S(s)) => str_to_int(s),
+        // null, a bool, a float (or an integer beyond u64: orjson makes it a float), a structure
+        _ => Ok(None),
     }
 }
 
@@ -73,22 +66,23 @@ fn str_to_int(s: &str) -> R<Option<i64>> {
 
 /// `text_value`: the string a JSON value stands for (None for null); Fallback where Python
 /// would render a float or dump a structure.
-fn text_value(v: &Value) -> R<Option<Cow<'_, str>>> {
+fn text_value<'b>(v: &'b V<'_>) -> R<Option<Cow<'b, str>>> {
     match v {
-        Value::String(s) => Ok(Some(Cow::Borrowed(s.as_str()))),
-        Value::Null => Ok(None),
-        Value::Bool(b) => Ok(Some(Cow::Borrowed(if *b { "true" } else { "false" }))),
-        Value::Number(n) if n.is_i64() || n.is_u64() => Ok(Some(Cow::Owned(n.to_string()))),
-        Value::Object(m) => match m.get("#text") {
+        V::S(s) => Ok(Some(Cow::Borrowed(s.as_ref()))),
+        V::Null => Ok(None),
+        V::Bool(b) => Ok(Some(Cow::Borrowed(if *b { "true" } else { "false" }))),
+        V::I(n) => Ok(Some(Cow::Owned(n.to_string()))),
+        V::U(n) => Ok(Some(Cow::Owned(n.to_string()))),
+        V::O(m) => match m.get("#text") {
             Some(inner) => text_value(inner),
             None => Err(Fallback),
         },
-        _ => Err(Fallback),
+        V::F | V::A => Err(Fallback),
     }
 }
 
 /// `_str`: `text_value(v) or None`, as an empty string for none.
-fn text_or_empty(v: Option<&Value>) -> R<Cow<'_, str>> {
+fn text_or_empty<'b>(v: Option<&'b V<'_>>) -> R<Cow<'b, str>> {
     match v {
         None => Ok(Cow::Borrowed("")),
         Some(v) => Ok(text_value(v)?.unwrap_or(Cow::Borrowed(""))),
@@ -96,13 +90,29 @@ fn text_or_empty(v: Option<&Value>) -> R<Cow<'_, str>> {
 }
 
 /// `_get(doc, *path)`: None when a step is missing or not an object.
-fn get<'a>(node: &'a Map<String, Value>, path: &[&str]) -> Option<&'a Value> {
+fn get<'b, 'a>(node: &'b M<'a>, path: &[&str]) -> Option<&'b V<'a>> {
     let (last, steps) = path.split_last()?;
     let mut at = node;
     for key in steps {
-        at = at.get(*key)?.as_object()?;
+        match at.get(key)? {
+            V::O(m) => at = m,
+            _ => return None,
+        }
     }
-    at.get(*last)
+    at.get(last)
+}
+
+/// `_get(doc, key, *path)` from a parsed top-level value.
+fn get_in<'b, 'a>(value: &'b Option<V<'a>>, path: &[&str]) -> Option<&'b V<'a>> {
+    match value {
+        Some(V::O(m)) => get(m, path),
+        _ => None,
+    }
+}
+
+/// A top-level value, parsed; Fallback if it cannot be (never: the line parsed).
+fn top_get<'a>(doc: &Top<'a>, key: &str) -> R<Option<V<'a>>> {
+    doc.get(key).map_err(|_| Fallback)
 }
 
 fn two(b: &[u8], at: usize) -> Option<u32> {
@@ -150,9 +160,9 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// `utc_iso` for the forms winlogbeat writes: `yyyy-mm-ddThh:mm:ss[.digits](Z|±hh:mm)` (or a
 /// space for the `T`). A string that is surely not a zoned time gives None, as in Python;
 /// anything `datetime.fromisoformat` might read in another way is Fallback.
-fn utc_iso(v: Option<&Value>) -> R<Option<String>> {
+fn utc_iso(v: Option<&V<'_>>) -> R<Option<String>> {
     let s = match v {
-        Some(Value::String(s)) => s.as_str(),
+        Some(V::S(s)) => s.as_ref(),
         _ => return Ok(None),
     };
     if !s.is_ascii() {
@@ -190,12 +200,15 @@ fn utc_iso(v: Option<&Value>) -> R<Option<String>> {
     if !fraction.iter().all(|c| c.is_ascii_digit()) {
         return Ok(None); // `fraction and not fraction.isdigit()`
     }
-    if base.len() != 19 || !matches!(base[10], b'T' | b' ') || base[13] != b':' || base[16] != b':' {
+    if base.len() != 19 || !matches!(base[10], b'T' | b' ') || base[13] != b':' || base[16] != b':'
+    {
         return Err(Fallback);
     }
     let year = base[..4]
         .iter()
-        .try_fold(0i64, |a, c| c.is_ascii_digit().then(|| a * 10 + (c - b'0') as i64))
+        .try_fold(0i64, |a, c| {
+            c.is_ascii_digit().then(|| a * 10 + (c - b'0') as i64)
+        })
         .ok_or(Fallback)?;
     let (mo, d) = (two(base, 5).ok_or(Fallback)?, two(base, 8).ok_or(Fallback)?);
     let (h, mi, sec) = (
@@ -230,9 +243,9 @@ fn utc_iso(v: Option<&Value>) -> R<Option<String>> {
 }
 
 /// `guid_braced` (empty: none).
-fn guid_braced(v: Option<&Value>) -> R<String> {
+fn guid_braced(v: Option<&V<'_>>) -> R<String> {
     match v {
-        Some(Value::String(s)) if !s.is_empty() => {
+        Some(V::S(s)) if !s.is_empty() => {
             if !s.is_ascii() {
                 return Err(Fallback);
             }
@@ -248,8 +261,8 @@ fn guid_braced(v: Option<&Value>) -> R<String> {
     }
 }
 
-fn level_name(v: Option<&Value>) -> R<Option<i64>> {
-    if let Some(Value::String(s)) = v {
+fn level_name(v: Option<&V<'_>>) -> R<Option<i64>> {
+    if let Some(V::S(s)) = v {
         if !s.is_ascii() {
             return Err(Fallback);
         }
@@ -268,13 +281,13 @@ fn level_name(v: Option<&Value>) -> R<Option<i64>> {
     to_int(v)
 }
 
-fn opcode(v: Option<&Value>) -> R<Option<i64>> {
+fn opcode(v: Option<&V<'_>>) -> R<Option<i64>> {
     if let Some(n) = to_int(v)? {
         return Ok(Some(n));
     }
     match v {
         // str(value).strip().lower() looked up in the standard names
-        Some(Value::String(s)) => {
+        Some(V::S(s)) => {
             if !s.is_ascii() {
                 return Err(Fallback);
             }
@@ -291,7 +304,7 @@ fn opcode(v: Option<&Value>) -> R<Option<i64>> {
     }
 }
 
-fn data_value(v: &Value) -> R<DataValue<'_>> {
+fn data_value<'b>(v: &'b V<'_>) -> R<DataValue<'b>> {
     Ok(match text_value(v)? {
         None => DataValue::Null,
         Some(text) => DataValue::Text(text),
@@ -301,45 +314,104 @@ fn data_value(v: &Value) -> R<DataValue<'_>> {
 /// Top-level keys of NXLog / logstash documents that are not EventData
 /// (`shipper.readers.jsonl.NXLOG_METADATA`, compared by the tests).
 pub const NXLOG_METADATA: [&str; 50] = [
-    "EventTime", "EventReceivedTime", "Hostname", "Keywords", "EventType", "EventTypeOrignal",
-    "SeverityValue", "Severity", "EventID", "SourceName", "ProviderGuid", "Version", "Task",
-    "OpcodeValue", "Opcode", "RecordNumber", "ActivityID", "RelatedActivityID",
-    "ExecutionProcessID", "ThreadID", "Channel", "Domain", "AccountName", "UserID",
-    "AccountType", "Category", "Message", "Level", "Qualifiers", "SourceModuleName",
-    "SourceModuleType", "ERROR_EVT_UNRESOLVED", "TimeCreated", "EventData", "UserData",
-    "MessageSourceAddress", "SourceAddress",
-    "@timestamp", "@version", "host", "port", "tags", "type", "path", "log", "agent", "ecs",
-    "beat", "input", "fields",
+    "EventTime",
+    "EventReceivedTime",
+    "Hostname",
+    "Keywords",
+    "EventType",
+    "EventTypeOrignal",
+    "SeverityValue",
+    "Severity",
+    "EventID",
+    "SourceName",
+    "ProviderGuid",
+    "Version",
+    "Task",
+    "OpcodeValue",
+    "Opcode",
+    "RecordNumber",
+    "ActivityID",
+    "RelatedActivityID",
+    "ExecutionProcessID",
+    "ThreadID",
+    "Channel",
+    "Domain",
+    "AccountName",
+    "UserID",
+    "AccountType",
+    "Category",
+    "Message",
+    "Level",
+    "Qualifiers",
+    "SourceModuleName",
+    "SourceModuleType",
+    "ERROR_EVT_UNRESOLVED",
+    "TimeCreated",
+    "EventData",
+    "UserData",
+    "MessageSourceAddress",
+    "SourceAddress",
+    "@timestamp",
+    "@version",
+    "host",
+    "port",
+    "tags",
+    "type",
+    "path",
+    "log",
+    "agent",
+    "ecs",
+    "beat",
+    "input",
+    "fields",
 ];
 
 /// NXLog's own EventType vocabulary (`NXLOG_EVENT_TYPES`).
 pub const NXLOG_EVENT_TYPES: [&str; 7] = [
-    "INFO", "WARNING", "ERROR", "CRITICAL", "VERBOSE", "AUDIT_SUCCESS", "AUDIT_FAILURE",
+    "INFO",
+    "WARNING",
+    "ERROR",
+    "CRITICAL",
+    "VERBOSE",
+    "AUDIT_SUCCESS",
+    "AUDIT_FAILURE",
 ];
 
 /// One NXLog document → its document and `_id`, or Fallback (`event_from_nxlog`).
-fn map_nxlog(doc: &Map<String, Value>, psl: Option<&Arc<Psl>>) -> R<Mapped> {
-    let event_id = to_int(doc.get("EventID"))?.ok_or(Fallback)?;
-    let mut provider = text_or_empty(doc.get("SourceName"))?;
+fn map_nxlog(doc: &Top<'_>, psl: Option<&Arc<Psl>>) -> R<Mapped> {
+    let field = |key: &str| top_get(doc, key);
+    let event_id = to_int(field("EventID")?.as_ref())?.ok_or(Fallback)?;
+    let source_name = field("SourceName")?;
+    let provider_name;
+    let mut provider = text_or_empty(source_name.as_ref())?;
     if provider.is_empty() {
-        provider = text_or_empty(doc.get("ProviderName"))?;
+        provider_name = field("ProviderName")?;
+        provider = text_or_empty(provider_name.as_ref())?;
     }
     let sysmon_event_type = doc.contains_key("EventTypeOrignal");
-    let mut items: Vec<(Str<'_>, DataValue<'_>)> = Vec::with_capacity(doc.len());
-    for (key, value) in doc {
-        let key = key.as_str();
-        if NXLOG_METADATA.contains(&key) {
-            let sysmon_type =
-                matches!(value, Value::String(t) if !NXLOG_EVENT_TYPES.contains(&t.as_str()));
-            if !(key == "EventType" && (sysmon_event_type || sysmon_type)) {
+    let mut values: Vec<(&str, V<'_>)> = Vec::with_capacity(doc.0.len());
+    for (key, raw) in &doc.0 {
+        let key = key.as_ref();
+        let metadata = NXLOG_METADATA.contains(&key);
+        if metadata && key != "EventType" {
+            continue; // never parsed (NXLog's Message is the longest value)
+        }
+        let value = crate::jv::parse(raw).map_err(|_| Fallback)?;
+        if metadata {
+            let sysmon_type = matches!(&value, V::S(t) if !NXLOG_EVENT_TYPES.contains(&t.as_ref()));
+            if !(sysmon_event_type || sysmon_type) {
                 continue;
             }
         }
+        values.push((key, value));
+    }
+    let mut items: Vec<(Str<'_>, DataValue<'_>)> = Vec::with_capacity(values.len());
+    for (key, value) in &values {
         items.push((Str(Cow::Borrowed(key)), data_value(value)?));
     }
-    let level = match to_int(doc.get("Level"))? {
+    let level = match to_int(field("Level")?.as_ref())? {
         Some(l) => Some(l),
-        None => match to_int(doc.get("SeverityValue"))? {
+        None => match to_int(field("SeverityValue")?.as_ref())? {
             Some(1) => Some(5),
             Some(2) => Some(4),
             Some(3) => Some(3),
@@ -348,66 +420,75 @@ fn map_nxlog(doc: &Map<String, Value>, psl: Option<&Arc<Psl>>) -> R<Mapped> {
             _ => None,
         },
     };
-    let time_created = match doc.get("EventTime") {
-        Some(v @ Value::String(_)) => utc_iso(Some(v))?.map(Cow::Owned),
+    let event_time = field("EventTime")?;
+    let time_created = match &event_time {
+        Some(v @ V::S(_)) => utc_iso(Some(v))?.map(Cow::Owned),
         _ => None,
     };
-    let computer = text_or_empty(doc.get("Hostname"))?;
-    let mut user_sid = text_or_empty(doc.get("UserID"))?;
+    let hostname = field("Hostname")?;
+    let computer = text_or_empty(hostname.as_ref())?;
+    let user_id = field("UserID")?;
+    let sid;
+    let mut user_sid = text_or_empty(user_id.as_ref())?;
     if user_sid.is_empty() {
-        user_sid = text_or_empty(doc.get("SID"))?;
+        sid = field("SID")?;
+        user_sid = text_or_empty(sid.as_ref())?;
     }
     if !provider.is_ascii() || !computer.is_ascii() {
         return Err(Fallback);
     }
+    let channel = field("Channel")?;
     let sys = System {
         provider,
         event_id,
-        record_id: to_int(doc.get("RecordNumber"))?,
+        record_id: to_int(field("RecordNumber")?.as_ref())?,
         computer,
-        channel: text_or_empty(doc.get("Channel"))?,
+        channel: text_or_empty(channel.as_ref())?,
         time_created,
-        provider_guid: guid_braced(doc.get("ProviderGuid"))?,
-        version: to_int(doc.get("Version"))?,
+        provider_guid: guid_braced(field("ProviderGuid")?.as_ref())?,
+        version: to_int(field("Version")?.as_ref())?,
         level,
-        task: to_int(doc.get("Task"))?,
-        opcode: to_int(doc.get("OpcodeValue"))?,
-        process_id: to_int(doc.get("ExecutionProcessID"))?,
-        thread_id: to_int(doc.get("ThreadID"))?,
+        task: to_int(field("Task")?.as_ref())?,
+        opcode: to_int(field("OpcodeValue")?.as_ref())?,
+        process_id: to_int(field("ExecutionProcessID")?.as_ref())?,
+        thread_id: to_int(field("ThreadID")?.as_ref())?,
         user_sid,
     };
     map::map_event(&sys, &items, psl).ok_or(Fallback)
 }
 
-/// One decoded document → its document and `_id`, or Fallback (`event_from_document`).
-fn map_document(doc: &Map<String, Value>, psl: Option<&Arc<Psl>>) -> R<Mapped> {
-    let winlog = match doc.get("winlog") {
-        Some(Value::Object(w)) => w,
+/// One document (its top level read, values still raw) → its document and `_id`, or
+/// Fallback (`event_from_document`).
+fn map_document(doc: &Top<'_>, psl: Option<&Arc<Psl>>) -> R<Mapped> {
+    let winlog_value = top_get(doc, "winlog")?;
+    let winlog = match &winlog_value {
+        Some(V::O(w)) => w,
         _ => return map_nxlog(doc, psl),
     };
+    let event = top_get(doc, "event")?;
     let event_id = match to_int(winlog.get("event_id"))? {
         Some(n) => n,
-        None => to_int(get(doc, &["event", "code"]))?.ok_or(Fallback)?,
+        None => to_int(get_in(&event, &["code"]))?.ok_or(Fallback)?,
     };
     let mut provider = text_or_empty(winlog.get("provider_name"))?;
     if provider.is_empty() {
-        provider = text_or_empty(get(doc, &["event", "provider"]))?;
+        provider = text_or_empty(get_in(&event, &["provider"]))?;
     }
     let stamp = match utc_iso(winlog.get("time_created"))? {
         Some(s) => s,
-        None => match utc_iso(doc.get("@timestamp"))? {
+        None => match utc_iso(top_get(doc, "@timestamp")?.as_ref())? {
             Some(s) => s,
-            None => utc_iso(get(doc, &["event", "created"]))?.ok_or(Fallback)?,
+            None => utc_iso(get_in(&event, &["created"]))?.ok_or(Fallback)?,
         },
     };
     let task = match to_int(winlog.get("task"))? {
         Some(t) => Some(t),
         None => {
             let text = match winlog.get("task") {
-                None | Some(Value::Null) => false,
+                None | Some(V::Null) => false,
                 // a float, or a structure orjson would dump: some text, never empty
-                Some(Value::Number(_)) | Some(Value::Array(_)) => true,
-                Some(Value::Object(m)) if !m.contains_key("#text") => true,
+                Some(V::F) | Some(V::A) => true,
+                Some(V::O(m)) if !m.contains_key("#text") => true,
                 Some(v) => text_value(v)?.is_some_and(|t| !t.is_empty()),
             };
             (text && provider == map::SYSMON_PROVIDER).then_some(event_id)
@@ -419,6 +500,7 @@ fn map_document(doc: &Map<String, Value>, psl: Option<&Arc<Psl>>) -> R<Mapped> {
     if !provider.is_ascii() || !computer.is_ascii() {
         return Err(Fallback);
     }
+    let log = top_get(doc, "log")?;
     let sys = System {
         provider,
         event_id,
@@ -428,7 +510,7 @@ fn map_document(doc: &Map<String, Value>, psl: Option<&Arc<Psl>>) -> R<Mapped> {
         time_created: Some(Cow::Owned(stamp)),
         provider_guid: guid_braced(winlog.get("provider_guid"))?,
         version: to_int(winlog.get("version"))?,
-        level: level_name(get(doc, &["log", "level"]))?,
+        level: level_name(get_in(&log, &["level"]))?,
         task,
         opcode: opcode(winlog.get("opcode"))?,
         process_id: to_int(get(winlog, &["process", "pid"]))?,
@@ -436,10 +518,10 @@ fn map_document(doc: &Map<String, Value>, psl: Option<&Arc<Psl>>) -> R<Mapped> {
         user_sid,
     };
     let mut items: Vec<(Str<'_>, DataValue<'_>)> = Vec::new();
-    if let Some(Value::Object(data)) = winlog.get("event_data") {
-        items.reserve(data.len());
-        for (key, value) in data {
-            items.push((Str(Cow::Borrowed(key.as_str())), data_value(value)?));
+    if let Some(V::O(data)) = winlog.get("event_data") {
+        items.reserve(data.0.len());
+        for (key, value) in &data.0 {
+            items.push((Str(Cow::Borrowed(key.as_ref())), data_value(value)?));
         }
     }
     map::map_event(&sys, &items, psl).ok_or(Fallback)
@@ -448,9 +530,9 @@ fn map_document(doc: &Map<String, Value>, psl: Option<&Arc<Psl>>) -> R<Mapped> {
 /// One line (without its newline) → its document, or Fallback (not one JSON object, not a
 /// winlogbeat Sysmon document the native mapper reproduces).
 pub fn map_line(line: &str, psl: Option<&Arc<Psl>>) -> R<Mapped> {
-    match serde_json::from_str::<Value>(line) {
-        Ok(Value::Object(doc)) => map_document(&doc, psl),
-        _ => Err(Fallback),
+    match serde_json::from_str::<Top<'_>>(line) {
+        Ok(doc) => map_document(&doc, psl),
+        Err(_) => Err(Fallback),
     }
 }
 
@@ -473,7 +555,10 @@ pub struct Run {
 fn codec_len(text: &str, width: usize) -> usize {
     match width {
         1 => text.len(),
-        2 => text.chars().map(|c| if (c as u32) > 0xFFFF { 4 } else { 2 }).sum(),
+        2 => text
+            .chars()
+            .map(|c| if (c as u32) > 0xFFFF { 4 } else { 2 })
+            .sum(),
         _ => text.chars().count() * width,
     }
 }
@@ -548,7 +633,10 @@ mod tests {
         assert!(matches!(str_to_int("0x1F"), Ok(Some(31))));
         assert!(matches!(str_to_int("-0x1F"), Ok(None)));
         assert!(matches!(str_to_int("+7"), Ok(Some(7))));
-        assert!(matches!(str_to_int("-9223372036854775808"), Ok(Some(i64::MIN))));
+        assert!(matches!(
+            str_to_int("-9223372036854775808"),
+            Ok(Some(i64::MIN))
+        ));
         assert!(str_to_int("9223372036854775808").is_err());
         assert!(matches!(str_to_int("abc"), Ok(None)));
         assert!(str_to_int("1_0").is_err());
@@ -556,11 +644,17 @@ mod tests {
 
     #[test]
     fn times() {
-        let v = Value::String("2026-11-02T00:30:00.5+01:00".into());
-        assert_eq!(utc_iso(Some(&v)).ok().flatten().as_deref(), Some("2026-11-01T23:30:00.5Z"));
-        let v = Value::String("2026-11-02 00:00:00.503Z".into());
-        assert_eq!(utc_iso(Some(&v)).ok().flatten().as_deref(), Some("2026-11-02T00:00:00.503Z"));
-        let v = Value::String("2026-11-02 00:00:00".into());
+        let v = V::S("2026-11-02T00:30:00.5+01:00".into());
+        assert_eq!(
+            utc_iso(Some(&v)).ok().flatten().as_deref(),
+            Some("2026-11-01T23:30:00.5Z")
+        );
+        let v = V::S("2026-11-02 00:00:00.503Z".into());
+        assert_eq!(
+            utc_iso(Some(&v)).ok().flatten().as_deref(),
+            Some("2026-11-02T00:00:00.503Z")
+        );
+        let v = V::S("2026-11-02 00:00:00".into());
         assert!(matches!(utc_iso(Some(&v)), Ok(None)));
     }
 }
@@ -573,14 +667,16 @@ mod timing {
     #[test]
     #[ignore]
     fn timing() {
-        let Ok(path) = std::env::var("WLB_LINES") else { return };
+        let Ok(path) = std::env::var("WLB_LINES") else {
+            return;
+        };
         let text = std::fs::read_to_string(path).unwrap();
         let lines: Vec<&str> = text.lines().take(20000).collect();
         let t = std::time::Instant::now();
         let mut n = 0usize;
         for l in &lines {
-            if let Ok(Value::Object(m)) = serde_json::from_str::<Value>(l) {
-                n += m.len();
+            if let Ok(top) = serde_json::from_str::<Top<'_>>(l) {
+                n += top.0.len();
             }
         }
         let parse = t.elapsed().as_secs_f64() / lines.len() as f64 * 1e6;
