@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -165,6 +165,38 @@ class Item:
         return f"Item({self.doc_id!r}, {self.index_suffix!r}, {where})"
 
 
+class ItemRun:
+    """Consecutive documents of one source the native core mapped (``iter_documents(runs=True)``
+    yields these instead of one Item each): records ``first_seq`` … ``first_seq + len - 1``,
+    every one a document (never an error), as JSON with its ``_id``, and for line-based sources
+    each record's resume point. The shipper hands a run to the sink in one call."""
+
+    __slots__ = ("doc_ids", "docs", "end_lines", "end_offsets", "first_seq", "source")
+
+    def __init__(
+        self,
+        source: str,
+        first_seq: int,
+        docs: list[bytes],
+        doc_ids: list[str],
+        end_offsets: list[int] | None,
+        end_lines: list[int] | None,
+    ) -> None:
+        self.source = source
+        self.first_seq = first_seq
+        self.docs = docs
+        self.doc_ids = doc_ids
+        self.end_offsets = end_offsets
+        self.end_lines = end_lines
+
+    def __len__(self) -> int:
+        return len(self.docs)
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + len(self.docs) - 1
+
+
 def expand_inputs(inputs: Iterable[str]) -> list[str]:
     """Files, folders (recursively, sorted), globs and ``-`` → a list of sources, in order,
     each once. A name that matches nothing is an error naming it."""
@@ -266,7 +298,27 @@ def iter_documents(
     workers: int | None = 1,
     start: Mapping[str, tuple[int, int, int]] | None = None,
 ) -> Iterator[Item]:
+    """:func:`iter_runs` with every document an Item (see there)."""
+    items = iter_runs(paths, fmt, evtx_backend, host, skip_errors, stats, skip, workers, start, runs=False)
+    return cast(Iterator[Item], items)
+
+
+def iter_runs(
+    paths: Sequence[str],
+    fmt: str | None = None,
+    evtx_backend: str = "auto",
+    host: str | None = None,
+    skip_errors: bool = False,
+    stats: Stats | None = None,
+    skip: Mapping[str, int] | None = None,
+    workers: int | None = 1,
+    start: Mapping[str, tuple[int, int, int]] | None = None,
+    runs: bool = False,
+) -> Iterator[Item | ItemRun]:
     """Stream ECS documents from ``paths`` (already expanded), counting everything in ``stats``.
+
+    ``runs``: documents the native core mapped arrive as ItemRun (one object per run of them)
+    instead of one Item each, in one process only (``workers`` 1, or a single source).
 
     ``start``: per source, ``(byte offset, line number, seq base)`` — read a line-based source
     from a record's ``end_offset``/``end_line`` (a mid-file start of any other form is an
@@ -299,6 +351,7 @@ def iter_documents(
                     (skip or {}).get(source, 0),
                     None,
                     (start or {}).get(source),
+                    runs,
                 )
         finally:
             if ahead:
@@ -325,7 +378,8 @@ def _source_items(
     already: int,
     evtx_threads: int | None,
     start: tuple[int, int, int] | None = None,
-) -> Iterator[Item]:
+    runs: bool = False,
+) -> Iterator[Item | ItemRun]:
     """The documents of one source, counted in ``st`` (all but ``sources``)."""
     last_time: str | None = None
     offset, line, seq = start if start is not None else (0, 1, 0)
@@ -341,6 +395,31 @@ def _source_items(
     )
     loads = orjson.loads
     for rec in events:
+        if runs and isinstance(rec, MappedBatch):
+            n = len(rec.docs)
+            cut = min(max(already - seq, 0), n)  # records at or below ``already`` are skipped
+            seq += n
+            st.records += n
+            if cut == n:
+                continue
+            eids = rec.event_ids[cut:] if cut else rec.event_ids
+            st.sysmon_by_id.update(eids)
+            if not EVENTS.keys() >= set(eids):
+                st.unknown_ids.update(e for e in eids if e not in EVENTS)
+            st.documents += n - cut
+            docs = rec.docs[cut:] if cut else rec.docs
+            raw = docs[-1]
+            last_time = raw[15:39].decode() if raw[39:41] == b'",' else loads(raw)["@timestamp"]
+            run_ends, run_lines = rec.end_offsets, rec.end_lines
+            yield ItemRun(
+                source,
+                seq - n + cut + 1,
+                docs,
+                rec.doc_ids[cut:] if cut else rec.doc_ids,
+                run_ends[cut:] if run_ends is not None and cut else run_ends,
+                run_lines[cut:] if run_lines is not None and cut else run_lines,
+            )
+            continue
         if isinstance(rec, MappedBatch):  # mapped by the native core: documents with a time
             n = len(rec.docs)
             lines = rec.start_lines
@@ -512,7 +591,8 @@ def _worker(tasks: Any, results: Any, options: tuple[Any, ...]) -> None:
         rows: list[Row] = []
         try:
             # one thread for the EVTX parser: the workers already use the cores
-            for item in _source_items(source, fmt, evtx_backend, host, skip_errors, st, already, 1, start):
+            items = _source_items(source, fmt, evtx_backend, host, skip_errors, st, already, 1, start)
+            for item in cast(Iterator[Item], items):
                 rows.append(
                     (
                         item.doc,

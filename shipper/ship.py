@@ -30,7 +30,7 @@ from elasticsearch import Elasticsearch
 from shipper.checkpoint import Checkpoint, CheckpointStore, FileIdentity, Watermark, decide, resume_point
 from shipper.config import ShipperConfig
 from shipper.errors import InputError
-from shipper.pipeline import STDIN, Item, Stats, effective_workers, iter_documents
+from shipper.pipeline import STDIN, Item, ItemRun, Stats, effective_workers, iter_runs
 from shipper.readers.evtx import PREFETCH_AHEAD, drop_prefetched
 from shipper.readers.evtx import prefetch as prefetch_evtx
 from shipper.sink import AckRange, BulkOptions, BulkSink
@@ -207,6 +207,7 @@ class Shipper:
         self._writer_stop = False
         self._save_error: OSError | None = None
         self._prefetch_seen: set[str] = set()  # sources _prefetch has already looked at
+        self._month_index: dict[bytes, str] = {}
         opts: BulkOptions = cfg.bulk
         if flush_interval is not None:
             opts = replace(opts, flush_interval=flush_interval)
@@ -424,7 +425,7 @@ class Shipper:
             if r.st.done:
                 self._want_save(r.st)
 
-        items = iter_documents(
+        items = iter_runs(
             paths,
             fmt=self.fmt,
             evtx_backend=self.evtx_backend,
@@ -434,6 +435,7 @@ class Shipper:
             skip={r.st.path: r.skip for r in reads},
             start={r.st.path: r.start for r in reads if r.start is not None} or None,
             workers=workers,
+            runs=on_item is None,
         )
         stopped = False
         try:
@@ -446,6 +448,15 @@ class Shipper:
                 if r.held is not None:
                     self._send(r.held, r.st)
                     r.held = None
+                if isinstance(item, ItemRun):  # native documents: never errors, never held
+                    if item.first_seq > r.last + 1:
+                        r.st.mark.add(r.last + 1, item.first_seq - 1)  # records that made no document
+                    r.last = item.last_seq
+                    self._send_run(item, r.st)
+                    if self.stop.is_set():
+                        stopped = True
+                        break
+                    continue
                 if item.seq > r.last + 1:
                     r.st.mark.add(r.last + 1, item.seq - 1)  # records that made no document
                 r.last = item.seq
@@ -482,6 +493,22 @@ class Shipper:
                 del st.errors[kind]
             if st.error_samples and st.error_samples[-1].startswith(f"{item.source} ({item.position})"):
                 st.error_samples.pop()
+
+    def _send_run(self, run: ItemRun, st: _Source) -> None:
+        ends, end_lines = run.end_offsets, run.end_lines
+        if ends is not None and end_lines is not None and run.source != STDIN:
+            first = run.first_seq
+            st.ends.extend(zip(range(first, first + len(run)), ends, end_lines, strict=True))
+            self._read_points[run.source] = (ends[-1], end_lines[-1], run.last_seq)
+        self.sink.add_json_run(run.docs, run.doc_ids, self._index_of, run.source, run.first_seq)
+
+    def _index_of(self, month: bytes) -> str:
+        """The events index of a ``b"yyyy-MM"`` month (cached)."""
+        index = self._month_index.get(month)
+        if index is None:
+            text = month.decode()
+            index = self._month_index[month] = events_index(self.cfg.index_prefix, f"{text[:4]}.{text[5:7]}")
+        return index
 
     def _send(self, item: Item, st: _Source | None = None) -> None:
         if (

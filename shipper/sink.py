@@ -146,6 +146,7 @@ class BulkSink:
         self._futures: set[Future[None]] = set()
         self._error: BaseException | None = None
         self._batch = _Batch()
+        self._action_heads: dict[str, bytes] = {}  # index → b'{"create":{"_index":"…","_id":'
         self._closed = False
 
     # ---------------------------------------------------------------- producer side
@@ -171,8 +172,37 @@ class BulkSink:
         body = b"".join((doc_json[:50], b'"ingested":"', _now()[2], b'",', doc_json[50:]))
         self._queue(body, index, doc_id, ack)
 
+    def add_json_run(
+        self,
+        docs: list[bytes],
+        doc_ids: list[str],
+        index_of: Callable[[bytes], str],
+        source: str,
+        first_seq: int,
+    ) -> None:
+        """:meth:`add_json` for consecutive documents of ``source`` (acks ``first_seq`` on), the
+        index of each from ``index_of(b"yyyy-MM")`` (its ``@timestamp`` month)."""
+        self._raise_if_failed()
+        now = _now()[2]
+        heads = self._action_heads
+        for k, raw in enumerate(docs):
+            doc_id = doc_ids[k]
+            ack = (source, first_seq + k)
+            if raw[:15] != _NATIVE_HEAD or raw[39:50] != _NATIVE_EVENT:
+                doc = orjson.loads(raw)
+                self.add(doc, index_of(str(doc.get("@timestamp", ""))[:7].encode()), doc_id, ack)
+                continue
+            index = index_of(raw[15:22])
+            head = heads.get(index)
+            if head is None:
+                head = heads[index] = b'{"create":{"_index":' + orjson.dumps(index) + b',"_id":'
+            body = b"".join((raw[:50], b'"ingested":"', now, b'",', raw[50:]))
+            self._append(head + orjson.dumps(doc_id) + b"}}", body, index, doc_id, ack)
+
     def _queue(self, body: bytes, index: str, doc_id: str, ack: tuple[str, int]) -> None:
-        action = orjson.dumps({"create": {"_index": index, "_id": doc_id}})
+        self._append(orjson.dumps({"create": {"_index": index, "_id": doc_id}}), body, index, doc_id, ack)
+
+    def _append(self, action: bytes, body: bytes, index: str, doc_id: str, ack: tuple[str, int]) -> None:
         b = self._batch
         if not b.lines:
             b.started = time.monotonic()

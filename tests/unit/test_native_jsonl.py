@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shipper import native as native_mod
-from shipper.pipeline import Stats, iter_documents
+from shipper.pipeline import ItemRun, Stats, iter_documents, iter_runs
 from shipper.raw import MappedBatch, RawEvent, ReadError
 from shipper.readers.jsonl import NXLOG_EVENT_TYPES, NXLOG_METADATA, event_from_document, read_json
 from shipper.sysmon.ecs import to_ecs_and_id
@@ -508,3 +508,32 @@ def test_parallel_workers_count_what_one_process_counts(sample_day: Path, tmp_pa
     assert docs_two == docs_one
     assert two.as_dict() == one.as_dict()
     assert one.as_dict()["sysmon_events"] == 2 * 5 * 2900
+
+
+@pytest.mark.parametrize("skip", [0, 1, 37, 1000, 2999, 10_000])
+def test_runs_are_the_items_of_the_same_records(sample_day: Path, skip: int) -> None:
+    """``iter_runs`` (what the shipper reads) hands over exactly the documents, seqs and resume
+    points ``iter_documents`` gives, with the same stats, also when a skip count ends inside a
+    run (a resume by count)."""
+    evtx = sorted(str(p) for p in sysmon_data().rglob("*.evtx"))[:5]
+    paths = [str(sample_day / "winlogbeat.ndjson"), *evtx]
+    skips = {p: skip for p in paths}
+    items_stats, runs_stats = Stats(), Stats()
+    items = [
+        (i.source, i.seq, i.doc_id, i.json(), i.end_offset, i.end_line)
+        for i in iter_documents(paths, stats=items_stats, skip=skips)
+    ]
+    flat = []
+    kinds = set()
+    for r in iter_runs(paths, stats=runs_stats, skip=skips, runs=True):
+        kinds.add(type(r).__name__)
+        if isinstance(r, ItemRun):
+            for k in range(len(r)):
+                end = None if r.end_offsets is None else r.end_offsets[k]
+                end_line = None if r.end_lines is None else r.end_lines[k]
+                flat.append((r.source, r.first_seq + k, r.doc_ids[k], r.docs[k], end, end_line))
+        else:
+            flat.append((r.source, r.seq, r.doc_id, r.json(), r.end_offset, r.end_line))
+    assert flat == items
+    assert runs_stats.as_dict() == items_stats.as_dict()
+    assert "ItemRun" in kinds or skip >= 2999
