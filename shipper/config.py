@@ -15,7 +15,7 @@ Example (every key optional)::
     bulk:
       max_bytes: 5242880
       max_docs: 2000
-      in_flight: 2
+      in_flight: 4
       max_retries: 8
     inputs: [/var/log/sysmon]
     state_dir: /var/lib/sysmon-detect

@@ -56,7 +56,7 @@ class ShipError(ClusterError):
 class BulkOptions:
     max_bytes: int = 5 * 1024 * 1024
     max_docs: int = 2000
-    in_flight: int = 2
+    in_flight: int = 4  # the raw client's best concurrency on the bench node (bench/ingest.py)
     max_retries: int = 8
     backoff_initial: float = 0.5
     backoff_max: float = 30.0

@@ -595,20 +595,26 @@ pub fn map_lines(text: &str, width: usize, psl: Option<&Arc<Psl>>) -> Run {
         if i >= b.len() || b[i] != b'{' {
             break;
         }
-        let Some(nl) = memchr_newline(&b[i..]) else {
+        let Some(nl) = memchr::memchr(b'\n', &b[i..]) else {
             break;
         };
+        let end = i + nl + 1;
+        let piece = &text[done..end];
+        let ascii = piece.is_ascii(); // the common case: every count is the byte count
         let body = &text[i..i + nl];
-        if body.contains('\u{fffd}') {
+        if !ascii && body.contains('\u{fffd}') {
             break;
         }
         let Ok(m) = map_line(body, psl) else {
             break;
         };
-        let end = i + nl + 1;
-        let piece = &text[done..end];
-        run.chars += piece.chars().count();
-        run.codec_bytes += codec_len(piece, width);
+        if ascii {
+            run.chars += piece.len();
+            run.codec_bytes += piece.len() * width;
+        } else {
+            run.chars += piece.chars().count();
+            run.codec_bytes += codec_len(piece, width);
+        }
         run.ends.push((line, run.codec_bytes));
         line += 1;
         run.lines = line;
@@ -617,10 +623,6 @@ pub fn map_lines(text: &str, width: usize, psl: Option<&Arc<Psl>>) -> Run {
         i = end;
     }
     run
-}
-
-fn memchr_newline(b: &[u8]) -> Option<usize> {
-    b.iter().position(|c| *c == b'\n')
 }
 
 #[cfg(test)]
