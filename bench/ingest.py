@@ -139,6 +139,35 @@ def serialise(inputs: list[str], path: Path, placeholder: str = "@@P@@") -> int:
     return n
 
 
+def shipper_alone(inputs: list[str]) -> float:
+    """events/s of what ``ship`` does before the network: read and map every source
+    (``iter_runs``, as ship reads), stamp ``event.ingested`` and build the bulk bodies (a
+    sink whose requests are dropped)."""
+    from shipper.pipeline import ItemRun, iter_runs
+    from shipper.sink import BulkSink
+
+    class _Drop(BulkSink):
+        def _submit(self) -> None:
+            b"\n".join(self._batch.lines)  # the body a worker would send
+            self._batch = type(self._batch)()
+
+    sink = _Drop(None, options=None)  # type: ignore[arg-type]  # never sends
+
+    def index_of(month: bytes) -> str:
+        return "bench-events-" + month.decode()
+
+    began = time.monotonic()
+    n = 0
+    for item in iter_runs(expand_inputs(inputs), runs=True):
+        if isinstance(item, ItemRun):
+            sink.add_json_run(item.docs, item.doc_ids, index_of, item.source, item.first_seq)
+            n += len(item)
+        else:
+            sink.add(item.doc, "bench", item.doc_id, (item.source, item.seq))
+            n += 1
+    return n / (time.monotonic() - began)
+
+
 def chunks(path: Path, prefix: str, limit: int | None) -> list[bytes]:
     out: list[bytes] = []
     buf: list[bytes] = []
@@ -283,6 +312,12 @@ def _main(env: dict[str, str], events: int, shared: Path, parts: set[str]) -> in
             log(f"raw _bulk at its best concurrency ({best}), all {n} docs: {raw_eps:,.0f} docs/s")
             ndjson.unlink()
             log(f"RATIO sysmon-ship / raw _bulk limit = {e2e['eps'] / raw_eps:.2f}x")
+            alone = shipper_alone(inputs)
+            log(
+                f"for scale: the shipper's own work (read, map, bulk bodies; no cluster, one process) "
+                f"= {alone:,.0f} events/s, {alone / raw_eps:.2f}x the node's raw _bulk rate: on 2 vCPUs "
+                f"it competes with the node for the same cores"
+            )
 
         # 2. vs evtx2es
         if "2" in parts:

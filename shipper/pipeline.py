@@ -165,29 +165,19 @@ class Item:
         return f"Item({self.doc_id!r}, {self.index_suffix!r}, {where})"
 
 
+@dataclass(slots=True)
 class ItemRun:
-    """Consecutive documents of one source the native core mapped (``iter_documents(runs=True)``
+    """Consecutive documents of one source the native core mapped (``iter_runs(runs=True)``
     yields these instead of one Item each): records ``first_seq`` … ``first_seq + len - 1``,
     every one a document (never an error), as JSON with its ``_id``, and for line-based sources
     each record's resume point. The shipper hands a run to the sink in one call."""
 
-    __slots__ = ("doc_ids", "docs", "end_lines", "end_offsets", "first_seq", "source")
-
-    def __init__(
-        self,
-        source: str,
-        first_seq: int,
-        docs: list[bytes],
-        doc_ids: list[str],
-        end_offsets: list[int] | None,
-        end_lines: list[int] | None,
-    ) -> None:
-        self.source = source
-        self.first_seq = first_seq
-        self.docs = docs
-        self.doc_ids = doc_ids
-        self.end_offsets = end_offsets
-        self.end_lines = end_lines
+    source: str
+    first_seq: int
+    docs: list[bytes]
+    doc_ids: list[str]
+    end_offsets: list[int] | None
+    end_lines: list[int] | None
 
     def __len__(self) -> int:
         return len(self.docs)

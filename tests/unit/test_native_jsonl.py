@@ -29,7 +29,7 @@ from shipper.readers.jsonl import NXLOG_EVENT_TYPES, NXLOG_METADATA, event_from_
 from shipper.sysmon.ecs import to_ecs_and_id
 from shipper.sysmon.events import EVENTS
 from tests.shared_data import sysmon_data
-from tests.unit.test_native import FIELDS, GUIDS
+from tests.unit.test_native import FIELDS, GUIDS, _native_on  # noqa: F401 - the autouse fixture
 
 try:
     import sysmon_native
@@ -39,15 +39,6 @@ except ImportError:  # pragma: no cover - the build installs it
     pytest.skip("sysmon_native is not installed (pip install ./native)", allow_module_level=True)
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True)
-def _native_on(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("SYSMON_NATIVE", raising=False)
-    native_mod.native.cache_clear()
-    assert native_mod.available()
-    yield
-    native_mod.native.cache_clear()
 
 
 def _run(
