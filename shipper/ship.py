@@ -205,7 +205,7 @@ class Shipper:
         self._dirty_cv = threading.Condition()
         self._writer: threading.Thread | None = None
         self._writer_stop = False
-        self._save_error: OSError | None = None
+        self._save_error: Exception | None = None
         self._prefetch_seen: set[str] = set()  # sources _prefetch has already looked at
         self._month_index: dict[bytes, str] = {}
         opts: BulkOptions = cfg.bulk
@@ -252,7 +252,7 @@ class Shipper:
                 for st in batch.values():
                     self._save(st, sync=False)
                 self.store.sync()
-            except OSError as exc:  # the disk is full or gone: the run ends with this error
+            except Exception as exc:  # a full disk (or a bug): the run ends with this error
                 if self._save_error is None:
                     self._save_error = exc
 

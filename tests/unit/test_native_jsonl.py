@@ -221,6 +221,8 @@ def _mixed_text() -> str:
         ' "time_created": "2024-05-01T10:00:00Z"}}',  # a repeated name: the last value wins
         _line(_wlb(10, event_data={"UtcTime": "2024-05-01 10:00:00.000", "Extra": 1.5})),
         "\ufeff" + _line(_wlb(11)),
+        _line(_wlb(14, event_data={**_wlb(14)["winlog"]["event_data"], "Company": "Ünï 😀 Corp"})),
+        _line(_wlb(15)),  # after a line with a character beyond the BMP (4 bytes in UTF-16)
         _line(_wlb(12)),
         '"a string, not an object"',
         _line(_wlb(13)),  # and the last line has no newline
