@@ -273,10 +273,10 @@ def read_json(
     the start (None: not a file, no offsets). Records of JSON lines carry ``end_offset``: just
     past their line's newline.
 
-    ``premapped``: runs of winlogbeat Sysmon lines the native core maps (``shipper.native``)
-    arrive as MappedBatch instead, the same documents and positions; the core only ever reads
-    whole lines at the top level of the stream, where this reader would take its fast path,
-    and gives back every line it does not map exactly."""
+    ``premapped``: runs of winlogbeat / NXLog Sysmon lines the native core maps
+    (``shipper.native``) arrive as MappedBatch instead, the same documents and positions; the
+    core only ever reads whole lines at the top level of the stream, where this reader would
+    take its fast path, and gives back every line it does not map exactly."""
     decoder = json.JSONDecoder()
     loads = orjson.loads
     core = native() if premapped else None
@@ -369,7 +369,8 @@ def read_json(
                     if base is not None:
                         counter.offset = base + size
                     continue
-                # a line the core leaves to this reader: back off on a run of them (NXLog)
+                # a line the core leaves to this reader (another provider, an odd shape): back
+                # off on a run of them, so a file the core cannot map costs little
                 misses += 1
                 pause = min(1 << (misses - 1), 64) - 1
         where = f"element {element}" if depth else f"line {line}"
