@@ -38,7 +38,7 @@ import orjson
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.evtx_copies import distinct_copy  # noqa: E402
+from bench.evtx_copies import record_id_slots, write_copy  # noqa: E402
 from devtools import es as devnode  # noqa: E402
 from shipper.es import ClusterSettings, check_cluster, make_client  # noqa: E402
 from shipper.pipeline import expand_inputs, iter_documents  # noqa: E402
@@ -362,9 +362,11 @@ def versus_evtx2es(
     patched = seen = 0
     for k in range(copies):
         (rep / f"c{k:03d}").mkdir()
-        for i, f in enumerate(files):
-            p, n = distinct_copy(f, rep / f"c{k:03d}" / f"{i:03d}.evtx", k * COPY_OFFSET)
-            patched, seen = patched + p, seen + n
+    for i, f in enumerate(files):
+        data, slots, n = record_id_slots(f)
+        seen += n * copies
+        for k in range(copies):
+            patched += write_copy(data, slots, rep / f"c{k:03d}" / f"{i:03d}.evtx", k * COPY_OFFSET)
     records = per_copy * copies
     log(
         f"{len(files)} files x {copies} distinct copies = {records} records ({per_copy} per copy, all "

@@ -264,6 +264,42 @@ def _locate(doc: dict[str, Any], source: str, where: str) -> None:
             message[-1] = f"{where}: {message[-1]}"
 
 
+def _counted_run(rec: MappedBatch, source: str, seq: int, already: int, st: Stats) -> ItemRun | None:
+    """The records of ``rec`` (numbered after ``seq``) counted in ``st``, as a run of the ones
+    above ``already`` (None when it skips them all)."""
+    n = len(rec)
+    cut = min(max(already - seq, 0), n)
+    st.records += n
+    if cut == n:
+        return None
+    eids = rec.event_ids[cut:] if cut else rec.event_ids
+    st.sysmon_by_id.update(eids)  # (never a Counter cached: a parallel worker swaps them)
+    if not EVENTS.keys() >= set(eids):
+        st.unknown_ids.update(e for e in eids if e not in EVENTS)
+    st.documents += n - cut
+    ends, end_lines = rec.end_offsets, rec.end_lines()
+
+    def tail(values: list[Any]) -> list[Any]:
+        return values[cut:] if cut else values
+
+    return ItemRun(
+        source,
+        seq + cut + 1,
+        tail(rec.docs),
+        tail(rec.doc_ids),
+        None if ends is None else tail(ends),
+        None if end_lines is None else tail(end_lines),
+    )
+
+
+def _native_time(doc_json: bytes) -> str:
+    """The ``@timestamp`` of a native document: it starts ``{"@timestamp":"yyyy-MM-ddT…SSSZ",``
+    (see native/); decoded only if not."""
+    if doc_json[39:41] == b'",':
+        return doc_json[15:39].decode()
+    return str(orjson.loads(doc_json)["@timestamp"])
+
+
 def _error_id(err: ReadError) -> str:
     material = "\x1f".join(("read-error", os.path.basename(err.source), err.position, err.kind, err.message))
     return hashlib.blake2b(material.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
@@ -383,55 +419,33 @@ def _source_items(
         start_line=line,
         premapped=True,
     )
-    loads = orjson.loads
     for rec in events:
-        if runs and isinstance(rec, MappedBatch):
-            n = len(rec.docs)
-            cut = min(max(already - seq, 0), n)  # records at or below ``already`` are skipped
-            seq += n
-            st.records += n
-            if cut == n:
-                continue
-            eids = rec.event_ids[cut:] if cut else rec.event_ids
-            st.sysmon_by_id.update(eids)
-            if not EVENTS.keys() >= set(eids):
-                st.unknown_ids.update(e for e in eids if e not in EVENTS)
-            st.documents += n - cut
-            docs = rec.docs[cut:] if cut else rec.docs
-            raw = docs[-1]
-            last_time = raw[15:39].decode() if raw[39:41] == b'",' else loads(raw)["@timestamp"]
-            run_ends, run_lines = rec.end_offsets, rec.end_lines
-            yield ItemRun(
-                source,
-                seq - n + cut + 1,
-                docs,
-                rec.doc_ids[cut:] if cut else rec.doc_ids,
-                run_ends[cut:] if run_ends is not None and cut else run_ends,
-                run_lines[cut:] if run_lines is not None and cut else run_lines,
-            )
-            continue
         if isinstance(rec, MappedBatch):  # mapped by the native core: documents with a time
-            n = len(rec.docs)
-            lines = rec.start_lines
-            positions = (
-                [f"record {r}" for r in rec.record_ids] if lines is None else [f"line {k}" for k in lines]
-            )
-            ends: list[int | None] = [*rec.end_offsets] if rec.end_offsets is not None else [None] * n
-            end_lines: list[int | None] = [*rec.end_lines] if rec.end_lines is not None else [None] * n
-            columns = (rec.event_ids, rec.docs, rec.doc_ids, positions, ends, end_lines)
-            for eid, raw, doc_id, where, end, end_line in zip(*columns, strict=True):
-                seq += 1
-                st.records += 1
-                if seq <= already:
-                    continue
-                st.sysmon_by_id[eid] += 1  # not cached: a parallel worker swaps the Counters
-                if eid not in EVENTS:
-                    st.unknown_ids[eid] += 1
-                # a native document starts {"@timestamp":"yyyy-MM-ddTHH:mm:ss.SSSZ", (see native/)
-                last_time = ts = raw[15:39].decode() if raw[39:41] == b'",' else loads(raw)["@timestamp"]
-                st.documents += 1
+            run = _counted_run(rec, source, seq, already, st)
+            seq += len(rec)
+            if run is None:
+                continue
+            last_time = _native_time(run.docs[-1])
+            if runs:
+                yield run
+                continue
+            cut = len(rec) - len(run)
+            positions = rec.positions()[cut:]
+            nothing: list[int | None] = [None] * len(run)
+            ends: list[int | None] = [*run.end_offsets] if run.end_offsets is not None else nothing
+            end_lines: list[int | None] = [*run.end_lines] if run.end_lines is not None else nothing
+            for k, raw in enumerate(run.docs):
+                stamp = _native_time(raw)
                 yield Item(
-                    None, doc_id, f"{ts[0:4]}.{ts[5:7]}", source, seq, where, end, end_line, doc_json=raw
+                    None,
+                    run.doc_ids[k],
+                    f"{stamp[0:4]}.{stamp[5:7]}",
+                    source,
+                    run.first_seq + k,
+                    positions[k],
+                    ends[k],
+                    end_lines[k],
+                    doc_json=raw,
                 )
             continue
         seq += 1

@@ -70,8 +70,8 @@ class MappedBatch:
     for EVTX files and winlogbeat JSON lines; the pipeline counts each entry as one record.
 
     EVTX records are at positions ``record N``. Lines carry ``start_lines`` (positions
-    ``line N``) and, when the source is a file, each record's resume point ``end_offsets`` /
-    ``end_lines`` (as ``RawEvent.end_offset``/``end_line``)."""
+    ``line N``) and, when the source is a file, each record's resume point ``end_offsets`` (as
+    ``RawEvent.end_offset``; its ``end_line`` is the next line, ``start_line + 1``)."""
 
     event_ids: list[int]
     docs: list[bytes]
@@ -80,7 +80,18 @@ class MappedBatch:
     source: str = ""
     start_lines: list[int] | None = None
     end_offsets: list[int] | None = None
-    end_lines: list[int] | None = None
+
+    def positions(self) -> list[str]:
+        """Per record, where it is: ``record N`` (EVTX) or ``line N``."""
+        if self.start_lines is None:
+            return [f"record {r}" for r in self.record_ids]
+        return [f"line {k}" for k in self.start_lines]
+
+    def end_lines(self) -> list[int] | None:
+        """Per record, the line its resume point is on (None with no ``end_offsets``)."""
+        if self.end_offsets is None or self.start_lines is None:
+            return None
+        return [k + 1 for k in self.start_lines]
 
     def __len__(self) -> int:
         return len(self.docs)

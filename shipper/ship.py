@@ -250,7 +250,7 @@ class Shipper:
                 batch, self._dirty = self._dirty, {}
             try:
                 for st in batch.values():
-                    self._save(st, sync=False)
+                    self._save(st)
                 self.store.sync()
             except Exception as exc:  # a full disk (or a bug): the run ends with this error
                 if self._save_error is None:
@@ -264,7 +264,8 @@ class Shipper:
         if writer is not None:
             writer.join()
 
-    def _save(self, st: _Source, sync: bool = True) -> None:
+    def _save(self, st: _Source) -> None:
+        """Write ``st``'s checkpoint if it changed (not durably: the caller syncs the folder)."""
         if st.path == STDIN:
             return
         with self._save_lock:
@@ -279,7 +280,7 @@ class Shipper:
             if st.point is not None:
                 offset, line, seq = st.point
                 cp = replace(cp, offset=offset, offset_line=line, offset_seq=seq)
-            self.store.save(cp, sync=sync)
+            self.store.save(cp, sync=False)
             st.saved_acked = acked
             st.saved_done = done
             st.last_saved = time.monotonic()
@@ -288,7 +289,7 @@ class Shipper:
         """Every checkpoint written and durable (the writer thread is done first)."""
         self._stop_writer()
         for st in list(self._sources.values()):
-            self._save(st, sync=False)
+            self._save(st)
         self.store.sync()
         if self._save_error is not None:
             raise self._save_error

@@ -101,6 +101,16 @@ def _now() -> list[Any]:
     return cached
 
 
+def _native_head(doc_json: bytes) -> bool:
+    """Whether ``doc_json`` starts as every native document does (see :meth:`BulkSink.add_json`)."""
+    return doc_json[:15] == _NATIVE_HEAD and doc_json[39:50] == _NATIVE_EVENT
+
+
+def _stamped(doc_json: bytes, now: bytes) -> bytes:
+    """A native document with ``event.ingested`` = ``now`` spliced in as the first event field."""
+    return b"".join((doc_json[:50], b'"ingested":"', now, b'",', doc_json[50:]))
+
+
 def now_iso() -> str:
     """The current UTC time, ``yyyy-MM-ddTHH:mm:ss.SSSZ``."""
     return str(_now()[1])
@@ -165,12 +175,11 @@ class BulkSink:
         """:meth:`add` for a document already serialised by the native core, which always
         starts ``{"@timestamp":"<24 characters>","event":{``: ``event.ingested`` is spliced in
         without decoding it (any other document is decoded and queued by :meth:`add`)."""
-        if doc_json[:15] != _NATIVE_HEAD or doc_json[39:50] != _NATIVE_EVENT:
+        if not _native_head(doc_json):
             self.add(orjson.loads(doc_json), index, doc_id, ack)
             return
         self._raise_if_failed()
-        body = b"".join((doc_json[:50], b'"ingested":"', _now()[2], b'",', doc_json[50:]))
-        self._queue(body, index, doc_id, ack)
+        self._append(self._action(index, doc_id), _stamped(doc_json, _now()[2]), index, doc_id, ack)
 
     def add_json_run(
         self,
@@ -184,23 +193,25 @@ class BulkSink:
         index of each from ``index_of(b"yyyy-MM")`` (its ``@timestamp`` month)."""
         self._raise_if_failed()
         now = _now()[2]
-        heads = self._action_heads
         for k, raw in enumerate(docs):
             doc_id = doc_ids[k]
             ack = (source, first_seq + k)
-            if raw[:15] != _NATIVE_HEAD or raw[39:50] != _NATIVE_EVENT:
+            if not _native_head(raw):
                 doc = orjson.loads(raw)
                 self.add(doc, index_of(str(doc.get("@timestamp", ""))[:7].encode()), doc_id, ack)
                 continue
             index = index_of(raw[15:22])
-            head = heads.get(index)
-            if head is None:
-                head = heads[index] = b'{"create":{"_index":' + orjson.dumps(index) + b',"_id":'
-            body = b"".join((raw[:50], b'"ingested":"', now, b'",', raw[50:]))
-            self._append(head + orjson.dumps(doc_id) + b"}}", body, index, doc_id, ack)
+            self._append(self._action(index, doc_id), _stamped(raw, now), index, doc_id, ack)
+
+    def _action(self, index: str, doc_id: str) -> bytes:
+        """``{"create":{"_index":…,"_id":…}}``, the index part serialised once per index."""
+        head = self._action_heads.get(index)
+        if head is None:
+            head = self._action_heads[index] = b'{"create":{"_index":' + orjson.dumps(index) + b',"_id":'
+        return head + orjson.dumps(doc_id) + b"}}"
 
     def _queue(self, body: bytes, index: str, doc_id: str, ack: tuple[str, int]) -> None:
-        self._append(orjson.dumps({"create": {"_index": index, "_id": doc_id}}), body, index, doc_id, ack)
+        self._append(self._action(index, doc_id), body, index, doc_id, ack)
 
     def _append(self, action: bytes, body: bytes, index: str, doc_id: str, ack: tuple[str, int]) -> None:
         b = self._batch

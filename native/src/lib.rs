@@ -277,8 +277,6 @@ fn map_json_line(py: Python<'_>, line: &str) -> Option<(Py<PyBytes>, String)> {
 
 type LinesRun = (
     usize,
-    usize,
-    usize,
     Py<PyList>,
     Py<PyList>,
     Py<PyList>,
@@ -287,11 +285,11 @@ type LinesRun = (
     Py<PyList>,
 );
 
-/// The winlogbeat lines at the start of `text` mapped (see `wlb::map_lines`), `width` the
-/// file's code unit in bytes: `(chars, codec_bytes, lines, event_ids, record_ids, docs,
-/// doc_ids, start_lines, end_bytes)` — what was consumed, then per mapped line its values,
-/// the line (counted from 0 at the start of `text`) it starts on and the codec bytes from the
-/// start of `text` to just past its newline.
+/// The winlogbeat / NXLog lines at the start of `text` mapped (see `wlb::map_lines`), `width`
+/// the file's code unit in bytes: `(chars, event_ids, record_ids, docs, doc_ids, start_lines,
+/// end_bytes)` — the characters consumed, then per mapped line its values, the line (counted
+/// from 0 at the start of `text`) it starts on and the codec bytes from the start of `text` to
+/// just past its newline (the last is what was consumed).
 #[pyfunction]
 fn map_json_lines(py: Python<'_>, text: &str, width: usize) -> PyResult<LinesRun> {
     let psl = current_psl();
@@ -299,8 +297,6 @@ fn map_json_lines(py: Python<'_>, text: &str, width: usize) -> PyResult<LinesRun
     let m = &run.mapped;
     Ok((
         run.chars,
-        run.codec_bytes,
-        run.lines,
         PyList::new(py, m.iter().map(|x| x.event_id))?.unbind(),
         PyList::new(py, m.iter().map(|x| x.record_id))?.unbind(),
         PyList::new(py, m.iter().map(|x| PyBytes::new(py, &x.doc)))?.unbind(),

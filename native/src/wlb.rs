@@ -536,14 +536,10 @@ pub fn map_line(line: &str, psl: Option<&Arc<Psl>>) -> R<Mapped> {
     }
 }
 
-/// What `map_lines` read: the text consumed, and one entry per mapped line.
+/// What `map_lines` read: the characters consumed from the start of the text, and one entry
+/// per mapped line (the consumed text ends just past the last one's newline).
 pub struct Run {
-    /// characters (code points) consumed from the start of the text
     pub chars: usize,
-    /// bytes those characters take in the file's codec (see `codec_len`)
-    pub codec_bytes: usize,
-    /// newlines consumed
-    pub lines: usize,
     pub mapped: Vec<Mapped>,
     /// per mapped line: (line number of its start, codec bytes just past its newline), both
     /// counted from the start of the text (line 0)
@@ -572,11 +568,10 @@ pub fn map_lines(text: &str, width: usize, psl: Option<&Arc<Psl>>) -> Run {
     let b = text.as_bytes();
     let mut run = Run {
         chars: 0,
-        codec_bytes: 0,
-        lines: 0,
         mapped: Vec::new(),
         ends: Vec::new(),
     };
+    let mut codec_bytes = 0usize;
     let mut done = 0usize; // bytes of `text` consumed
     let mut i = 0usize;
     let mut line = 0usize;
@@ -610,14 +605,13 @@ pub fn map_lines(text: &str, width: usize, psl: Option<&Arc<Psl>>) -> Run {
         };
         if ascii {
             run.chars += piece.len();
-            run.codec_bytes += piece.len() * width;
+            codec_bytes += piece.len() * width;
         } else {
             run.chars += piece.chars().count();
-            run.codec_bytes += codec_len(piece, width);
+            codec_bytes += codec_len(piece, width);
         }
-        run.ends.push((line, run.codec_bytes));
+        run.ends.push((line, codec_bytes));
         line += 1;
-        run.lines = line;
         run.mapped.push(m);
         done = end;
         i = end;
@@ -658,37 +652,5 @@ mod tests {
         );
         let v = V::S("2026-11-02 00:00:00".into());
         assert!(matches!(utc_iso(Some(&v)), Ok(None)));
-    }
-}
-
-#[cfg(test)]
-mod timing {
-    use super::*;
-
-    /// `cargo test --release -- --ignored --nocapture timing` with WLB_LINES=<file>
-    #[test]
-    #[ignore]
-    fn timing() {
-        let Ok(path) = std::env::var("WLB_LINES") else {
-            return;
-        };
-        let text = std::fs::read_to_string(path).unwrap();
-        let lines: Vec<&str> = text.lines().take(20000).collect();
-        let t = std::time::Instant::now();
-        let mut n = 0usize;
-        for l in &lines {
-            if let Ok(top) = serde_json::from_str::<Top<'_>>(l) {
-                n += top.0.len();
-            }
-        }
-        let parse = t.elapsed().as_secs_f64() / lines.len() as f64 * 1e6;
-        let t = std::time::Instant::now();
-        for l in &lines {
-            if map_line(l, None).is_ok() {
-                n += 1;
-            }
-        }
-        let all = t.elapsed().as_secs_f64() / lines.len() as f64 * 1e6;
-        eprintln!("parse {parse:.1} us, parse+map {all:.1} us per line ({n})");
     }
 }

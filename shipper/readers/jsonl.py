@@ -336,43 +336,6 @@ def read_json(
             depth = 0
             pos += 1
             continue
-        if map_lines is not None and not depth and char == "{":
-            newline = buf.find("\n", pos)
-            while newline < 0 and len(buf) - pos <= MAX_DOCUMENT_CHARS and more():
-                newline = buf.find("\n", pos)
-            if newline >= 0 and pause:
-                pause -= 1
-            elif newline >= 0:
-                counter.advance(buf[mark:pos])
-                mark = pos
-                try:
-                    run = map_lines(buf[pos:] if pos else buf, counter.width)
-                except UnicodeEncodeError:  # lone surrogates: not text the core can borrow
-                    run = None
-                if run is not None and run[3]:
-                    misses = 0
-                    chars, size, lines, eids, rids, docs, ids, starts, ends = run
-                    base = counter.offset
-                    yield MappedBatch(
-                        eids,
-                        docs,
-                        ids,
-                        rids,
-                        source,
-                        [line + s for s in starts],
-                        None if base is None else [base + e for e in ends],
-                        None if base is None else [line + s + 1 for s in starts],
-                    )
-                    pos += chars
-                    mark = pos
-                    line += lines
-                    if base is not None:
-                        counter.offset = base + size
-                    continue
-                # a line the core leaves to this reader (another provider, an odd shape): back
-                # off on a run of them, so a file the core cannot map costs little
-                misses += 1
-                pause = min(1 << (misses - 1), 64) - 1
         where = f"element {element}" if depth else f"line {line}"
         if depth:
             element += 1
@@ -380,6 +343,38 @@ def read_json(
             newline = buf.find("\n", pos)
             while newline < 0 and len(buf) - pos <= MAX_DOCUMENT_CHARS and more():
                 newline = buf.find("\n", pos)
+            if map_lines is not None and newline >= 0 and pause:
+                pause -= 1
+            elif map_lines is not None and newline >= 0:  # this line and the next, natively
+                counter.advance(buf[mark:pos])
+                mark = pos
+                try:
+                    run = map_lines(buf[pos:] if pos else buf, counter.width)
+                except UnicodeEncodeError:  # lone surrogates: not text the core can borrow
+                    run = None
+                if run is not None and run[1]:
+                    misses = 0
+                    chars, eids, rids, docs, ids, starts, ends = run
+                    base = counter.offset
+                    yield MappedBatch(
+                        eids,
+                        docs,
+                        ids,
+                        rids,
+                        source,
+                        [line + k for k in starts],
+                        None if base is None else [base + e for e in ends],
+                    )
+                    pos += chars
+                    mark = pos
+                    line += starts[-1] + 1  # the run ends just past its last line's newline
+                    if base is not None:
+                        counter.offset = base + ends[-1]
+                    continue
+                # a line the core leaves to this reader (another provider, an odd shape): back
+                # off on a run of them, so a file the core cannot map costs little
+                misses += 1
+                pause = min(1 << (misses - 1), 64) - 1
             stop = newline if newline >= 0 else len(buf)
             candidate = buf[pos:stop]
             try:

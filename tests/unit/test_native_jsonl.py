@@ -253,7 +253,7 @@ def _flatten(events: Iterator[RawEvent | MappedBatch | ReadError]) -> list[Any]:
                     (
                         f"line {lines[k]}",
                         None if rec.end_offsets is None else rec.end_offsets[k],
-                        None if rec.end_lines is None else rec.end_lines[k],
+                        None if rec.end_lines() is None else rec.end_lines()[k],  # type: ignore[index]
                         orjson.loads(rec.docs[k]),
                         rec.doc_ids[k],
                     )
