@@ -15,6 +15,7 @@ import pickle
 import queue
 import signal
 import threading
+from bisect import bisect_left
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -264,32 +265,46 @@ def _locate(doc: dict[str, Any], source: str, where: str) -> None:
             message[-1] = f"{where}: {message[-1]}"
 
 
-def _counted_run(rec: MappedBatch, source: str, seq: int, already: int, st: Stats) -> ItemRun | None:
-    """The records of ``rec`` (numbered after ``seq``) counted in ``st``, as a run of the ones
-    above ``already`` (None when it skips them all)."""
+def _counted_runs(rec: MappedBatch, source: str, seq: int, already: int, st: Stats) -> list[ItemRun]:
+    """The records of ``rec`` (numbered after ``seq``) counted in ``st``, as runs of the
+    documents above ``already``: one run per stretch of consecutive records that are all
+    documents (the records of other providers between them are only counted)."""
     n = len(rec)
     cut = min(max(already - seq, 0), n)
     st.records += n
     if cut == n:
-        return None
-    eids = rec.event_ids[cut:] if cut else rec.event_ids
+        return []
+    slots: Sequence[int] = range(n)  # the record index of each document
+    if rec.others:
+        st.other_providers.update(provider for k, provider in rec.others if k >= cut)
+        taken = {k for k, _ in rec.others}
+        slots = [k for k in slots if k not in taken]
+    first = bisect_left(slots, cut)  # the first document above ``already``
+    eids = rec.event_ids[first:] if first else rec.event_ids
     st.sysmon_by_id.update(eids)  # (never a Counter cached: a parallel worker swaps them)
     if not EVENTS.keys() >= set(eids):
         st.unknown_ids.update(e for e in eids if e not in EVENTS)
-    st.documents += n - cut
+    st.documents += len(eids)
     ends, end_lines = rec.end_offsets, rec.end_lines()
-
-    def tail(values: list[Any]) -> list[Any]:
-        return values[cut:] if cut else values
-
-    return ItemRun(
-        source,
-        seq + cut + 1,
-        tail(rec.docs),
-        tail(rec.doc_ids),
-        None if ends is None else tail(ends),
-        None if end_lines is None else tail(end_lines),
-    )
+    runs: list[ItemRun] = []
+    d = first
+    while d < len(slots):
+        e = d + 1  # the stretch of documents d … e-1 on consecutive records
+        while e < len(slots) and slots[e] == slots[e - 1] + 1:
+            e += 1
+        lo, hi = slots[d], slots[e - 1] + 1  # its records
+        runs.append(
+            ItemRun(
+                source,
+                seq + lo + 1,
+                rec.docs[d:e] if d or e < len(slots) else rec.docs,
+                rec.doc_ids[d:e] if d or e < len(slots) else rec.doc_ids,
+                None if ends is None else ends[lo:hi],
+                None if end_lines is None else end_lines[lo:hi],
+            )
+        )
+        d = e
+    return runs
 
 
 def _native_time(doc_json: bytes) -> str:
@@ -420,33 +435,34 @@ def _source_items(
         premapped=True,
     )
     for rec in events:
-        if isinstance(rec, MappedBatch):  # mapped by the native core: documents with a time
-            run = _counted_run(rec, source, seq, already, st)
-            seq += len(rec)
-            if run is None:
+        if isinstance(rec, MappedBatch):  # read by the native core: documents with a time
+            runs_of = _counted_runs(rec, source, seq, already, st)
+            base, seq = seq, seq + len(rec)
+            if not runs_of:
                 continue
-            last_time = _native_time(run.docs[-1])
+            last_time = _native_time(runs_of[-1].docs[-1])
             if runs:
-                yield run
+                yield from runs_of
                 continue
-            cut = len(rec) - len(run)
-            positions = rec.positions()[cut:]
-            nothing: list[int | None] = [None] * len(run)
-            ends: list[int | None] = [*run.end_offsets] if run.end_offsets is not None else nothing
-            end_lines: list[int | None] = [*run.end_lines] if run.end_lines is not None else nothing
-            for k, raw in enumerate(run.docs):
-                stamp = _native_time(raw)
-                yield Item(
-                    None,
-                    run.doc_ids[k],
-                    f"{stamp[0:4]}.{stamp[5:7]}",
-                    source,
-                    run.first_seq + k,
-                    positions[k],
-                    ends[k],
-                    end_lines[k],
-                    doc_json=raw,
-                )
+            positions = rec.positions()
+            for run in runs_of:
+                at = run.first_seq - base - 1  # the run's first record in the batch
+                nothing: list[int | None] = [None] * len(run)
+                ends: list[int | None] = [*run.end_offsets] if run.end_offsets is not None else nothing
+                end_lines: list[int | None] = [*run.end_lines] if run.end_lines is not None else nothing
+                for k, raw in enumerate(run.docs):
+                    stamp = _native_time(raw)
+                    yield Item(
+                        None,
+                        run.doc_ids[k],
+                        f"{stamp[0:4]}.{stamp[5:7]}",
+                        source,
+                        run.first_seq + k,
+                        positions[at + k],
+                        ends[k],
+                        end_lines[k],
+                        doc_json=raw,
+                    )
             continue
         seq += 1
         st.records += 1

@@ -63,15 +63,19 @@ class RawEvent:
 
 @dataclass(frozen=True, slots=True)
 class MappedBatch:
-    """Consecutive Sysmon records the native core (``shipper.native``) has already mapped, one
-    entry per record in each list: ``docs`` are the ECS documents as JSON bytes, ``doc_ids``
-    their ``_id``s — exactly what ``to_ecs_and_id`` gives for the RawEvents of the same records —
-    and ``record_ids`` their EventRecordIDs. Only ``open_source(premapped=True)`` yields these,
-    for EVTX files and winlogbeat JSON lines; the pipeline counts each entry as one record.
+    """Consecutive records the native core (``shipper.native``) has already read: Sysmon
+    records mapped — per document, ``docs`` are the ECS documents as JSON bytes, ``doc_ids``
+    their ``_id``s (exactly what ``to_ecs_and_id`` gives for the RawEvents of the same records),
+    ``event_ids`` and ``record_ids`` their EventIDs and EventRecordIDs — and, in JSON lines, the
+    records of other providers (``others``: their index among the batch's records, and the
+    ``RawEvent.provider`` they would have), which the pipeline counts and skips. Only
+    ``open_source(premapped=True)`` yields these, for EVTX files and winlogbeat / NXLog JSON
+    lines; the pipeline counts each record as one.
 
-    EVTX records are at positions ``record N``. Lines carry ``start_lines`` (positions
-    ``line N``) and, when the source is a file, each record's resume point ``end_offsets`` (as
-    ``RawEvent.end_offset``; its ``end_line`` is the next line, ``start_line + 1``)."""
+    EVTX records (all documents) are at positions ``record N``. Lines carry, per record,
+    ``start_lines`` (positions ``line N``) and, when the source is a file, the resume point
+    ``end_offsets`` (as ``RawEvent.end_offset``; its ``end_line`` is the next line,
+    ``start_line + 1``)."""
 
     event_ids: list[int]
     docs: list[bytes]
@@ -80,6 +84,7 @@ class MappedBatch:
     source: str = ""
     start_lines: list[int] | None = None
     end_offsets: list[int] | None = None
+    others: list[tuple[int, str]] = field(default_factory=list)
 
     def positions(self) -> list[str]:
         """Per record, where it is: ``record N`` (EVTX) or ``line N``."""
@@ -94,7 +99,8 @@ class MappedBatch:
         return [k + 1 for k in self.start_lines]
 
     def __len__(self) -> int:
-        return len(self.docs)
+        """The records (documents and others)."""
+        return len(self.docs) + len(self.others)
 
 
 @dataclass(frozen=True, slots=True)

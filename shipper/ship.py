@@ -18,10 +18,12 @@ resume of the same, not shorter file opens there instead of re-reading the ackno
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -37,6 +39,26 @@ from shipper.sink import AckRange, BulkOptions, BulkSink
 from shipper.templates import events_index
 
 SAVE_EVERY = 1.0  # seconds between checkpoint writes of one source while it is being shipped
+#: net container allocations between young-generation collections while shipping (CPython: 700)
+GC_YOUNG_THRESHOLD = 50_000
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Rarer cyclic garbage collections while shipping. The acknowledgements of the requests in
+    flight (a tuple per document) otherwise trigger a young collection every 700 of them and,
+    now and then, a full one over every module, class and function loaded: about 3% of the
+    shipper's CPU under ``perf``, half of which this saves (on a collector shared with the node,
+    that CPU is taken from indexing). What is loaded when shipping starts is frozen out of the
+    collections; cycles are still collected."""
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(max(old[0], GC_YOUNG_THRESHOLD), *old[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+        gc.unfreeze()
 
 
 @dataclass
@@ -535,19 +557,20 @@ class Shipper:
         the ones to read in that many worker processes with one ``iter_documents`` call; the
         documents, checkpoints and summary are those of ``workers=1``. Standard input, or a
         single source, is read in this process."""
-        try:
-            if workers == 1 or effective_workers(workers, paths) <= 1:
-                for i, path in enumerate(paths, 1):
-                    if self.stop.is_set():
-                        break
-                    self._prefetch(paths[i : i + PREFETCH_AHEAD - 1])
-                    self.progress.source_started(path, i, len(paths))
-                    self.ship_source(path)
-            else:
-                self._run_planned(paths, workers)
-        finally:
-            drop_prefetched()
-            self.close()
+        with fewer_collections():
+            try:
+                if workers == 1 or effective_workers(workers, paths) <= 1:
+                    for i, path in enumerate(paths, 1):
+                        if self.stop.is_set():
+                            break
+                        self._prefetch(paths[i : i + PREFETCH_AHEAD - 1])
+                        self.progress.source_started(path, i, len(paths))
+                        self.ship_source(path)
+                else:
+                    self._run_planned(paths, workers)
+            finally:
+                drop_prefetched()
+                self.close()
         return self.summary
 
     def _prefetch(self, upcoming: Sequence[str]) -> None:

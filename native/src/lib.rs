@@ -266,13 +266,15 @@ fn nxlog_keys() -> (Vec<&'static str>, Vec<&'static str>) {
     )
 }
 
-/// Map one winlogbeat or NXLog JSON line (no newline): `(doc_json, doc_id)` or None (Python maps it).
+/// Map one winlogbeat or NXLog JSON line (no newline): `(doc_json, doc_id)` for a Sysmon
+/// record, `(None, provider)` for another provider's, or None (Python reads it).
 #[pyfunction]
-fn map_json_line(py: Python<'_>, line: &str) -> Option<(Py<PyBytes>, String)> {
+fn map_json_line(py: Python<'_>, line: &str) -> Option<(Option<Py<PyBytes>>, String)> {
     let psl = current_psl();
-    wlb::map_line(line, psl.as_ref())
-        .ok()
-        .map(|m| (PyBytes::new(py, &m.doc).unbind(), m.doc_id))
+    match wlb::map_line(line, psl.as_ref()).ok()? {
+        wlb::Line::Doc(m) => Some((Some(PyBytes::new(py, &m.doc).unbind()), m.doc_id)),
+        wlb::Line::Other(provider) => Some((None, provider)),
+    }
 }
 
 type LinesRun = (
@@ -283,13 +285,15 @@ type LinesRun = (
     Py<PyList>,
     Py<PyList>,
     Py<PyList>,
+    Py<PyList>,
 );
 
-/// The winlogbeat / NXLog lines at the start of `text` mapped (see `wlb::map_lines`), `width`
+/// The winlogbeat / NXLog lines at the start of `text` read (see `wlb::map_lines`), `width`
 /// the file's code unit in bytes: `(chars, event_ids, record_ids, docs, doc_ids, start_lines,
-/// end_bytes)` — the characters consumed, then per mapped line its values, the line (counted
-/// from 0 at the start of `text`) it starts on and the codec bytes from the start of `text` to
-/// just past its newline (the last is what was consumed).
+/// end_bytes, others)` — the characters consumed; per document (Sysmon record) its values;
+/// per record (line) the line (counted from 0 at the start of `text`) it starts on and the
+/// codec bytes from the start of `text` to just past its newline (the last is what was
+/// consumed); and `(record index, provider)` of each record of another provider.
 #[pyfunction]
 fn map_json_lines(py: Python<'_>, text: &str, width: usize) -> PyResult<LinesRun> {
     let psl = current_psl();
@@ -303,6 +307,7 @@ fn map_json_lines(py: Python<'_>, text: &str, width: usize) -> PyResult<LinesRun
         PyList::new(py, m.iter().map(|x| x.doc_id.as_str()))?.unbind(),
         PyList::new(py, run.ends.iter().map(|e| e.0))?.unbind(),
         PyList::new(py, run.ends.iter().map(|e| e.1))?.unbind(),
+        PyList::new(py, run.others.iter().map(|(k, p)| (*k, p.as_str())))?.unbind(),
     ))
 }
 

@@ -6,9 +6,10 @@
 //! object per line, at the top level of the file), and of those only the ones every rule
 //! below can reproduce exactly: a winlogbeat document (a `winlog` object) or an NXLog one (flat)
 //! of a Sysmon record whose values are plain strings and integers, with ASCII where Python
-//! would strip, fold case or parse. Everything else (other providers, floats, odd shapes,
-//! broken lines) stops the run and is read by Python, so the native path never has to
-//! reproduce an error document.
+//! would strip, fold case or parse. A record of another provider, which the pipeline only
+//! counts, is given back as its provider's name when Python would read it without an error.
+//! Everything else (floats, odd shapes, broken lines) stops the run and is read by Python, so
+//! the native path never has to reproduce an error document.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -377,8 +378,9 @@ pub const NXLOG_EVENT_TYPES: [&str; 7] = [
     "AUDIT_FAILURE",
 ];
 
-/// One NXLog document → its document and `_id`, or Fallback (`event_from_nxlog`).
-fn map_nxlog(doc: &Top<'_>, psl: Option<&Arc<Psl>>) -> R<Mapped> {
+/// One NXLog document → its document and `_id`, another provider's record, or Fallback
+/// (`event_from_nxlog`).
+fn map_nxlog(doc: &Top<'_>, psl: Option<&Arc<Psl>>) -> R<Line> {
     let field = |key: &str| top_get(doc, key);
     let event_id = to_int(field("EventID")?.as_ref())?.ok_or(Fallback)?;
     let source_name = field("SourceName")?;
@@ -387,6 +389,14 @@ fn map_nxlog(doc: &Top<'_>, psl: Option<&Arc<Psl>>) -> R<Mapped> {
     if provider.is_empty() {
         provider_name = field("ProviderName")?;
         provider = text_or_empty(provider_name.as_ref())?;
+    }
+    if provider != map::SYSMON_PROVIDER {
+        // Python reads the record without an error when it has a provider, and its time (the
+        // one value left that can raise there: an overflow) converts
+        if let Some(v @ V::S(_)) = &field("EventTime")? {
+            utc_iso(Some(v))?;
+        }
+        return other(provider);
     }
     let sysmon_event_type = doc.contains_key("EventTypeOrignal");
     let mut values: Vec<(&str, V<'_>)> = Vec::with_capacity(doc.0.len());
@@ -454,12 +464,23 @@ fn map_nxlog(doc: &Top<'_>, psl: Option<&Arc<Psl>>) -> R<Mapped> {
         thread_id: to_int(field("ThreadID")?.as_ref())?,
         user_sid,
     };
-    map::map_event(&sys, &items, psl).ok_or(Fallback)
+    map::map_event(&sys, &items, psl)
+        .map(Line::Doc)
+        .ok_or(Fallback)
 }
 
-/// One document (its top level read, values still raw) → its document and `_id`, or
-/// Fallback (`event_from_document`).
-fn map_document(doc: &Top<'_>, psl: Option<&Arc<Psl>>) -> R<Mapped> {
+/// A record of another provider: the pipeline only counts it (`RawEvent.provider`, never
+/// empty there: Python raises for a record without one).
+fn other(provider: Cow<'_, str>) -> R<Line> {
+    if provider.is_empty() {
+        return Err(Fallback);
+    }
+    Ok(Line::Other(provider.into_owned()))
+}
+
+/// One document (its top level read, values still raw) → its document and `_id`, another
+/// provider's record, or Fallback (`event_from_document`).
+fn map_document(doc: &Top<'_>, psl: Option<&Arc<Psl>>) -> R<Line> {
     let winlog_value = top_get(doc, "winlog")?;
     let winlog = match &winlog_value {
         Some(V::O(w)) => w,
@@ -475,12 +496,16 @@ fn map_document(doc: &Top<'_>, psl: Option<&Arc<Psl>>) -> R<Mapped> {
         provider = text_or_empty(get_in(&event, &["provider"]))?;
     }
     let stamp = match utc_iso(winlog.get("time_created"))? {
-        Some(s) => s,
+        Some(s) => Some(s),
         None => match utc_iso(top_get(doc, "@timestamp")?.as_ref())? {
-            Some(s) => s,
-            None => utc_iso(get_in(&event, &["created"]))?.ok_or(Fallback)?,
+            Some(s) => Some(s),
+            None => utc_iso(get_in(&event, &["created"]))?,
         },
     };
+    if provider != map::SYSMON_PROVIDER {
+        return other(provider); // (as for NXLog: its time converted above)
+    }
+    let stamp = stamp.ok_or(Fallback)?;
     let task = match to_int(winlog.get("task"))? {
         Some(t) => Some(t),
         None => {
@@ -524,25 +549,38 @@ fn map_document(doc: &Top<'_>, psl: Option<&Arc<Psl>>) -> R<Mapped> {
             items.push((Str(Cow::Borrowed(key.as_ref())), data_value(value)?));
         }
     }
-    map::map_event(&sys, &items, psl).ok_or(Fallback)
+    map::map_event(&sys, &items, psl)
+        .map(Line::Doc)
+        .ok_or(Fallback)
 }
 
-/// One line (without its newline) → its document, or Fallback (not one JSON object, not a
-/// winlogbeat Sysmon document the native mapper reproduces).
-pub fn map_line(line: &str, psl: Option<&Arc<Psl>>) -> R<Mapped> {
+/// What a line is to the pipeline.
+pub enum Line {
+    /// a Sysmon record: its document and `_id`
+    Doc(Mapped),
+    /// a record of another provider (named), which the pipeline counts and skips
+    Other(String),
+}
+
+/// One line (without its newline) → its document or its provider, or Fallback (not one JSON
+/// object, not a winlogbeat / NXLog record the native path reproduces).
+pub fn map_line(line: &str, psl: Option<&Arc<Psl>>) -> R<Line> {
     match serde_json::from_str::<Top<'_>>(line) {
         Ok(doc) => map_document(&doc, psl),
         Err(_) => Err(Fallback),
     }
 }
 
-/// What `map_lines` read: the characters consumed from the start of the text, and one entry
-/// per mapped line (the consumed text ends just past the last one's newline).
+/// What `map_lines` read: the characters consumed from the start of the text, the documents of
+/// its Sysmon records and the providers of the others, and one entry per record (line) read
+/// (the consumed text ends just past the last one's newline).
 pub struct Run {
     pub chars: usize,
     pub mapped: Vec<Mapped>,
-    /// per mapped line: (line number of its start, codec bytes just past its newline), both
-    /// counted from the start of the text (line 0)
+    /// (index of the record among the run's records, its provider), in order
+    pub others: Vec<(usize, String)>,
+    /// per record: (line number of its start, codec bytes just past its newline), both counted
+    /// from the start of the text (line 0)
     pub ends: Vec<(usize, usize)>,
 }
 
@@ -559,16 +597,18 @@ fn codec_len(text: &str, width: usize) -> usize {
     }
 }
 
-/// Map the winlogbeat lines at the start of `text` (Python's decoded buffer from a position
-/// at the top level of the file, outside any array or broken document), skipping blank runs
-/// between them as Python does (`" \t\r\n\u{feff}"`). Stops before the first line that is not
-/// complete (no newline yet), contains U+FFFD (the byte counter's business) or is not mapped
-/// here; nothing after the last mapped line's newline is consumed.
+/// Map the winlogbeat / NXLog lines at the start of `text` (Python's decoded buffer from a
+/// position at the top level of the file, outside any array or broken document), skipping
+/// blank runs between them as Python does (`" \t\r\n\u{feff}"`). Stops before the first line
+/// that is not complete (no newline yet), contains U+FFFD (the byte counter's business) or is
+/// neither mapped here nor another provider's record Python reads without an error; nothing
+/// after the last line's newline is consumed.
 pub fn map_lines(text: &str, width: usize, psl: Option<&Arc<Psl>>) -> Run {
     let b = text.as_bytes();
     let mut run = Run {
         chars: 0,
         mapped: Vec::new(),
+        others: Vec::new(),
         ends: Vec::new(),
     };
     let mut codec_bytes = 0usize;
@@ -610,9 +650,12 @@ pub fn map_lines(text: &str, width: usize, psl: Option<&Arc<Psl>>) -> Run {
             run.chars += piece.chars().count();
             codec_bytes += codec_len(piece, width);
         }
+        match m {
+            Line::Doc(m) => run.mapped.push(m),
+            Line::Other(provider) => run.others.push((run.ends.len(), provider)),
+        }
         run.ends.push((line, codec_bytes));
         line += 1;
-        run.mapped.push(m);
         done = end;
         i = end;
     }

@@ -210,5 +210,8 @@ def utc_iso(value: Any) -> str | None:
     shift = moment.utcoffset()
     if shift is None:  # pragma: no cover - an offset was always given above
         return None
-    out = (moment - shift).replace(tzinfo=None).isoformat()
+    try:
+        out = (moment - shift).replace(tzinfo=None).isoformat()
+    except OverflowError:  # before year 1 or after 9999 in UTC: no time to give
+        return None
     return f"{out}.{fraction}Z" if fraction else f"{out}Z"

@@ -273,10 +273,11 @@ def read_json(
     the start (None: not a file, no offsets). Records of JSON lines carry ``end_offset``: just
     past their line's newline.
 
-    ``premapped``: runs of winlogbeat / NXLog Sysmon lines the native core maps
-    (``shipper.native``) arrive as MappedBatch instead, the same documents and positions; the
-    core only ever reads whole lines at the top level of the stream, where this reader would
-    take its fast path, and gives back every line it does not map exactly."""
+    ``premapped``: runs of winlogbeat / NXLog lines the native core reads (``shipper.native``)
+    arrive as MappedBatch instead: the same documents and positions, and the providers of the
+    other providers' records among them; the core only ever reads whole lines at the top level
+    of the stream, where this reader would take its fast path, and gives back every line it
+    does not read exactly as this reader would."""
     decoder = json.JSONDecoder()
     loads = orjson.loads
     core = native() if premapped else None
@@ -352,9 +353,9 @@ def read_json(
                     run = map_lines(buf[pos:] if pos else buf, counter.width)
                 except UnicodeEncodeError:  # lone surrogates: not text the core can borrow
                     run = None
-                if run is not None and run[1]:
+                if run is not None and run[5]:
                     misses = 0
-                    chars, eids, rids, docs, ids, starts, ends = run
+                    chars, eids, rids, docs, ids, starts, ends, others = run
                     base = counter.offset
                     yield MappedBatch(
                         eids,
@@ -364,6 +365,7 @@ def read_json(
                         source,
                         [line + k for k in starts],
                         None if base is None else [base + e for e in ends],
+                        others,
                     )
                     pos += chars
                     mark = pos
@@ -371,8 +373,8 @@ def read_json(
                     if base is not None:
                         counter.offset = base + ends[-1]
                     continue
-                # a line the core leaves to this reader (another provider, an odd shape): back
-                # off on a run of them, so a file the core cannot map costs little
+                # a line the core leaves to this reader (an odd shape, a value it does not
+                # reproduce): back off on a run of them, so a file the core cannot map costs little
                 misses += 1
                 pause = min(1 << (misses - 1), 64) - 1
             stop = newline if newline >= 0 else len(buf)

@@ -144,6 +144,18 @@ def test_nxlog_event_time_with_zone_is_converted() -> None:
     assert isinstance(ev, RawEvent) and ev.time_created == "2020-09-04T07:06:09.681Z"
 
 
+def test_a_time_beyond_the_calendar_in_utc_is_no_time() -> None:
+    """Year 1 just after midnight east of Greenwich is before year 1 in UTC: the reader gives
+    no time for it (and moves on to the next one winlogbeat has) instead of raising."""
+    doc = json.loads(json.dumps(WINLOGBEAT))
+    doc["winlog"]["time_created"] = "0001-01-01T00:10:00+01:00"
+    [ev] = read(json.dumps(doc))
+    assert isinstance(ev, RawEvent) and ev.time_created == "2021-03-04T05:06:07.123Z"
+    late = dict(NXLOG, EventTime="9999-12-31T23:59:59-01:00")
+    [ev] = read(json.dumps(late))
+    assert isinstance(ev, RawEvent) and ev.time_created is None
+
+
 def test_array_is_streamed_with_element_positions() -> None:
     docs = [NXLOG, WINLOGBEAT, NXLOG]
     got = read(json.dumps(docs, indent=2))
