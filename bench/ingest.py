@@ -97,7 +97,9 @@ def drop(client: Any, prefix: str) -> None:
         client.options(ignore_status=404).cluster.delete_component_template(name=f"{prefix}-{n}")
 
 
-def ship(env: dict[str, str], inputs: list[str], prefix: str, work: Path) -> dict[str, Any]:
+def ship(
+    env: dict[str, str], inputs: list[str], prefix: str, work: Path, in_flight: int | None = None
+) -> dict[str, Any]:
     state = work / f"state-{prefix}"
     cmd = [
         *SHIP,
@@ -111,6 +113,8 @@ def ship(env: dict[str, str], inputs: list[str], prefix: str, work: Path) -> dic
         "--setup",
         "--no-progress",
     ]
+    if in_flight is not None:
+        cmd += ["--in-flight", str(in_flight)]
     wall, rss, out, _ = run_measured(cmd, env)
     summary = json.loads(out)
     events = summary["shipped"] + summary["duplicates"] + summary["dead_lettered"]
@@ -314,11 +318,13 @@ def _main(env: dict[str, str], events: int, shared: Path, parts: set[str]) -> in
             # the limit is measured before and after the shipper's run, and averaged: the node's
             # rate drifts over a run of this length
             before = raw_all("before")
-            e2e = ship(env, inputs, f"bench-e2e-{tag}", work)
+            # the shipper sends as many requests at once as the raw client's best (its default
+            # is 4; --in-flight sets it)
+            e2e = ship(env, inputs, f"bench-e2e-{tag}", work, in_flight=best)
             drop(client, f"bench-e2e-{tag}")
             s = e2e["summary"]
             log(
-                f"sysmon-ship ship: {e2e['events']} events in {e2e['wall']:.1f}s = "
+                f"sysmon-ship ship --in-flight {best}: {e2e['events']} events in {e2e['wall']:.1f}s = "
                 f"{e2e['eps']:,.0f} events/s "
                 f"(shipped={s['shipped']} duplicates={s['duplicates']} peak RSS {e2e['rss_mib']} MiB)"
             )

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import IO, Any
 
@@ -76,7 +77,7 @@ class SinkStats:
 
 @dataclass
 class _Batch:
-    lines: list[bytes] = field(default_factory=list)  # action + doc per item (two lines each)
+    lines: list[bytes] = field(default_factory=list)  # action + doc per item (two lines each, with newlines)
     acks: list[tuple[str, int]] = field(default_factory=list)
     meta: list[tuple[str, str]] = field(default_factory=list)  # (index, _id) per item
     nbytes: int = 0
@@ -84,6 +85,7 @@ class _Batch:
 
 
 _NATIVE_HEAD = b'{"@timestamp":"'
+_LINE = orjson.OPT_APPEND_NEWLINE
 _NATIVE_EVENT = b'","event":{'
 
 
@@ -107,8 +109,9 @@ def _native_head(doc_json: bytes) -> bool:
 
 
 def _stamped(doc_json: bytes, now: bytes) -> bytes:
-    """A native document with ``event.ingested`` = ``now`` spliced in as the first event field."""
-    return b"".join((doc_json[:50], b'"ingested":"', now, b'",', doc_json[50:]))
+    """A native document with ``event.ingested`` = ``now`` spliced in as the first event field,
+    as a bulk line (newline included)."""
+    return b"".join((doc_json[:50], b'"ingested":"', now, b'",', doc_json[50:], b"\n"))
 
 
 def now_iso() -> str:
@@ -169,7 +172,7 @@ class BulkSink:
             event["ingested"] = now_iso()
         else:
             doc["event"] = {"ingested": now_iso()}
-        self._queue(orjson.dumps(doc), index, doc_id, ack)
+        self._append(self._action(index, doc_id), orjson.dumps(doc, option=_LINE), index, doc_id, ack)
 
     def add_json(self, doc_json: bytes, index: str, doc_id: str, ack: tuple[str, int]) -> None:
         """:meth:`add` for a document already serialised by the native core, which always
@@ -190,34 +193,64 @@ class BulkSink:
         first_seq: int,
     ) -> None:
         """:meth:`add_json` for consecutive documents of ``source`` (acks ``first_seq`` on), the
-        index of each from ``index_of(b"yyyy-MM")`` (its ``@timestamp`` month)."""
+        index of each from ``index_of(b"yyyy-MM")`` (its ``@timestamp`` month). The lines of the
+        whole run are built at once, then cut into batches as :meth:`_append` would."""
         self._raise_if_failed()
         now = _now()[2]
-        for k, raw in enumerate(docs):
-            doc_id = doc_ids[k]
-            ack = (source, first_seq + k)
-            if not _native_head(raw):
-                doc = orjson.loads(raw)
-                self.add(doc, index_of(str(doc.get("@timestamp", ""))[:7].encode()), doc_id, ack)
+        if not all(raw[:15] == _NATIVE_HEAD and raw[39:50] == _NATIVE_EVENT for raw in docs):
+            for k, raw in enumerate(docs):  # (never from the core: one by one, the careful way)
+                if not _native_head(raw):
+                    doc = orjson.loads(raw)
+                    index = index_of(str(doc.get("@timestamp", ""))[:7].encode())
+                    self.add(doc, index, doc_ids[k], (source, first_seq + k))
+                else:
+                    self.add_json(raw, index_of(raw[15:22]), doc_ids[k], (source, first_seq + k))
+            return
+        indices = [index_of(raw[15:22]) for raw in docs]
+        head = self._head
+        actions = [
+            head(index) + orjson.dumps(doc_id) + b"}}\n"
+            for index, doc_id in zip(indices, doc_ids, strict=True)
+        ]
+        bodies = [b"".join((raw[:50], b'"ingested":"', now, b'",', raw[50:], b"\n")) for raw in docs]
+        sizes = [len(a) + len(d) for a, d in zip(actions, bodies, strict=True)]
+        n, k = len(docs), 0
+        max_docs, max_bytes = self.opts.max_docs, self.opts.max_bytes
+        while k < n:
+            b = self._batch
+            if not b.lines:
+                b.started = time.monotonic()
+            j, total, room = k, b.nbytes, max_docs - len(b.acks)
+            while j < n and j - k < room and not ((b.lines or j > k) and total + sizes[j] > max_bytes):
+                total += sizes[j]
+                j += 1
+            if j == k:  # the next document does not fit: this batch is full
+                self._submit()
                 continue
-            index = index_of(raw[15:22])
-            self._append(self._action(index, doc_id), _stamped(raw, now), index, doc_id, ack)
+            b.lines.extend(chain.from_iterable(zip(actions[k:j], bodies[k:j], strict=True)))
+            b.acks.extend((source, seq) for seq in range(first_seq + k, first_seq + j))
+            b.meta.extend(zip(indices[k:j], doc_ids[k:j], strict=True))
+            b.nbytes = total
+            k = j
+            if len(b.acks) >= max_docs:
+                self._submit()
 
-    def _action(self, index: str, doc_id: str) -> bytes:
-        """``{"create":{"_index":…,"_id":…}}``, the index part serialised once per index."""
+    def _head(self, index: str) -> bytes:
+        """``{"create":{"_index":…,"_id":`` for ``index``, serialised once per index."""
         head = self._action_heads.get(index)
         if head is None:
             head = self._action_heads[index] = b'{"create":{"_index":' + orjson.dumps(index) + b',"_id":'
-        return head + orjson.dumps(doc_id) + b"}}"
+        return head
 
-    def _queue(self, body: bytes, index: str, doc_id: str, ack: tuple[str, int]) -> None:
-        self._append(self._action(index, doc_id), body, index, doc_id, ack)
+    def _action(self, index: str, doc_id: str) -> bytes:
+        """The bulk action line ``{"create":{"_index":…,"_id":…}}`` (newline included)."""
+        return self._head(index) + orjson.dumps(doc_id) + b"}}\n"
 
     def _append(self, action: bytes, body: bytes, index: str, doc_id: str, ack: tuple[str, int]) -> None:
         b = self._batch
         if not b.lines:
             b.started = time.monotonic()
-        size = len(action) + len(body) + 2
+        size = len(action) + len(body)
         if b.lines and b.nbytes + size > self.opts.max_bytes:
             self._submit()
             b = self._batch
@@ -311,7 +344,7 @@ class BulkSink:
         return random.uniform(cap / 2, cap)
 
     def _send(self, lines: list[bytes]) -> dict[str, Any]:
-        body = b"\n".join(lines) + b"\n"
+        body = b"".join(lines)  # every line ends in its newline
         attempt = 0
         while True:
             try:
@@ -354,6 +387,12 @@ class BulkSink:
             items = resp.get("items") or []
             if len(items) != len(pending):
                 raise ShipError(f"bulk response has {len(items)} items for {len(pending)} documents")
+            if resp.get("errors") is False:  # every item created (the usual case): no item to read
+                with self._lock:
+                    self.stats.shipped += len(pending)
+                if self.on_ack is not None:
+                    self.on_ack(_ranges(batch.acks[i] for i in pending))
+                return
             retry: list[int] = []
             done: list[tuple[str, int]] = []
             shipped = dups = 0
@@ -403,7 +442,7 @@ class BulkSink:
                 "source": source,
                 "seq": seq,
                 "dead_lettered_at": now_iso(),
-                "document": orjson.Fragment(batch.lines[2 * i + 1]),
+                "document": orjson.Fragment(batch.lines[2 * i + 1][:-1]),  # (its newline cut)
             }
         )
         with self._lock:
