@@ -153,19 +153,16 @@ def shipper_alone(inputs: list[str]) -> float:
 
     class _Drop(BulkSink):
         def _submit(self) -> None:
-            b"\n".join(self._batch.lines)  # the body a worker would send
+            b"".join(self._batch.items)  # the body a worker would send
             self._batch = type(self._batch)()
 
     sink = _Drop(None, options=None)  # type: ignore[arg-type]  # never sends
-
-    def index_of(month: bytes) -> str:
-        return "bench-events-" + month.decode()
 
     began = time.monotonic()
     n = 0
     for item in iter_runs(expand_inputs(inputs), runs=True):
         if isinstance(item, ItemRun):
-            sink.add_json_run(item.docs, item.doc_ids, index_of, item.source, item.first_seq)
+            sink.add_json_run(item.docs, item.doc_ids, "bench-events-", item.source, item.first_seq)
             n += len(item)
         else:
             sink.add(item.doc, "bench", item.doc_id, (item.source, item.seq))

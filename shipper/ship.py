@@ -229,7 +229,7 @@ class Shipper:
         self._writer_stop = False
         self._save_error: Exception | None = None
         self._prefetch_seen: set[str] = set()  # sources _prefetch has already looked at
-        self._month_index: dict[bytes, str] = {}
+        self._index_head = events_index(cfg.index_prefix, "")  # + yyyy.MM: a monthly index
         opts: BulkOptions = cfg.bulk
         if flush_interval is not None:
             opts = replace(opts, flush_interval=flush_interval)
@@ -523,15 +523,7 @@ class Shipper:
             first = run.first_seq
             st.ends.extend(zip(range(first, first + len(run)), ends, end_lines, strict=True))
             self._read_points[run.source] = (ends[-1], end_lines[-1], run.last_seq)
-        self.sink.add_json_run(run.docs, run.doc_ids, self._index_of, run.source, run.first_seq)
-
-    def _index_of(self, month: bytes) -> str:
-        """The events index of a ``b"yyyy-MM"`` month (cached)."""
-        index = self._month_index.get(month)
-        if index is None:
-            text = month.decode()
-            index = self._month_index[month] = events_index(self.cfg.index_prefix, f"{text[:4]}.{text[5:7]}")
-        return index
+        self.sink.add_json_run(run.docs, run.doc_ids, self._index_head, run.source, run.first_seq)
 
     def _send(self, item: Item, st: _Source | None = None) -> None:
         if (

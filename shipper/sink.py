@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import chain
+from itertools import repeat
 from pathlib import Path
 from typing import IO, Any
 
@@ -43,6 +43,7 @@ from elastic_transport import ConnectionTimeout, TlsError
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
 
 from shipper.errors import ClusterError
+from shipper.native import native
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 AckRange = tuple[str, int, int]
@@ -77,9 +78,8 @@ class SinkStats:
 
 @dataclass
 class _Batch:
-    lines: list[bytes] = field(default_factory=list)  # action + doc per item (two lines each, with newlines)
+    items: list[bytes] = field(default_factory=list)  # per item its action and document lines
     acks: list[tuple[str, int]] = field(default_factory=list)
-    meta: list[tuple[str, str]] = field(default_factory=list)  # (index, _id) per item
     nbytes: int = 0
     started: float = 0.0
 
@@ -160,6 +160,7 @@ class BulkSink:
         self._error: BaseException | None = None
         self._batch = _Batch()
         self._action_heads: dict[str, bytes] = {}  # index → b'{"create":{"_index":"…","_id":'
+        self._core = native()
         self._closed = False
 
     # ---------------------------------------------------------------- producer side
@@ -172,7 +173,7 @@ class BulkSink:
             event["ingested"] = now_iso()
         else:
             doc["event"] = {"ingested": now_iso()}
-        self._append(self._action(index, doc_id), orjson.dumps(doc, option=_LINE), index, doc_id, ack)
+        self._append(self._action(index, doc_id) + orjson.dumps(doc, option=_LINE), ack)
 
     def add_json(self, doc_json: bytes, index: str, doc_id: str, ack: tuple[str, int]) -> None:
         """:meth:`add` for a document already serialised by the native core, which always
@@ -182,54 +183,51 @@ class BulkSink:
             self.add(orjson.loads(doc_json), index, doc_id, ack)
             return
         self._raise_if_failed()
-        self._append(self._action(index, doc_id), _stamped(doc_json, _now()[2]), index, doc_id, ack)
+        self._append(self._action(index, doc_id) + _stamped(doc_json, _now()[2]), ack)
 
     def add_json_run(
         self,
         docs: list[bytes],
         doc_ids: list[str],
-        index_of: Callable[[bytes], str],
+        index_head: str,
         source: str,
         first_seq: int,
     ) -> None:
-        """:meth:`add_json` for consecutive documents of ``source`` (acks ``first_seq`` on), the
-        index of each from ``index_of(b"yyyy-MM")`` (its ``@timestamp`` month). The lines of the
-        whole run are built at once, then cut into batches as :meth:`_append` would."""
+        """:meth:`add_json` for consecutive documents of ``source`` (acks ``first_seq`` on), each
+        into the index ``index_head`` + ``yyyy.MM`` of its ``@timestamp``. The native core builds
+        the bulk lines of the whole run at once; they are then cut into batches as
+        :meth:`_append` would."""
         self._raise_if_failed()
-        now = _now()[2]
-        if not all(raw[:15] == _NATIVE_HEAD and raw[39:50] == _NATIVE_EVENT for raw in docs):
-            for k, raw in enumerate(docs):  # (never from the core: one by one, the careful way)
-                if not _native_head(raw):
-                    doc = orjson.loads(raw)
-                    index = index_of(str(doc.get("@timestamp", ""))[:7].encode())
-                    self.add(doc, index, doc_ids[k], (source, first_seq + k))
+        now = _now()[1]
+        items = None
+        if self._core is not None:
+            items = self._core.bulk_lines(docs, doc_ids, index_head, now)
+        if items is None:  # no core, or not all native documents: one by one, the careful way
+            for k, raw in enumerate(docs):
+                if _native_head(raw):
+                    month = raw[15:22].decode()
                 else:
-                    self.add_json(raw, index_of(raw[15:22]), doc_ids[k], (source, first_seq + k))
+                    doc = orjson.loads(raw)
+                    month = str(doc.get("@timestamp", ""))[:7]
+                index = f"{index_head}{month[:4]}.{month[5:7]}"
+                self.add_json(raw, index, doc_ids[k], (source, first_seq + k))
             return
-        indices = [index_of(raw[15:22]) for raw in docs]
-        head = self._head
-        actions = [
-            head(index) + orjson.dumps(doc_id) + b"}}\n"
-            for index, doc_id in zip(indices, doc_ids, strict=True)
-        ]
-        bodies = [b"".join((raw[:50], b'"ingested":"', now, b'",', raw[50:], b"\n")) for raw in docs]
-        sizes = [len(a) + len(d) for a, d in zip(actions, bodies, strict=True)]
-        n, k = len(docs), 0
+        sizes = [len(item) for item in items]
+        n, k = len(items), 0
         max_docs, max_bytes = self.opts.max_docs, self.opts.max_bytes
         while k < n:
             b = self._batch
-            if not b.lines:
+            if not b.items:
                 b.started = time.monotonic()
             j, total, room = k, b.nbytes, max_docs - len(b.acks)
-            while j < n and j - k < room and not ((b.lines or j > k) and total + sizes[j] > max_bytes):
+            while j < n and j - k < room and not ((b.items or j > k) and total + sizes[j] > max_bytes):
                 total += sizes[j]
                 j += 1
             if j == k:  # the next document does not fit: this batch is full
                 self._submit()
                 continue
-            b.lines.extend(chain.from_iterable(zip(actions[k:j], bodies[k:j], strict=True)))
-            b.acks.extend((source, seq) for seq in range(first_seq + k, first_seq + j))
-            b.meta.extend(zip(indices[k:j], doc_ids[k:j], strict=True))
+            b.items.extend(items[k:j])
+            b.acks.extend(zip(repeat(source), range(first_seq + k, first_seq + j)))
             b.nbytes = total
             k = j
             if len(b.acks) >= max_docs:
@@ -246,19 +244,18 @@ class BulkSink:
         """The bulk action line ``{"create":{"_index":…,"_id":…}}`` (newline included)."""
         return self._head(index) + orjson.dumps(doc_id) + b"}}\n"
 
-    def _append(self, action: bytes, body: bytes, index: str, doc_id: str, ack: tuple[str, int]) -> None:
+    def _append(self, item: bytes, ack: tuple[str, int]) -> None:
+        """Queue one item (its action and document lines)."""
         b = self._batch
-        if not b.lines:
+        if not b.items:
             b.started = time.monotonic()
-        size = len(action) + len(body)
-        if b.lines and b.nbytes + size > self.opts.max_bytes:
+        size = len(item)
+        if b.items and b.nbytes + size > self.opts.max_bytes:
             self._submit()
             b = self._batch
             b.started = time.monotonic()
-        b.lines.append(action)
-        b.lines.append(body)
+        b.items.append(item)
         b.acks.append(ack)
-        b.meta.append((index, doc_id))
         b.nbytes += size
         if len(b.acks) >= self.opts.max_docs:
             self._submit()
@@ -267,12 +264,12 @@ class BulkSink:
         """Send a partial batch whose oldest item waited ``flush_interval`` seconds or more."""
         fi = self.opts.flush_interval
         b = self._batch
-        if fi is not None and b.lines and time.monotonic() - b.started >= fi:
+        if fi is not None and b.items and time.monotonic() - b.started >= fi:
             self._submit()
 
     def flush(self, wait: bool = True) -> None:
         """Send what is buffered; with ``wait``, return once every request has been answered."""
-        if self._batch.lines:
+        if self._batch.items:
             self._submit()
         if wait:
             self._wait_all()
@@ -283,7 +280,7 @@ class BulkSink:
             return
         self._closed = True
         try:
-            if self._error is None and self._batch.lines:
+            if self._error is None and self._batch.items:
                 self._submit()
             self._wait_all()
         finally:
@@ -343,8 +340,8 @@ class BulkSink:
         cap = min(self.opts.backoff_max, self.opts.backoff_initial * (2**attempt))
         return random.uniform(cap / 2, cap)
 
-    def _send(self, lines: list[bytes]) -> dict[str, Any]:
-        body = b"".join(lines)  # every line ends in its newline
+    def _send(self, items: list[bytes]) -> dict[str, Any]:
+        body = b"".join(items)  # every line ends in its newline
         attempt = 0
         while True:
             try:
@@ -379,11 +376,9 @@ class BulkSink:
         pending = list(range(len(batch.acks)))
         attempt = 0
         while pending:
-            lines: list[bytes] = []
-            for i in pending:
-                lines.append(batch.lines[2 * i])
-                lines.append(batch.lines[2 * i + 1])
-            resp = self._send(lines)
+            resp = self._send(
+                batch.items if len(pending) == len(batch.items) else [batch.items[i] for i in pending]
+            )
             items = resp.get("items") or []
             if len(items) != len(pending):
                 raise ShipError(f"bulk response has {len(items)} items for {len(pending)} documents")
@@ -423,7 +418,10 @@ class BulkSink:
                 attempt += 1
 
     def _dead_letter(self, batch: _Batch, i: int, status: int, error: Any) -> None:
-        index, doc_id = batch.meta[i]
+        item = batch.items[i]
+        cut = item.index(b"\n")
+        action = orjson.loads(item[:cut])["create"]
+        index, doc_id, document = action["_index"], action["_id"], item[cut + 1 : -1]
         source, seq = batch.acks[i]
         if isinstance(error, dict):
             etype = str(error.get("type", "error"))
@@ -442,7 +440,7 @@ class BulkSink:
                 "source": source,
                 "seq": seq,
                 "dead_lettered_at": now_iso(),
-                "document": orjson.Fragment(batch.lines[2 * i + 1][:-1]),  # (its newline cut)
+                "document": orjson.Fragment(document),
             }
         )
         with self._lock:

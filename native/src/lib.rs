@@ -12,6 +12,7 @@
 //! - `(2, message)` — a record or chunk the parser rejected ("Failed to parse record number
 //!   N…", "Failed to parse chunk number N…", as pyevtx-rs words them), for Python's recovery.
 
+mod bulk;
 mod cmdline;
 mod dnstables;
 mod ip;
@@ -30,8 +31,9 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex, RwLock};
 
 use evtx::{EvtxParser, ParserSettings};
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyList};
 
 const BATCH: usize = 64;
@@ -311,6 +313,34 @@ fn map_json_lines(py: Python<'_>, text: &str, width: usize) -> PyResult<LinesRun
     ))
 }
 
+/// The bulk lines of native documents (see `bulk::append_pair`), one bytes per document (its
+/// action line and itself, with `event.ingested`), for `create` into `<index_prefix><yyyy.MM>`;
+/// None if one of them is not a native document (the caller takes the careful way).
+#[pyfunction]
+fn bulk_lines<'py>(
+    py: Python<'py>,
+    docs: &Bound<'py, PyList>,
+    doc_ids: &Bound<'py, PyList>,
+    index_prefix: &str,
+    ingested: &str,
+) -> PyResult<Option<Bound<'py, PyList>>> {
+    if docs.len() != doc_ids.len() {
+        return Err(PyValueError::new_err("one _id per document"));
+    }
+    let mut out = Vec::with_capacity(docs.len());
+    let mut buf = Vec::with_capacity(8192);
+    for (doc, doc_id) in docs.iter().zip(doc_ids.iter()) {
+        let doc = doc.cast_into::<PyBytes>()?;
+        let doc_id = doc_id.extract::<PyBackedStr>()?;
+        buf.clear();
+        if !bulk::append_pair(doc.as_bytes(), &doc_id, index_prefix, ingested, &mut buf) {
+            return Ok(None);
+        }
+        out.push(PyBytes::new(py, &buf));
+    }
+    Ok(Some(PyList::new(py, out)?))
+}
+
 /// Whether this process has started native threads (a `fork` now would not carry them).
 #[pyfunction]
 fn threads_started() -> bool {
@@ -364,6 +394,7 @@ fn sysmon_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(map_record_json, m)?)?;
     m.add_function(wrap_pyfunction!(map_json_line, m)?)?;
     m.add_function(wrap_pyfunction!(map_json_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(bulk_lines, m)?)?;
     m.add_function(wrap_pyfunction!(nxlog_keys, m)?)?;
     m.add_function(wrap_pyfunction!(parse_ip, m)?)?;
     m.add_function(wrap_pyfunction!(threads_started, m)?)?;

@@ -262,6 +262,11 @@ def test_rejected_documents_go_to_the_dead_letter_file(
     assert all(line["error"]["type"] == "document_parsing_exception" for line in lines)
     assert all("dns.question.name" in line["error"]["reason"] for line in lines)
     assert all(line["document"]["event"]["code"] == "22" for line in lines)
+    # where it was going, under which _id, as sent (event.ingested stamped)
+    assert {line["index"] for line in lines} == {f"{ready}-events-{month}"}
+    assert len({line["_id"] for line in lines}) == len(lines)
+    assert all(line["document"]["event"]["ingested"].endswith("Z") for line in lines)
+    assert all(line["document"]["@timestamp"].startswith(first["@timestamp"][:7]) for line in lines)
     assert summary["shipped"] == EVENTS - dns_events
     assert count(es, ready) == EVENTS - dns_events
     assert "rejected by the cluster" in proc.stderr

@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 import orjson
+import pytest
 
 from shipper.sink import BulkOptions, BulkSink
 
@@ -135,3 +136,54 @@ def test_bounds_hold_with_several_requests_in_flight() -> None:
     assert sorted(_sent_in_order(client)) == list(range(200))  # each once
     assert sink.stats.shipped == 200
     assert sorted(seq for _, first, last in acked for seq in range(first, last + 1)) == list(range(1, 201))
+
+
+def _native_doc(i: int, month: str = "2024-03") -> bytes:
+    return orjson.dumps(
+        {
+            "@timestamp": f"{month}-05T10:00:00.{i % 1000:03d}Z",
+            "event": {"kind": "event"},
+            "n": i,
+            "pad": "é" * 90,
+        }
+    )
+
+
+def _run_bodies(native: bool, docs: list[bytes], opts: BulkOptions) -> tuple[list[Any], list[Any]]:
+    client = RecordingClient()
+    acked: list[Any] = []
+    sink = BulkSink(client, options=opts, on_ack=acked.extend)  # type: ignore[arg-type]
+    if not native:
+        sink._core = None
+    with sink:
+        half = len(docs) // 2
+        sink.add_json_run(docs[:half], [f"id-{i}" for i in range(half)], "p-events-", "src", 1)
+        sink.add_json_run(
+            docs[half:], [f'id-"{i}' for i in range(half, len(docs))], "p-events-", "src", half + 1
+        )
+    items = [pair for body in client.bodies for pair in _items(body)]
+    return items, sorted(acked)
+
+
+def test_native_runs_make_the_bodies_the_python_way_makes() -> None:
+    """The core's bulk lines for a run (``bulk_lines``) are the sink's own, cut at the same
+    bounds: indices by month, ids escaped, ``event.ingested`` first in ``event``."""
+    pytest.importorskip("sysmon_native")
+    docs = [_native_doc(i, "2024-03" if i % 3 else "2023-12") for i in range(250)]
+    opts = BulkOptions(max_docs=40, max_bytes=9_000, in_flight=1)
+    got, got_acks = _run_bodies(True, docs, opts)
+    want, want_acks = _run_bodies(False, docs, opts)
+    assert len(got) == 250 and got_acks == want_acks
+    assert sorted(seq for _, a, b in got_acks for seq in range(a, b + 1)) == list(range(1, 251))
+    for (ga, gd), (wa, wd) in zip(got, want, strict=True):
+        assert ga == wa
+        assert gd.pop("event")["ingested"].endswith("Z")
+        assert wd.pop("event")["ingested"].endswith("Z")
+        assert gd == wd
+    assert {a["create"]["_index"] for a, _ in got} == {"p-events-2024.03", "p-events-2023.12"}
+    assert got[-1][0]["create"]["_id"] == 'id-"249'
+    # a run with a document of another shape is taken the careful way, whole
+    odd = [*docs[:5], orjson.dumps({"event": {"kind": "event"}, "@timestamp": "2024-03-05T10:00:00.000Z"})]
+    got, _ = _run_bodies(True, odd, opts)
+    want, _ = _run_bodies(False, odd, opts)
+    assert [a for a, _ in got] == [a for a, _ in want] and len(got) == 6
