@@ -300,6 +300,19 @@ type LinesRun = (
 fn map_json_lines(py: Python<'_>, text: &str, width: usize) -> PyResult<LinesRun> {
     let psl = current_psl();
     let run = py.detach(|| wlb::map_lines(text, width, psl.as_ref()));
+    lines_run(py, &run)
+}
+
+/// `map_json_lines` on the bytes of a UTF-8 file from `data[start]` (see `wlb::map_bytes`):
+/// the same values, `chars` the characters the decoded text of what was consumed has.
+#[pyfunction]
+fn map_json_bytes(py: Python<'_>, data: &[u8], start: usize) -> PyResult<LinesRun> {
+    let psl = current_psl();
+    let run = py.detach(|| wlb::map_bytes(data, start, psl.as_ref()));
+    lines_run(py, &run)
+}
+
+fn lines_run(py: Python<'_>, run: &wlb::Run) -> PyResult<LinesRun> {
     let m = &run.mapped;
     Ok((
         run.chars,
@@ -394,6 +407,7 @@ fn sysmon_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(map_record_json, m)?)?;
     m.add_function(wrap_pyfunction!(map_json_line, m)?)?;
     m.add_function(wrap_pyfunction!(map_json_lines, m)?)?;
+    m.add_function(wrap_pyfunction!(map_json_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(bulk_lines, m)?)?;
     m.add_function(wrap_pyfunction!(nxlog_keys, m)?)?;
     m.add_function(wrap_pyfunction!(parse_ip, m)?)?;

@@ -604,7 +604,34 @@ fn codec_len(text: &str, width: usize) -> usize {
 /// neither mapped here nor another provider's record Python reads without an error; nothing
 /// after the last line's newline is consumed.
 pub fn map_lines(text: &str, width: usize, psl: Option<&Arc<Psl>>) -> Run {
-    let b = text.as_bytes();
+    map_lines_in(text.as_bytes(), width, psl, false)
+}
+
+/// `map_lines` on the bytes of a UTF-8 file from a position at the top level (`data[start..]`),
+/// as Python would read them once decoded: each line is checked to be UTF-8 first (the
+/// run stops before one that is not: the decoder makes U+FFFD of it, the byte counter's
+/// business). Spares the reader the UTF-8 copy of a decoded buffer that is not ASCII.
+pub fn map_bytes(data: &[u8], start: usize, psl: Option<&Arc<Psl>>) -> Run {
+    map_lines_in(data.get(start..).unwrap_or_default(), 1, psl, true)
+}
+
+/// Characters in UTF-8 `b`: its bytes less those that continue a character (`10xxxxxx`),
+/// counted eight at a time.
+fn char_count(b: &[u8]) -> usize {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let words = b.chunks_exact(8);
+    let tail = words.remainder();
+    let continuing: usize = words
+        .map(|w| {
+            let w = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+            (w & !(w << 1) & HIGH).count_ones() as usize
+        })
+        .sum::<usize>()
+        + tail.iter().filter(|&&c| c & 0xC0 == 0x80).count();
+    b.len() - continuing
+}
+
+fn map_lines_in(b: &[u8], width: usize, psl: Option<&Arc<Psl>>, validate: bool) -> Run {
     let mut run = Run {
         chars: 0,
         mapped: Vec::new(),
@@ -612,7 +639,7 @@ pub fn map_lines(text: &str, width: usize, psl: Option<&Arc<Psl>>) -> Run {
         ends: Vec::new(),
     };
     let mut codec_bytes = 0usize;
-    let mut done = 0usize; // bytes of `text` consumed
+    let mut done = 0usize; // bytes of `b` consumed
     let mut i = 0usize;
     let mut line = 0usize;
     loop {
@@ -634,21 +661,37 @@ pub fn map_lines(text: &str, width: usize, psl: Option<&Arc<Psl>>) -> Run {
             break;
         };
         let end = i + nl + 1;
-        let piece = &text[done..end];
+        // what is consumed: blanks (ASCII, BOMs), the line, its newline
+        let piece = &b[done..end];
         let ascii = piece.is_ascii(); // the common case: every count is the byte count
-        let body = &text[i..i + nl];
+        let body = if validate {
+            match std::str::from_utf8(&b[i..i + nl]) {
+                Ok(body) => body,
+                Err(_) => break,
+            }
+        } else {
+            // SAFETY: `b` is a `&str`'s bytes (map_lines) and `i..i + nl` lies between ASCII
+            // bytes, so on character boundaries
+            unsafe { std::str::from_utf8_unchecked(&b[i..i + nl]) }
+        };
         if !ascii && body.contains('\u{fffd}') {
             break;
         }
         let Ok(m) = map_line(body, psl) else {
             break;
         };
-        if ascii {
-            run.chars += piece.len();
+        if ascii || width == 1 {
+            run.chars += if ascii {
+                piece.len()
+            } else {
+                char_count(piece)
+            };
             codec_bytes += piece.len() * width;
         } else {
-            run.chars += piece.chars().count();
-            codec_bytes += codec_len(piece, width);
+            // SAFETY: as for `body` (the blanks before it are ASCII or whole BOMs)
+            let text = unsafe { std::str::from_utf8_unchecked(piece) };
+            run.chars += text.chars().count();
+            codec_bytes += codec_len(text, width);
         }
         match m {
             Line::Doc(m) => run.mapped.push(m),
@@ -665,6 +708,23 @@ pub fn map_lines(text: &str, width: usize, psl: Option<&Arc<Psl>>) -> Run {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn char_counts() {
+        for s in [
+            "",
+            "a",
+            "é",
+            "abcdefgh",
+            "aé®😀公司 Ünï ГмбХ",
+            &"é😀x".repeat(40),
+        ] {
+            for cut in 0..s.len().min(9) {
+                let t = &s[s.char_indices().nth(cut).map_or(s.len(), |(i, _)| i)..];
+                assert_eq!(char_count(t.as_bytes()), t.chars().count(), "{t:?}");
+            }
+        }
+    }
 
     #[test]
     fn ints() {

@@ -82,17 +82,18 @@ class ByteCounter:
 
 
 def decoded(
-    stream: IO[bytes], offset: int | None = 0, codec: str | None = None
+    stream: IO[bytes], offset: int | None = 0, codec: str | None = None, tap: list[bytes] | None = None
 ) -> tuple[Iterator[str], ByteCounter]:
     """The decoded blocks of ``stream`` and a byte counter for them. ``offset`` is where the
     stream is positioned in its file (None: not a file, such as standard input — no offsets);
     ``codec`` (the BOM-less codec of the file, see :func:`decoding`) must be given when that
-    is not the file's start."""
+    is not the file's start. ``tap``: each block of bytes is appended to it as it is read."""
     buffered = peekable(stream)
     if codec is None:
         name, plain, bom = decoding(buffered.peek(4)[:4])
-        return text_blocks(buffered, codec=name), ByteCounter(None if offset is None else offset + bom, plain)
-    return text_blocks(buffered, codec=codec), ByteCounter(offset, codec)
+        counter = ByteCounter(None if offset is None else offset + bom, plain)
+        return text_blocks(buffered, codec=name, tap=tap), counter
+    return text_blocks(buffered, codec=codec, tap=tap), ByteCounter(offset, codec)
 
 
 def peekable(stream: IO[bytes]) -> io.BufferedReader:
@@ -102,15 +103,19 @@ def peekable(stream: IO[bytes]) -> io.BufferedReader:
     return io.BufferedReader(stream)  # type: ignore[arg-type]
 
 
-def text_blocks(stream: IO[bytes], block_size: int = BLOCK_SIZE, codec: str | None = None) -> Iterator[str]:
+def text_blocks(
+    stream: IO[bytes], block_size: int = BLOCK_SIZE, codec: str | None = None, tap: list[bytes] | None = None
+) -> Iterator[str]:
     """Decode ``stream`` block by block (BOM-sniffed unless ``codec`` is given; undecodable
-    bytes become U+FFFD)."""
+    bytes become U+FFFD), each block of bytes also appended to ``tap`` when given."""
     buffered = peekable(stream)
     if codec is None:
         codec = sniff_encoding(buffered.peek(4)[:4])
     decoder = codecs.getincrementaldecoder(codec)(errors="replace")
     while True:
         block = buffered.read(block_size)
+        if tap is not None and block:
+            tap.append(block)
         if not block:
             tail = decoder.decode(b"", final=True)
             if tail:

@@ -282,9 +282,15 @@ def read_json(
     loads = orjson.loads
     core = native() if premapped else None
     map_lines = core.map_json_lines if core is not None else None
+    map_bytes = core.map_json_bytes if core is not None else None
     misses = 0  # consecutive native calls that mapped nothing
     pause = 0  # documents to read here before asking the core again
-    blocks, counter = decoded(stream, start_offset, codec)
+    # a UTF-8 file's bytes from offset raw_at (that of buf[0]), for the core to read instead of
+    # a UTF-8 copy of buf (which a buffer with one character beyond ASCII costs)
+    tap: list[bytes] | None = [] if core is not None and start_offset is not None else None
+    blocks, counter = decoded(stream, start_offset, codec, tap)
+    raw = b""
+    raw_at = start_offset if tap is not None and counter.codec == "utf-8" else None
     line = start_line  # line number at buf[pos]
     mark = 0  # counter.offset is the byte offset of buf[mark]
     buf = ""
@@ -295,7 +301,7 @@ def read_json(
     resync = False
 
     def more() -> bool:
-        nonlocal buf, pos, eof, mark
+        nonlocal buf, pos, eof, mark, raw, raw_at
         if eof:
             return False
         try:
@@ -306,6 +312,16 @@ def read_json(
         counter.advance(buf[mark:pos])
         buf = buf[pos:] + block
         pos = mark = 0
+        if tap is not None:
+            fresh = b"".join(tap)
+            tap.clear()
+            at = counter.offset
+            if raw_at is not None and at is not None:  # keep the bytes from buf[0] on
+                cut = at - raw_at
+                raw = raw[cut:] + fresh if cut <= len(raw) else fresh[cut - len(raw) :]
+                raw_at = at
+            else:  # offsets unknown from here (U+FFFD): the core reads buf
+                raw, raw_at = b"", None
         return True
 
     while True:
@@ -349,10 +365,13 @@ def read_json(
             elif map_lines is not None and newline >= 0:  # this line and the next, natively
                 counter.advance(buf[mark:pos])
                 mark = pos
-                try:
-                    run = map_lines(buf[pos:] if pos else buf, counter.width)
-                except UnicodeEncodeError:  # lone surrogates: not text the core can borrow
-                    run = None
+                if raw_at is not None and counter.offset is not None and map_bytes is not None:
+                    run = map_bytes(raw, counter.offset - raw_at)
+                else:
+                    try:
+                        run = map_lines(buf[pos:] if pos else buf, counter.width)
+                    except UnicodeEncodeError:  # lone surrogates: not text the core can borrow
+                        run = None
                 if run is not None and run[5]:
                     misses = 0
                     chars, eids, rids, docs, ids, starts, ends, others = run

@@ -8,6 +8,7 @@ In CI (``CI=true``) a missing native module fails these tests instead of skippin
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import subprocess
@@ -293,6 +294,70 @@ def test_stream_without_offsets_and_small_blocks_equal_the_python_path(
     for g in with_offsets:
         if g[0].startswith("line") and g[1] is not None and g[1] < len(data):
             assert data[g[1] - 1 : g[1]] == b"\n"
+
+
+def _utf8_lines() -> bytes:
+    """UTF-8 lines with characters of 2, 3 and 4 bytes everywhere (so block boundaries fall
+    inside characters), a line with bytes that are not UTF-8 and one with a literal U+FFFD."""
+    lines = []
+    for i in range(900):
+        company = ["Microsoft® Corporation", "Ünïcödé ГмбХ", "公司 😀", "plain"][i % 4]
+        data = {**_wlb(i)["winlog"]["event_data"], "Company": company, "Description": "é" * (i % 7)}
+        lines.append(_line(_wlb(i, event_data=data)).encode())
+    lines[303] = lines[303].replace(b"plain", b"pl\xff\xfein")  # not UTF-8: U+FFFD when decoded
+    lines[603] = lines[603].replace(b"plain", "pl\ufffdin".encode())
+    return b"\n".join(lines) + b"\n"
+
+
+def _native_docs(events: Iterator[RawEvent | MappedBatch | ReadError]) -> tuple[list[Any], int]:
+    events = list(events)
+    return _flatten(iter(events)), sum(len(e.docs) for e in events if isinstance(e, MappedBatch))
+
+
+@pytest.mark.parametrize("bom", [b"", codecs.BOM_UTF8])
+def test_utf8_bytes_read_by_the_core_equal_the_python_path(
+    bom: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The core reads a UTF-8 file's bytes rather than the decoded text: same documents,
+    positions and resume points, across block boundaries inside characters, past undecodable
+    bytes (from there on the text is read, its offsets unknown) and from a resume point."""
+    native_mod.native()
+    from_bytes = []
+    read_bytes = sysmon_native.map_json_bytes
+
+    def counted(data: bytes, start: int) -> Any:
+        run = read_bytes(data, start)
+        from_bytes.append(len(run[3]))
+        return run
+
+    monkeypatch.setattr(sysmon_native, "map_json_bytes", counted)
+    data = bom + _utf8_lines()
+    assert len(data) > 10 * (1 << 16)
+    got, native_docs = _native_docs(read_json(io.BytesIO(data), "f", premapped=True))
+    want = _flatten(read_json(io.BytesIO(data), "f", premapped=False))
+    assert got == want
+    assert native_docs >= 290  # the lines before the undecodable ones, at least
+    assert 290 <= sum(from_bytes) < native_docs  # from the bytes until the undecodable line
+    assert [g[1] for g in got[:3]] == [len(bom) + len(x) + 1 for x in _cumulative(data[len(bom) :], 3)]
+    # resume after line 100 (its end offset), reading bytes from there on
+    stop = got[99][1]
+    tail = data[stop:]
+    got, native_docs = _native_docs(
+        read_json(io.BytesIO(tail), "f", start_offset=stop, start_line=101, codec="utf-8", premapped=True)
+    )
+    want = _flatten(
+        read_json(io.BytesIO(tail), "f", start_offset=stop, start_line=101, codec="utf-8", premapped=False)
+    )
+    assert got == want and got[0][0] == "line 101" and native_docs >= 190
+
+
+def _cumulative(data: bytes, n: int) -> list[bytes]:
+    """The first ``n`` prefixes of ``data`` that end just before a newline."""
+    out, at = [], 0
+    for _ in range(n):
+        at = data.index(b"\n", at + 1)
+        out.append(data[:at])
+    return out
 
 
 # --------------------------------------------------------------------------- random documents
