@@ -3,7 +3,8 @@
 //! keeps its first place and takes the last value), arrays are only known to be arrays (every
 //! rule that meets one leaves the line to Python or only asks whether it is empty… of text).
 //! The top level keeps each value as raw JSON (`Top`) and parses only the ones a rule reads:
-//! winlogbeat's `message`, `agent`… and NXLog's `Message` are scanned, never built.
+//! winlogbeat's `message`, `agent`… and NXLog's `Message` are scanned, never built; `winlog`
+//! (which every rule reads) is read with the line.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -14,6 +15,7 @@ use serde_json::value::RawValue;
 
 use crate::record::Str;
 
+#[derive(Clone)]
 pub enum V<'a> {
     Null,
     Bool(bool),
@@ -29,6 +31,7 @@ pub enum V<'a> {
 }
 
 /// An object, in document order, keys unique (dict semantics applied while reading).
+#[derive(Clone)]
 pub struct M<'a>(pub Vec<(Cow<'a, str>, V<'a>)>);
 
 impl<'a> M<'a> {
@@ -99,19 +102,49 @@ impl<'de: 'a, 'a> Deserialize<'de> for V<'a> {
     }
 }
 
-/// A top-level object whose values stay raw JSON until asked for.
-pub struct Top<'a>(pub Vec<(Cow<'a, str>, &'a RawValue)>);
+/// A top-level value: raw JSON, or (winlogbeat's `winlog`, the object every rule reads) read
+/// while the line is, so that it is not scanned twice.
+pub enum Slot<'a> {
+    Raw(&'a RawValue),
+    Parsed(V<'a>),
+}
+
+/// The top-level key read into a `V` as the line is parsed.
+pub const PARSED_KEY: &str = "winlog";
+
+/// A top-level object whose values stay raw JSON until asked for (but `PARSED_KEY`'s).
+pub struct Top<'a>(pub Vec<(Cow<'a, str>, Slot<'a>)>);
 
 impl<'a> Top<'a> {
-    pub fn raw(&self, key: &str) -> Option<&'a RawValue> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
-    }
     pub fn contains_key(&self, key: &str) -> bool {
         self.0.iter().any(|(k, _)| k == key)
     }
+    fn slot(&self, key: &str) -> Option<&Slot<'a>> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
     /// The value of `key` parsed (Ok(None) when absent).
     pub fn get(&self, key: &str) -> Result<Option<V<'a>>, serde_json::Error> {
-        self.raw(key).map(parse).transpose()
+        match self.slot(key) {
+            None => Ok(None),
+            Some(slot) => slot.value().map(Some),
+        }
+    }
+    /// The value of `PARSED_KEY`, as read with the line.
+    pub fn parsed(&self, key: &str) -> Option<&V<'a>> {
+        match self.slot(key) {
+            Some(Slot::Parsed(v)) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> Slot<'a> {
+    /// The value (parsed now if it is raw).
+    pub fn value(&self) -> Result<V<'a>, serde_json::Error> {
+        match self {
+            Slot::Raw(raw) => parse(raw),
+            Slot::Parsed(v) => Ok(v.clone()),
+        }
     }
 }
 
@@ -130,8 +163,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for Top<'a> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
                 let mut entries = Vec::with_capacity(m.size_hint().unwrap_or(32));
-                while let Some((k, v)) = m.next_entry::<Str<'de>, &'de RawValue>()? {
-                    put(&mut entries, k.0, v);
+                while let Some(k) = m.next_key::<Str<'de>>()? {
+                    let slot = if k.0 == PARSED_KEY {
+                        Slot::Parsed(m.next_value::<V<'de>>()?)
+                    } else {
+                        Slot::Raw(m.next_value::<&'de RawValue>()?)
+                    };
+                    put(&mut entries, k.0, slot);
                 }
                 Ok(Top(entries))
             }

@@ -400,13 +400,13 @@ fn map_nxlog(doc: &Top<'_>, psl: Option<&Arc<Psl>>) -> R<Line> {
     }
     let sysmon_event_type = doc.contains_key("EventTypeOrignal");
     let mut values: Vec<(&str, V<'_>)> = Vec::with_capacity(doc.0.len());
-    for (key, raw) in &doc.0 {
+    for (key, slot) in &doc.0 {
         let key = key.as_ref();
         let metadata = NXLOG_METADATA.contains(&key);
         if metadata && key != "EventType" {
             continue; // never parsed (NXLog's Message is the longest value)
         }
-        let value = crate::jv::parse(raw).map_err(|_| Fallback)?;
+        let value = slot.value().map_err(|_| Fallback)?;
         if metadata {
             let sysmon_type = matches!(&value, V::S(t) if !NXLOG_EVENT_TYPES.contains(&t.as_ref()));
             if !(sysmon_event_type || sysmon_type) {
@@ -481,8 +481,7 @@ fn other(provider: Cow<'_, str>) -> R<Line> {
 /// One document (its top level read, values still raw) → its document and `_id`, another
 /// provider's record, or Fallback (`event_from_document`).
 fn map_document(doc: &Top<'_>, psl: Option<&Arc<Psl>>) -> R<Line> {
-    let winlog_value = top_get(doc, "winlog")?;
-    let winlog = match &winlog_value {
+    let winlog = match doc.parsed(crate::jv::PARSED_KEY) {
         Some(V::O(w)) => w,
         _ => return map_nxlog(doc, psl),
     };
