@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import heapq
 import os
 import tempfile
 import threading
@@ -197,28 +198,29 @@ class CheckpointStore:
 
 class Watermark:
     """Contiguous acknowledgement per source: ``acked`` is the largest n such that items 1..n
-    are all acknowledged. Ranges may arrive in any order (thread-safe)."""
+    are all acknowledged. Ranges may arrive in any order and overlap (thread-safe).
+
+    The ranges above the watermark wait in a heap by their first item, so each one costs
+    O(log n) however many wait: with several requests in flight over a file of all channels,
+    thousands do (a range per stretch of Sysmon records, and one per stretch of other
+    providers' records between them)."""
 
     def __init__(self, start: int = 0) -> None:
         self.acked = start
-        self._pending: dict[int, int] = {}  # first → last of ranges above the watermark
+        self._pending: list[tuple[int, int]] = []  # (first, last) of ranges above the watermark
         self._lock = threading.Lock()
 
     def add(self, first: int, last: int) -> int:
         with self._lock:
             if last <= self.acked:
                 return self.acked
-            first = max(first, self.acked + 1)
-            self._pending[first] = max(last, self._pending.get(first, 0))
-            while True:
-                end = self._pending.pop(self.acked + 1, None)
-                if end is None:
-                    break
-                self.acked = max(self.acked, end)
-                for k in [k for k in self._pending if k <= self.acked + 1]:
-                    e = self._pending.pop(k)
-                    if e > self.acked:
-                        self._pending[self.acked + 1] = max(e, self._pending.get(self.acked + 1, 0))
+            if first > self.acked + 1:
+                heapq.heappush(self._pending, (first, last))
+                return self.acked
+            self.acked = last
+            pending = self._pending
+            while pending and pending[0][0] <= self.acked + 1:  # now contiguous (or covered)
+                self.acked = max(self.acked, heapq.heappop(pending)[1])
             return self.acked
 
     def add_all(self, ranges: Iterable[tuple[int, int]]) -> int:
