@@ -29,11 +29,12 @@ from __future__ import annotations
 import random
 import threading
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import repeat
+from itertools import accumulate, repeat
 from pathlib import Path
 from typing import IO, Any
 
@@ -212,23 +213,24 @@ class BulkSink:
                 index = f"{index_head}{month[:4]}.{month[5:7]}"
                 self.add_json(raw, index, doc_ids[k], (source, first_seq + k))
             return
-        sizes = [len(item) for item in items]
+        upto = list(accumulate(map(len, items), initial=0))  # bytes of items[:i]
         n, k = len(items), 0
         max_docs, max_bytes = self.opts.max_docs, self.opts.max_bytes
         while k < n:
             b = self._batch
             if not b.items:
                 b.started = time.monotonic()
-            j, total, room = k, b.nbytes, max_docs - len(b.acks)
-            while j < n and j - k < room and not ((b.items or j > k) and total + sizes[j] > max_bytes):
-                total += sizes[j]
-                j += 1
-            if j == k:  # the next document does not fit: this batch is full
-                self._submit()
-                continue
+            # the most items from k on that fit in this batch's bounds (one at least if it is empty)
+            last = min(n, k + max_docs - len(b.acks))
+            j = bisect_right(upto, max_bytes - b.nbytes + upto[k], k, last + 1) - 1
+            if j <= k:  # (below k: what the batch holds is already over the bound)
+                if b.items:  # the next document does not fit: this batch is full
+                    self._submit()
+                    continue
+                j = k + 1  # a document larger than the bound goes alone
             b.items.extend(items[k:j])
             b.acks.extend(zip(repeat(source), range(first_seq + k, first_seq + j)))
-            b.nbytes = total
+            b.nbytes += upto[j] - upto[k]
             k = j
             if len(b.acks) >= max_docs:
                 self._submit()

@@ -82,7 +82,11 @@ class ByteCounter:
 
 
 def decoded(
-    stream: IO[bytes], offset: int | None = 0, codec: str | None = None, tap: list[bytes] | None = None
+    stream: IO[bytes],
+    offset: int | None = 0,
+    codec: str | None = None,
+    tap: list[bytes] | None = None,
+    block_size: int = BLOCK_SIZE,
 ) -> tuple[Iterator[str], ByteCounter]:
     """The decoded blocks of ``stream`` and a byte counter for them. ``offset`` is where the
     stream is positioned in its file (None: not a file, such as standard input — no offsets);
@@ -92,8 +96,8 @@ def decoded(
     if codec is None:
         name, plain, bom = decoding(buffered.peek(4)[:4])
         counter = ByteCounter(None if offset is None else offset + bom, plain)
-        return text_blocks(buffered, codec=name, tap=tap), counter
-    return text_blocks(buffered, codec=codec, tap=tap), ByteCounter(offset, codec)
+        return text_blocks(buffered, block_size, name, tap), counter
+    return text_blocks(buffered, block_size, codec, tap), ByteCounter(offset, codec)
 
 
 def peekable(stream: IO[bytes]) -> io.BufferedReader:

@@ -53,6 +53,11 @@ from shipper.readers._common import (
 
 #: Largest single document accepted before the reader gives up on it and resyncs.
 MAX_DOCUMENT_CHARS = 16 * 1024 * 1024
+#: bytes read at a time: a native call maps what one block holds, so bigger blocks spread the
+#: per-call work of the reader, pipeline and sink over more documents (~500 winlogbeat lines)
+JSON_BLOCK_SIZE = 1 << 20
+#: characters of the decoded text handed to the core at once when it reads text, not bytes
+NATIVE_TEXT_WINDOW = 1 << 16
 
 _NEXT_ELEMENT = re.compile(r"\}\s*,\s*(?=\{)")
 
@@ -288,7 +293,7 @@ def read_json(
     # a UTF-8 file's bytes from offset raw_at (that of buf[0]), for the core to read instead of
     # a UTF-8 copy of buf (which a buffer with one character beyond ASCII costs)
     tap: list[bytes] | None = [] if core is not None and start_offset is not None else None
-    blocks, counter = decoded(stream, start_offset, codec, tap)
+    blocks, counter = decoded(stream, start_offset, codec, tap, JSON_BLOCK_SIZE)
     raw = b""
     raw_at = start_offset if tap is not None and counter.codec == "utf-8" else None
     line = start_line  # line number at buf[pos]
@@ -368,8 +373,8 @@ def read_json(
                 if raw_at is not None and counter.offset is not None and map_bytes is not None:
                     run = map_bytes(raw, counter.offset - raw_at)
                 else:
-                    try:
-                        run = map_lines(buf[pos:] if pos else buf, counter.width)
+                    try:  # (at most a window of the text: a copy per call)
+                        run = map_lines(buf[pos : pos + NATIVE_TEXT_WINDOW], counter.width)
                     except UnicodeEncodeError:  # lone surrogates: not text the core can borrow
                         run = None
                 if run is not None and run[5]:

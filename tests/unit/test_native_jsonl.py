@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from shipper import native as native_mod
 from shipper.pipeline import ItemRun, Stats, iter_documents, iter_runs
 from shipper.raw import MappedBatch, RawEvent, ReadError
+from shipper.readers import jsonl as jsonl_mod
 from shipper.readers.jsonl import NXLOG_EVENT_TYPES, NXLOG_METADATA, event_from_document, read_json
 from shipper.sysmon.ecs import to_ecs_and_id
 from shipper.sysmon.events import EVENTS
@@ -277,10 +278,12 @@ def _flatten(events: Iterator[RawEvent | MappedBatch | ReadError]) -> list[Any]:
     return out
 
 
+@pytest.mark.parametrize("block", [1 << 16, 1 << 20])
 def test_stream_without_offsets_and_small_blocks_equal_the_python_path(
-    monkeypatch: pytest.MonkeyPatch,
+    block: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Standard input (no byte offsets), and documents cut by the 64 KiB block boundary."""
+    """Standard input (no byte offsets), and documents cut by block boundaries."""
+    monkeypatch.setattr(jsonl_mod, "JSON_BLOCK_SIZE", block)
     text = "\n".join(_line(_wlb(i)) for i in range(400)) + "\n" + _mixed_text()
     data = text.encode()
     assert len(data) > 3 * (1 << 16)
@@ -314,9 +317,9 @@ def _native_docs(events: Iterator[RawEvent | MappedBatch | ReadError]) -> tuple[
     return _flatten(iter(events)), sum(len(e.docs) for e in events if isinstance(e, MappedBatch))
 
 
-@pytest.mark.parametrize("bom", [b"", codecs.BOM_UTF8])
+@pytest.mark.parametrize(("bom", "block"), [(b"", 1 << 16), (codecs.BOM_UTF8, 1 << 16), (b"", 1 << 20)])
 def test_utf8_bytes_read_by_the_core_equal_the_python_path(
-    bom: bytes, monkeypatch: pytest.MonkeyPatch
+    bom: bytes, block: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The core reads a UTF-8 file's bytes rather than the decoded text: same documents,
     positions and resume points, across block boundaries inside characters, past undecodable
@@ -331,6 +334,7 @@ def test_utf8_bytes_read_by_the_core_equal_the_python_path(
         return run
 
     monkeypatch.setattr(sysmon_native, "map_json_bytes", counted)
+    monkeypatch.setattr(jsonl_mod, "JSON_BLOCK_SIZE", block)
     data = bom + _utf8_lines()
     assert len(data) > 10 * (1 << 16)
     got, native_docs = _native_docs(read_json(io.BytesIO(data), "f", premapped=True))

@@ -9,7 +9,10 @@ import zipfile
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from shipper.raw import RawEvent, ReadError
+from shipper.readers import jsonl
 from shipper.readers.jsonl import read_json
 from tests.shared_data import otrf_manifest
 
@@ -200,8 +203,10 @@ def test_non_object_documents_are_errors() -> None:
     assert all(isinstance(ev, ReadError) for ev in got) and len(got) == 3
 
 
-def test_documents_spanning_read_blocks() -> None:
-    big = dict(NXLOG, Details="x" * 200_000)
+@pytest.mark.parametrize("block", [1 << 16, jsonl.JSON_BLOCK_SIZE])
+def test_documents_spanning_read_blocks(block: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jsonl, "JSON_BLOCK_SIZE", block)
+    big = dict(NXLOG, Details="x" * 2 * block)
     got = read("\n".join(json.dumps(big) for _ in range(3)))
     assert [ev.record_id for ev in got if isinstance(ev, RawEvent)] == [115295] * 3
     got = read(json.dumps([big, big], indent=1))

@@ -165,15 +165,28 @@ def _run_bodies(native: bool, docs: list[bytes], opts: BulkOptions) -> tuple[lis
     return items, sorted(acked)
 
 
+def _bodies_of(native: bool, docs: list[bytes], opts: BulkOptions) -> list[list[str]]:
+    """Per request, the _ids it carried."""
+    client = RecordingClient()
+    sink = BulkSink(client, options=opts)  # type: ignore[arg-type]
+    if not native:
+        sink._core = None
+    with sink:
+        sink.add_json_run(docs, [f"id-{i}" for i in range(len(docs))], "p-events-", "src", 1)
+    return [[a["create"]["_id"] for a, _ in _items(body)] for body in client.bodies]
+
+
 def test_native_runs_make_the_bodies_the_python_way_makes() -> None:
     """The core's bulk lines for a run (``bulk_lines``) are the sink's own, cut at the same
     bounds: indices by month, ids escaped, ``event.ingested`` first in ``event``."""
     pytest.importorskip("sysmon_native")
     docs = [_native_doc(i, "2024-03" if i % 3 else "2023-12") for i in range(250)]
+    docs[100] = docs[100].replace(b'"n":100', b'"n":100,"big":"' + b"x" * 12_000 + b'"')  # alone
     opts = BulkOptions(max_docs=40, max_bytes=9_000, in_flight=1)
     got, got_acks = _run_bodies(True, docs, opts)
     want, want_acks = _run_bodies(False, docs, opts)
     assert len(got) == 250 and got_acks == want_acks
+    assert _bodies_of(True, docs, opts) == _bodies_of(False, docs, opts)  # the same cuts
     assert sorted(seq for _, a, b in got_acks for seq in range(a, b + 1)) == list(range(1, 251))
     for (ga, gd), (wa, wd) in zip(got, want, strict=True):
         assert ga == wa
