@@ -89,3 +89,19 @@ def test_tally_is_a_plain_stats_to_its_readers() -> None:
     tally.sources += 1
     assert tally.as_dict()["sources"] == 2 and tally.as_dict()["records"] == 7
     assert tally.starts == [0, 7]
+
+
+def test_fewer_collections_while_shipping_and_as_before_after() -> None:
+    import gc
+
+    from shipper.ship import GC_YOUNG_THRESHOLD, fewer_collections
+
+    before = gc.get_threshold()
+    with fewer_collections():
+        assert gc.get_threshold()[0] == max(before[0], GC_YOUNG_THRESHOLD)
+        assert gc.get_freeze_count() > 0
+        cycle: list[object] = []
+        cycle.append(cycle)
+        del cycle
+        assert gc.collect() >= 1  # cycles are still collected
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
