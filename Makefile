@@ -30,6 +30,8 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 
 test: lint
+	@# the native core's own unit tests (escaping, counts, the JSON-lines rules), where it is built
+	@if command -v cargo >/dev/null 2>&1; then cd native && cargo test --release -q; fi
 	$(VENV)/bin/pytest -p no:cacheprovider
 
 unit: $(STAMP)

@@ -318,14 +318,14 @@ def read_json(
         buf = buf[pos:] + block
         pos = mark = 0
         if tap is not None:
-            fresh = b"".join(tap)
+            fresh = b"".join(tap) if raw_at is not None else b""
             tap.clear()
             at = counter.offset
             if raw_at is not None and at is not None:  # keep the bytes from buf[0] on
                 cut = at - raw_at
                 raw = raw[cut:] + fresh if cut <= len(raw) else fresh[cut - len(raw) :]
                 raw_at = at
-            else:  # offsets unknown from here (U+FFFD): the core reads buf
+            else:  # not UTF-8, or offsets unknown from here (U+FFFD): the core reads buf
                 raw, raw_at = b"", None
         return True
 
