@@ -26,6 +26,7 @@ from typing import Any, cast
 import orjson
 
 from shipper.errors import InputError
+from shipper.native import document_time
 from shipper.native import threads_started as native_threads_started
 from shipper.raw import MappedBatch, ReadError
 from shipper.readers.evtx import PREFETCH_AHEAD, drop_prefetched
@@ -34,6 +35,7 @@ from shipper.readers.registry import open_source
 from shipper.sysmon.ecs import error_document, to_ecs_and_id
 from shipper.sysmon.events import EVENTS
 from shipper.sysmon.psl import warm as warm_public_suffix_list
+from shipper.templates import index_suffix
 
 STDIN = "-"
 MAX_ERROR_SAMPLES = 50
@@ -231,13 +233,6 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
     return out
 
 
-def index_suffix(timestamp: str | None) -> str | None:
-    """``2024-03-05T…`` → ``2024.03`` (the monthly index of the event's own time)."""
-    if not timestamp or len(timestamp) < 7 or timestamp[4] != "-":
-        return None
-    return f"{timestamp[0:4]}.{timestamp[5:7]}"
-
-
 def _fallback_time(source: str) -> str:
     """The time for an error document with no event time of its own: the file's modification
     time (stable when the same file is shipped again), or now for standard input."""
@@ -267,52 +262,37 @@ def _locate(doc: dict[str, Any], source: str, where: str) -> None:
 
 def _counted_runs(rec: MappedBatch, source: str, seq: int, already: int, st: Stats) -> list[ItemRun]:
     """The records of ``rec`` (numbered after ``seq``) counted in ``st``, as runs of the
-    documents above ``already``: one run per stretch of consecutive records that are all
-    documents (the records of other providers between them are only counted)."""
+    documents above ``already``: one run per stretch of records between those of other
+    providers, which are only counted."""
     n = len(rec)
-    cut = min(max(already - seq, 0), n)
+    cut = min(max(already - seq, 0), n)  # records skipped
     st.records += n
-    if cut == n:
-        return []
-    slots: Sequence[int] = range(n)  # the record index of each document
-    if rec.others:
-        st.other_providers.update(provider for k, provider in rec.others if k >= cut)
-        taken = {k for k, _ in rec.others}
-        slots = [k for k in slots if k not in taken]
-    first = bisect_left(slots, cut)  # the first document above ``already``
-    eids = rec.event_ids[first:] if first else rec.event_ids
+    others = [k for k, _ in rec.others]  # their record indices, ascending
+    below = bisect_left(others, cut)  # others among the skipped records
+    st.other_providers.update(provider for _, provider in rec.others[below:])
+    eids = rec.event_ids[cut - below :] if cut else rec.event_ids
     st.sysmon_by_id.update(eids)  # (never a Counter cached: a parallel worker swaps them)
     if not EVENTS.keys() >= set(eids):
         st.unknown_ids.update(e for e in eids if e not in EVENTS)
     st.documents += len(eids)
     ends, end_lines = rec.end_offsets, rec.end_lines()
     runs: list[ItemRun] = []
-    d = first
-    while d < len(slots):
-        e = d + 1  # the stretch of documents d … e-1 on consecutive records
-        while e < len(slots) and slots[e] == slots[e - 1] + 1:
-            e += 1
-        lo, hi = slots[d], slots[e - 1] + 1  # its records
-        runs.append(
-            ItemRun(
-                source,
-                seq + lo + 1,
-                rec.docs[d:e] if d or e < len(slots) else rec.docs,
-                rec.doc_ids[d:e] if d or e < len(slots) else rec.doc_ids,
-                None if ends is None else ends[lo:hi],
-                None if end_lines is None else end_lines[lo:hi],
+    lo, skipped = cut, below  # the stretch's first record; others before it
+    for hi in [*others[below:], n]:
+        if hi > lo:  # records lo … hi-1, documents lo-skipped … hi-skipped-1
+            whole = lo == 0 and hi == n
+            runs.append(
+                ItemRun(
+                    source,
+                    seq + lo + 1,
+                    rec.docs if whole else rec.docs[lo - skipped : hi - skipped],
+                    rec.doc_ids if whole else rec.doc_ids[lo - skipped : hi - skipped],
+                    None if ends is None else ends[lo:hi],
+                    None if end_lines is None else end_lines[lo:hi],
+                )
             )
-        )
-        d = e
+        lo, skipped = hi + 1, skipped + 1
     return runs
-
-
-def _native_time(doc_json: bytes) -> str:
-    """The ``@timestamp`` of a native document: it starts ``{"@timestamp":"yyyy-MM-ddT…SSSZ",``
-    (see native/); decoded only if not."""
-    if doc_json[39:41] == b'",':
-        return doc_json[15:39].decode()
-    return str(orjson.loads(doc_json)["@timestamp"])
 
 
 def _error_id(err: ReadError) -> str:
@@ -440,7 +420,7 @@ def _source_items(
             base, seq = seq, seq + len(rec)
             if not runs_of:
                 continue
-            last_time = _native_time(runs_of[-1].docs[-1])
+            last_time = document_time(runs_of[-1].docs[-1])
             if runs:
                 yield from runs_of
                 continue
@@ -451,11 +431,10 @@ def _source_items(
                 ends: list[int | None] = [*run.end_offsets] if run.end_offsets is not None else nothing
                 end_lines: list[int | None] = [*run.end_lines] if run.end_lines is not None else nothing
                 for k, raw in enumerate(run.docs):
-                    stamp = _native_time(raw)
                     yield Item(
                         None,
                         run.doc_ids[k],
-                        f"{stamp[0:4]}.{stamp[5:7]}",
+                        index_suffix(document_time(raw)) or "unknown",
                         source,
                         run.first_seq + k,
                         positions[at + k],

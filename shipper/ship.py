@@ -72,12 +72,24 @@ class _Source:
     saved_done: bool = False
     #: resume point ``(offset, line, seq)`` at or below the watermark (None: from the start)
     point: tuple[int, int, int] | None = None
-    #: ``(seq, offset, line)`` of documents sent with a known end offset, not yet under ``point``
-    ends: deque[tuple[int, int, int]] = field(default_factory=deque)
+    #: ``(first seq, end offsets, end lines)`` of runs of documents sent with known end offsets
+    #: (a document sent alone is a run of one), not yet wholly under ``point``
+    ends: deque[tuple[int, list[int], list[int]]] = field(default_factory=deque)
 
     @property
     def done(self) -> bool:
         return self.total is not None and self.mark.acked >= self.total
+
+    def advance_point(self, acked: int) -> None:
+        """``point`` := the end of the last document sent at or below ``acked``."""
+        ends = self.ends
+        while ends and ends[0][0] <= acked:
+            first, offsets, lines = ends[0]
+            k = min(acked - first, len(offsets) - 1)
+            self.point = (offsets[k], lines[k], first + k)
+            if k < len(offsets) - 1:
+                return  # the rest of the run is above the watermark
+            ends.popleft()
 
 
 @dataclass
@@ -295,9 +307,7 @@ class Shipper:
             done = st.done
             if acked == st.saved_acked and done == st.saved_done:
                 return
-            while st.ends and st.ends[0][0] <= acked:
-                seq, offset, line = st.ends.popleft()
-                st.point = (offset, line, seq)
+            st.advance_point(acked)
             cp = replace(st.checkpoint, acked=acked, done=done)
             if st.point is not None:
                 offset, line, seq = st.point
@@ -520,8 +530,7 @@ class Shipper:
     def _send_run(self, run: ItemRun, st: _Source) -> None:
         ends, end_lines = run.end_offsets, run.end_lines
         if ends is not None and end_lines is not None and run.source != STDIN:
-            first = run.first_seq
-            st.ends.extend(zip(range(first, first + len(run)), ends, end_lines, strict=True))
+            st.ends.append((run.first_seq, ends, end_lines))
             self._read_points[run.source] = (ends[-1], end_lines[-1], run.last_seq)
         self.sink.add_json_run(run.docs, run.doc_ids, self._index_head, run.source, run.first_seq)
 
@@ -533,7 +542,7 @@ class Shipper:
             and item.source != STDIN
         ):
             # before the sink may acknowledge it (from another thread)
-            st.ends.append((item.seq, item.end_offset, item.end_line))
+            st.ends.append((item.seq, [item.end_offset], [item.end_line]))
             self._read_points[item.source] = (item.end_offset, item.end_line, item.seq)
         index = events_index(self.cfg.index_prefix, item.index_suffix)
         if item.doc_json is not None:

@@ -44,7 +44,8 @@ from elastic_transport import ConnectionTimeout, TlsError
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
 
 from shipper.errors import ClusterError
-from shipper.native import native
+from shipper.native import document_time, native, native_head
+from shipper.templates import index_suffix
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 AckRange = tuple[str, int, int]
@@ -85,9 +86,7 @@ class _Batch:
     started: float = 0.0
 
 
-_NATIVE_HEAD = b'{"@timestamp":"'
 _LINE = orjson.OPT_APPEND_NEWLINE
-_NATIVE_EVENT = b'","event":{'
 
 
 _NOW: list[Any] = [-1, "", b""]  # (millisecond, its ISO string, as bytes): formatted once per ms
@@ -102,11 +101,6 @@ def _now() -> list[Any]:
         cached = [ms, text, text.encode()]
         globals()["_NOW"] = cached  # one list swapped whole: a reader never sees a mixed pair
     return cached
-
-
-def _native_head(doc_json: bytes) -> bool:
-    """Whether ``doc_json`` starts as every native document does (see :meth:`BulkSink.add_json`)."""
-    return doc_json[:15] == _NATIVE_HEAD and doc_json[39:50] == _NATIVE_EVENT
 
 
 def _stamped(doc_json: bytes, now: bytes) -> bytes:
@@ -180,7 +174,7 @@ class BulkSink:
         """:meth:`add` for a document already serialised by the native core, which always
         starts ``{"@timestamp":"<24 characters>","event":{``: ``event.ingested`` is spliced in
         without decoding it (any other document is decoded and queued by :meth:`add`)."""
-        if not _native_head(doc_json):
+        if not native_head(doc_json):
             self.add(orjson.loads(doc_json), index, doc_id, ack)
             return
         self._raise_if_failed()
@@ -205,12 +199,7 @@ class BulkSink:
             items = self._core.bulk_lines(docs, doc_ids, index_head, now)
         if items is None:  # no core, or not all native documents: one by one, the careful way
             for k, raw in enumerate(docs):
-                if _native_head(raw):
-                    month = raw[15:22].decode()
-                else:
-                    doc = orjson.loads(raw)
-                    month = str(doc.get("@timestamp", ""))[:7]
-                index = f"{index_head}{month[:4]}.{month[5:7]}"
+                index = index_head + (index_suffix(document_time(raw)) or "unknown")
                 self.add_json(raw, index, doc_ids[k], (source, first_seq + k))
             return
         upto = list(accumulate(map(len, items), initial=0))  # bytes of items[:i]

@@ -234,6 +234,13 @@ def events_index(prefix: str, suffix: str) -> str:
     return f"{prefix}-events-{suffix}"
 
 
+def index_suffix(timestamp: str | None) -> str | None:
+    """``2024-03-05T…`` → ``2024.03`` (the monthly index of the event's own time)."""
+    if not timestamp or len(timestamp) < 7 or timestamp[4] != "-":
+        return None
+    return f"{timestamp[0:4]}.{timestamp[5:7]}"
+
+
 # --------------------------------------------------------------------------------------------
 # installing
 

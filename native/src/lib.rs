@@ -286,42 +286,64 @@ type LinesRun = (
     Py<PyList>,
     Py<PyList>,
     Py<PyList>,
-    Py<PyList>,
+    Py<PyAny>,
     Py<PyList>,
 );
 
 /// The winlogbeat / NXLog lines at the start of `text` read (see `wlb::map_lines`), `width`
-/// the file's code unit in bytes: `(chars, event_ids, record_ids, docs, doc_ids, start_lines,
-/// end_bytes, others)` — the characters consumed; per document (Sysmon record) its values;
-/// per record (line) the line (counted from 0 at the start of `text`) it starts on and the
-/// codec bytes from the start of `text` to just past its newline (the last is what was
-/// consumed); and `(record index, provider)` of each record of another provider.
+/// the file's code unit in bytes, `text` starting on line `first_line` of its file and at byte
+/// `offset` (None: not known): `(chars, event_ids, record_ids, docs, doc_ids, start_lines,
+/// end_offsets, others)` — the characters consumed; per document (Sysmon record) its values;
+/// per record (line) the line it starts on and the file offset just past its newline (None
+/// without `offset`; the last is where the text consumed ends); and `(record index,
+/// provider)` of each record of another provider.
 #[pyfunction]
-fn map_json_lines(py: Python<'_>, text: &str, width: usize) -> PyResult<LinesRun> {
+fn map_json_lines(
+    py: Python<'_>,
+    text: &str,
+    width: usize,
+    first_line: usize,
+    offset: Option<usize>,
+) -> PyResult<LinesRun> {
     let psl = current_psl();
     let run = py.detach(|| wlb::map_lines(text, width, psl.as_ref()));
-    lines_run(py, &run)
+    lines_run(py, &run, first_line, offset)
 }
 
 /// `map_json_lines` on the bytes of a UTF-8 file from `data[start]` (see `wlb::map_bytes`):
 /// the same values, `chars` the characters the decoded text of what was consumed has.
 #[pyfunction]
-fn map_json_bytes(py: Python<'_>, data: &[u8], start: usize) -> PyResult<LinesRun> {
+fn map_json_bytes(
+    py: Python<'_>,
+    data: &[u8],
+    start: usize,
+    first_line: usize,
+    offset: Option<usize>,
+) -> PyResult<LinesRun> {
     let psl = current_psl();
     let run = py.detach(|| wlb::map_bytes(data, start, psl.as_ref()));
-    lines_run(py, &run)
+    lines_run(py, &run, first_line, offset)
 }
 
-fn lines_run(py: Python<'_>, run: &wlb::Run) -> PyResult<LinesRun> {
+fn lines_run(
+    py: Python<'_>,
+    run: &wlb::Run,
+    first_line: usize,
+    offset: Option<usize>,
+) -> PyResult<LinesRun> {
     let m = &run.mapped;
+    let ends = match offset {
+        Some(at) => PyList::new(py, run.ends.iter().map(|e| at + e.1))?.into_any(),
+        None => py.None().into_bound(py),
+    };
     Ok((
         run.chars,
         PyList::new(py, m.iter().map(|x| x.event_id))?.unbind(),
         PyList::new(py, m.iter().map(|x| x.record_id))?.unbind(),
         PyList::new(py, m.iter().map(|x| PyBytes::new(py, &x.doc)))?.unbind(),
         PyList::new(py, m.iter().map(|x| x.doc_id.as_str()))?.unbind(),
-        PyList::new(py, run.ends.iter().map(|e| e.0))?.unbind(),
-        PyList::new(py, run.ends.iter().map(|e| e.1))?.unbind(),
+        PyList::new(py, run.ends.iter().map(|e| first_line + e.0))?.unbind(),
+        ends.unbind(),
         PyList::new(py, run.others.iter().map(|(k, p)| (*k, p.as_str())))?.unbind(),
     ))
 }

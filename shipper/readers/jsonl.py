@@ -370,32 +370,23 @@ def read_json(
             elif map_lines is not None and newline >= 0:  # this line and the next, natively
                 counter.advance(buf[mark:pos])
                 mark = pos
-                if raw_at is not None and counter.offset is not None and map_bytes is not None:
-                    run = map_bytes(raw, counter.offset - raw_at)
+                at = counter.offset
+                if raw_at is not None and at is not None and map_bytes is not None:
+                    run = map_bytes(raw, at - raw_at, line, at)
                 else:
                     try:  # (at most a window of the text: a copy per call)
-                        run = map_lines(buf[pos : pos + NATIVE_TEXT_WINDOW], counter.width)
+                        run = map_lines(buf[pos : pos + NATIVE_TEXT_WINDOW], counter.width, line, at)
                     except UnicodeEncodeError:  # lone surrogates: not text the core can borrow
                         run = None
                 if run is not None and run[5]:
                     misses = 0
                     chars, eids, rids, docs, ids, starts, ends, others = run
-                    base = counter.offset
-                    yield MappedBatch(
-                        eids,
-                        docs,
-                        ids,
-                        rids,
-                        source,
-                        [line + k for k in starts],
-                        None if base is None else [base + e for e in ends],
-                        others,
-                    )
+                    yield MappedBatch(eids, docs, ids, rids, source, starts, ends, others)
                     pos += chars
                     mark = pos
-                    line += starts[-1] + 1  # the run ends just past its last line's newline
-                    if base is not None:
-                        counter.offset = base + ends[-1]
+                    line = starts[-1] + 1  # the run ends just past its last line's newline
+                    if ends is not None:
+                        counter.offset = ends[-1]
                     continue
                 # a line the core leaves to this reader (an odd shape, a value it does not
                 # reproduce): back off on a run of them, so a file the core cannot map costs little

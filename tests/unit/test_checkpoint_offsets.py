@@ -85,3 +85,25 @@ def test_stale_temporary_checkpoints_are_removed_fresh_ones_kept(tmp_path: Path)
     os.utime(stale, (old, old))
     CheckpointStore(tmp_path)
     assert not stale.exists() and fresh.exists()
+
+
+def test_resume_point_is_the_last_document_under_the_watermark() -> None:
+    """Resume points are kept per run of documents (one per document sent alone); the point
+    is the end of the last document at or below the watermark, within a run too."""
+    from shipper.checkpoint import Checkpoint, Watermark
+    from shipper.ship import _Source
+
+    st = _Source("f", Checkpoint(path="f", size=0, mtime_ns=0, inode=0, device=0), Watermark())
+    st.ends.append((1, [10, 20, 30], [2, 3, 4]))  # records 1-3
+    st.ends.append((5, [50], [6]))  # record 5 alone (4 made no document)
+    st.ends.append((6, [60, 70], [7, 8]))
+    st.advance_point(0)
+    assert st.point is None
+    st.advance_point(2)
+    assert st.point == (20, 3, 2) and len(st.ends) == 3  # inside the first run
+    st.advance_point(4)
+    assert st.point == (30, 4, 3) and len(st.ends) == 2  # record 4 has no end of its own
+    st.advance_point(6)
+    assert st.point == (60, 7, 6) and len(st.ends) == 1
+    st.advance_point(100)
+    assert st.point == (70, 8, 7) and not st.ends

@@ -328,8 +328,8 @@ def test_utf8_bytes_read_by_the_core_equal_the_python_path(
     from_bytes = []
     read_bytes = sysmon_native.map_json_bytes
 
-    def counted(data: bytes, start: int) -> Any:
-        run = read_bytes(data, start)
+    def counted(data: bytes, start: int, line: int, offset: int | None) -> Any:
+        run = read_bytes(data, start, line, offset)
         from_bytes.append(len(run[3]))
         return run
 
