@@ -1,4 +1,4 @@
-"""A real Elasticsearch node for integration tests.
+"""A real Elasticsearch node for integration tests and the fault suite.
 
 ``ES_URL`` set: tests use that cluster. Otherwise the session starts its own node with
 ``devtools.es`` (fetched with Maven on first use) and stops it at the end. A test that cannot get
@@ -45,11 +45,23 @@ SECURE_USERS = {
 }
 
 
+_HERE = os.path.dirname(__file__)
+_INTEGRATION = os.path.join(_HERE, "integration") + os.sep
+_FAULTS = os.path.join(_HERE, "faults") + os.sep
+# Every probe in tests/faults/ is bounded in time, whatever it waits on.
+FAULT_TIMEOUT_S = 300
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = os.path.dirname(__file__)
     for item in items:
-        if str(item.fspath).startswith(here):
+        path = str(item.fspath)
+        if path.startswith(_INTEGRATION):
             item.add_marker(pytest.mark.integration)
+        elif path.startswith(_FAULTS):
+            item.add_marker(pytest.mark.integration)
+            item.add_marker(pytest.mark.faults)
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(FAULT_TIMEOUT_S))
 
 
 @pytest.fixture(scope="session")
