@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,78 +15,13 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from shipper.es import ClusterSettings
-
-SHIP = [sys.executable, "-c", "from shipper.cli import main; main()"]
-EVENTS = 20_000
-
-
-def _env(url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ES_")}
-    env["ES_URL"] = url
-    return env
-
-
-def ship_args(prefix: str, state: Path, *inputs: str) -> list[str]:
-    return [*SHIP, "ship", *inputs, "--index-prefix", prefix, "--state-dir", str(state), "--json"]
-
-
-def run(args: list[str], url: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(args, env=_env(url), capture_output=True, text=True, check=False)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{args} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def count(es: Elasticsearch, prefix: str) -> int:
-    es.options(ignore_status=404).indices.refresh(index=f"{prefix}-events*")
-    resp = es.options(ignore_status=404).count(index=f"{prefix}-events")
-    return int(resp.get("count", 0))
-
-
-def acked(state: Path) -> int:
-    """Acknowledged records in the committed checkpoints (not the shipper's half-written
-    ``.tmp-*.json`` files, which a kill may leave unrenamed)."""
-    total = 0
-    for f in (state / "checkpoints").glob("*.json"):
-        if f.name.startswith("."):
-            continue
-        try:
-            total += json.loads(f.read_text())["acked"]
-        except (ValueError, KeyError, OSError):
-            pass
-    return total
-
-
-def wait_for(cond: Any, timeout: float = 120.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
+from tests.shipping import EVENTS, SHIP, Proxy, acked, count, generate_day, run, ship_args, wait_for
+from tests.shipping import env_for as _env
 
 
 @pytest.fixture(scope="module")
 def day(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("day")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "samples",
-            "generate",
-            "--out",
-            str(out),
-            "--events",
-            str(EVENTS),
-            "--seed",
-            "11",
-            "--forms",
-            "winlogbeat",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return out / "winlogbeat.ndjson"
+    return generate_day(tmp_path_factory.mktemp("day"))
 
 
 @pytest.fixture
@@ -116,72 +48,6 @@ def test_sigkill_halfway_then_rerun_gives_exact_counts(
     assert second["documents"] == EVENTS - resume_at
     assert second["shipped"] + second["duplicates"] == EVENTS - resume_at
     assert count(es, ready) == EVENTS
-
-
-class Proxy:
-    """A TCP proxy on 127.0.0.1 that can be taken down (listener closed, connections cut) and up."""
-
-    def __init__(self, target: tuple[str, int]) -> None:
-        self.target = target
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._server: socket.socket | None = None
-        self.forwarded = 0
-
-    def up(self) -> None:
-        srv = socket.socket()
-        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind(("127.0.0.1", self.port))
-        srv.listen(64)
-        self._server = srv
-        threading.Thread(target=self._accept, args=(srv,), daemon=True).start()
-
-    def down(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        with self._lock:
-            for c in self._conns:
-                try:
-                    c.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                c.close()
-            self._conns.clear()
-
-    def _accept(self, srv: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = srv.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    def _pipe(self, a: socket.socket, b: socket.socket) -> None:
-        try:
-            while data := a.recv(65536):
-                b.sendall(data)
-                self.forwarded += len(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                try:
-                    s.close()
-                except OSError:
-                    pass
 
 
 def test_node_unavailable_halfway_retries_and_completes(
