@@ -80,6 +80,26 @@ def rule_doc(rule: Rule) -> dict[str, Any]:
         d["reference"] = list(rule.references)
     if rule.tags:
         d["tags"] = list(rule.tags)
+    if rule.sigma is not None:
+        meta = rule.sigma
+        d.update(ruleset="sigma", uuid=meta.uuid, version=meta.modified or meta.date or "1")
+        if meta.author:
+            d["author"] = [a.strip() for a in meta.author.split(",") if a.strip()]
+        if meta.license:
+            d["license"] = meta.license
+    return d
+
+
+def sigma_doc(rule: Rule) -> dict[str, Any] | None:
+    """``sigma.*`` of an alert: what ECS has no field for (status, level, false positives)."""
+    meta = rule.sigma
+    if meta is None:
+        return None
+    d: dict[str, Any] = {"level": meta.level, "logsource": dict(meta.logsource)}
+    if meta.status:
+        d["status"] = meta.status
+    if meta.false_positives:
+        d["false_positives"] = list(meta.false_positives)
     return d
 
 
@@ -122,7 +142,7 @@ def base_alert(rule: Rule, now: datetime, aid: str) -> dict[str, Any]:
             "type": rule.type,
         },
         "ecs": {"version": "8.17.0"},
-    }
+    } | ({"sigma": sigma} if (sigma := sigma_doc(rule)) is not None else {})
 
 
 def copy_fields(rule: Rule, src: dict[str, Any], into: dict[str, Any]) -> None:

@@ -169,6 +169,25 @@ PARAMS: dict[str, type[Any]] = {
 
 
 @dataclass(frozen=True, slots=True)
+class SigmaMeta:
+    """What a rule converted from Sigma keeps of its source (``rule.*`` and ``sigma.*`` of its
+    alerts)."""
+
+    uuid: str
+    title: str
+    level: str
+    status: str | None = None
+    author: str | None = None
+    date: str | None = None
+    modified: str | None = None
+    license: str | None = None
+    false_positives: tuple[str, ...] = ()
+    logsource: tuple[tuple[str, str], ...] = ()
+    #: the Lucene query as converted, before the event codes were added
+    query: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     id: str
     name: str
@@ -189,6 +208,7 @@ class Rule:
     version: int = 1
     tags: tuple[str, ...] = ()
     builtin: bool = False
+    sigma: SigmaMeta | None = None
     #: top-level key → line of the rule file (for errors found when the rule runs)
     lines: dict[str, int] = field(default_factory=dict, compare=False)
 

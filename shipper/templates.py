@@ -10,6 +10,8 @@ the two agree, so every field the mapper emits is mapped explicitly:
 - ``winlog.event_data`` is the one dynamic object, and a dynamic template maps every value under
   it as ``keyword`` — whatever its JSON type, so no EventData name can create a conflict;
 - paths and command lines are ``keyword`` + ``.text`` + ``.caseless`` (lower-case normaliser);
+  the other keywords Sigma compares case-insensitively (``CASELESS_ONLY_PATHS``) and every
+  ``winlog.event_data`` value get ``.caseless`` alone;
 - keywords ignore values above 8191 characters (Lucene's 32 KiB term limit) rather than reject
   the document; ``event.original`` is stored, not indexed.
 
@@ -55,7 +57,10 @@ def mappings_dir() -> Path:
 # generation from the mapper's field table
 
 
-def _leaf(dotted: str, es_type: str, multi: frozenset[str]) -> dict[str, Any]:
+CASELESS: Final = {"type": "keyword", "normalizer": NORMALIZER, "ignore_above": KEYWORD_IGNORE_ABOVE}
+
+
+def _leaf(dotted: str, es_type: str, multi: frozenset[str], caseless: frozenset[str]) -> dict[str, Any]:
     if dotted == "event.original":
         return {"type": "keyword", "index": False, "doc_values": False}
     if es_type in ("match_only_text", "text"):
@@ -63,14 +68,9 @@ def _leaf(dotted: str, es_type: str, multi: frozenset[str]) -> dict[str, Any]:
     if es_type == "keyword":
         spec: dict[str, Any] = {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE}
         if dotted in multi:
-            spec["fields"] = {
-                "text": {"type": "text"},
-                "caseless": {
-                    "type": "keyword",
-                    "normalizer": NORMALIZER,
-                    "ignore_above": KEYWORD_IGNORE_ABOVE,
-                },
-            }
+            spec["fields"] = {"text": {"type": "text"}, "caseless": dict(CASELESS)}
+        elif dotted in caseless:
+            spec["fields"] = {"caseless": dict(CASELESS)}
         return spec
     if es_type in ("long", "date", "ip", "boolean"):
         return {"type": es_type}
@@ -79,7 +79,7 @@ def _leaf(dotted: str, es_type: str, multi: frozenset[str]) -> dict[str, Any]:
 
 def generate_mappings() -> dict[str, Any]:
     """The ``mappings`` component template body, built from ``EMITTED_FIELDS``."""
-    from shipper.sysmon.fields import EMITTED_FIELDS, MULTI_FIELD_PATHS
+    from shipper.sysmon.fields import CASELESS_ONLY_PATHS, EMITTED_FIELDS, MULTI_FIELD_PATHS
 
     fields: dict[str, str] = dict(EMITTED_FIELDS)
     fields["event.ingested"] = "date"  # set by the sink on every document
@@ -94,7 +94,7 @@ def generate_mappings() -> dict[str, Any]:
         if parts[-1] == "*":
             # winlog.event_data.*: an object whose every subfield is a keyword (dynamic template)
             continue
-        node[parts[-1]] = _leaf(dotted, es_type, MULTI_FIELD_PATHS)
+        node[parts[-1]] = _leaf(dotted, es_type, MULTI_FIELD_PATHS, CASELESS_ONLY_PATHS)
     winlog = props["winlog"]["properties"]
     winlog["event_data"] = {"type": "object", "dynamic": True}
     return {
@@ -115,7 +115,11 @@ def generate_mappings() -> dict[str, Any]:
                         "winlog_event_data_as_keyword": {
                             "path_match": "winlog.event_data.*",
                             "match_mapping_type": "*",
-                            "mapping": {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE},
+                            "mapping": {
+                                "type": "keyword",
+                                "ignore_above": KEYWORD_IGNORE_ABOVE,
+                                "fields": {"caseless": dict(CASELESS)},
+                            },
                         }
                     }
                 ],

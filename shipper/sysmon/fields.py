@@ -163,3 +163,38 @@ MULTI_FIELD_PATHS: Final = frozenset(
         "dns.question.name",
     }
 )
+
+#: Keywords Sigma rules compare case-insensitively that are not paths: a ``.caseless`` multi-field
+#: only (``detectors.sigma``). Every ``winlog.event_data`` value gets one too (dynamic template).
+CASELESS_ONLY_PATHS: Final = frozenset(
+    {
+        "process.pe.original_file_name",
+        "process.pe.company",
+        "process.pe.description",
+        "process.pe.file_version",
+        "process.pe.product",
+        "file.pe.original_file_name",
+        "file.pe.company",
+        "file.pe.description",
+        "file.pe.file_version",
+        "file.pe.product",
+        "file.name",
+        "file.code_signature.subject_name",
+        "file.code_signature.status",
+        "network.transport",
+        "network.protocol",
+        "source.domain",
+        "destination.domain",
+        "registry.data.strings",
+        "user.name",
+        "user.domain",
+        "process.parent.user.name",
+        "process.parent.user.domain",
+        "winlog.provider_name",
+        "winlog.channel",
+        "host.name",
+        "rule.name",
+    }
+)
+#: Every field with a ``.caseless`` multi-field.
+CASELESS_PATHS: Final = MULTI_FIELD_PATHS | CASELESS_ONLY_PATHS

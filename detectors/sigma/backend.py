@@ -1,0 +1,100 @@
+"""pySigma's Lucene backend, with two changes for our documents: case-insensitive strings go to
+the ``.caseless`` multi-field (a lower-case normaliser, which also normalises wildcard and prefix
+terms), lower-cased; and regular expressions are rewritten for Lucene
+(:func:`detectors.sigma.lucene.lucene_regex`)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, ClassVar
+
+from sigma.backends.elasticsearch.elasticsearch_lucene import LuceneBackend
+from sigma.conditions import ConditionFieldEqualsValueExpression, ConditionOR
+from sigma.conversion.state import ConversionState
+from sigma.processing.pipeline import ProcessingPipeline
+from sigma.types import (
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaExpansion,
+    SigmaRegularExpression,
+    SigmaRegularExpressionFlag,
+    SigmaString,
+    SpecialChars,
+)
+
+from detectors.sigma.errors import CannotFire
+from detectors.sigma.lucene import lucene_regex, split_flags
+from detectors.sigma.pipeline import sysmon_pipeline
+from shipper.sysmon.fields import CASELESS_PATHS, EMITTED_FIELDS
+
+CASELESS_SUFFIX = ".caseless"
+_EVENT_DATA = "winlog.event_data."
+_IP_FIELDS = frozenset(f for f, t in EMITTED_FIELDS.items() if t == "ip")
+
+
+def has_caseless(field: str) -> bool:
+    return field in CASELESS_PATHS or field.startswith(_EVENT_DATA)
+
+
+def _ip_prefix(field: str, value: SigmaString) -> SigmaCIDRExpression:
+    """``DestinationIp|startswith: '10.'`` → ``10.0.0.0/8``: an ip field holds no text."""
+    parts = value.s
+    text = parts[0] if parts and isinstance(parts[0], str) else ""
+    rest = parts[1:]
+    if not (rest == [SpecialChars.WILDCARD_MULTI] and text.endswith(".")):
+        raise CannotFire(
+            f"{field} is an ip field: only whole-octet prefixes of IPv4 addresses become CIDRs ({value})"
+        )
+    octets = text.rstrip(".").split(".")
+    try:
+        network = ipaddress.ip_network(
+            ".".join([*octets, *["0"] * (4 - len(octets))]) + f"/{8 * len(octets)}"
+        )
+    except ValueError as exc:
+        raise CannotFire(f"{field}: {value} is not an IPv4 prefix") from exc
+    return SigmaCIDRExpression(str(network))
+
+
+class SysmonLuceneBackend(LuceneBackend):
+    """Lucene queries for the documents our shipper writes."""
+
+    name: ClassVar[str] = "sysmon-detect Lucene"
+
+    def __init__(self, processing_pipeline: ProcessingPipeline | None = None, **kwargs: Any) -> None:
+        super().__init__(processing_pipeline or sysmon_pipeline(), collect_errors=True, **kwargs)
+
+    def convert_condition_field_eq_val(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> Any:
+        value = cond.value
+        field = cond.field
+        if field in _IP_FIELDS and isinstance(value, SigmaString) and value.contains_special():
+            cond.value = _ip_prefix(field, value)
+        elif (
+            isinstance(value, SigmaString) and not isinstance(value, SigmaCasedString) and has_caseless(field)
+        ):
+            cond.field = field + CASELESS_SUFFIX
+            cond.value = value.lower()
+        elif isinstance(value, SigmaRegularExpression):
+            pattern, inline = split_flags(str(value.regexp))
+            ignore_case = inline or SigmaRegularExpressionFlag.IGNORECASE in value.flags
+            if ignore_case and has_caseless(field):
+                cond.field = field + CASELESS_SUFFIX
+            elif ignore_case:
+                raise CannotFire(f"{field} has no case-insensitive form for a |re|i match")
+            cond.value = SigmaRegularExpression(lucene_regex(pattern, ignore_case=ignore_case))
+        return super().convert_condition_field_eq_val(cond, state)
+
+    def decide_convert_condition_as_in_expression(self, cond: Any, state: ConversionState) -> bool:
+        # lists go through convert_condition_field_eq_val one by one, so each value is adjusted
+        return False
+
+    def convert_condition_field_eq_expansion(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> Any:
+        # |windash and |base64offset: each variant on its own, OR-ed (the stock backend passes
+        # the expansion itself on when it does not build an "in" list)
+        expansion = cond.value
+        assert isinstance(expansion, SigmaExpansion)
+        variants = [ConditionFieldEqualsValueExpression(cond.field, v) for v in expansion.values]
+        return self.convert_condition_or(ConditionOR(variants, cond.source), state)  # type: ignore[arg-type]
