@@ -28,3 +28,7 @@ _register_detector_commands(main)
 from detectors.kibana import kibana  # noqa: E402
 
 main.add_command(kibana)
+
+from detectors.sigma.cli import sigma_group  # noqa: E402
+
+main.add_command(sigma_group)

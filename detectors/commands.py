@@ -16,6 +16,7 @@ import orjson
 
 from detectors.loader import RuleError, format_duration, load_rules, rule_dirs
 from detectors.model import Rule
+from detectors.sigma.options import SigmaArgs, selected_rules, sigma_options
 from shipper.errors import SysmonError
 
 PREFIX_ENV = "SYSMON_INDEX_PREFIX"
@@ -40,10 +41,25 @@ def _prefix(prefix: str | None) -> str:
     return prefix or os.environ.get(PREFIX_ENV) or "sysmon"
 
 
-def _load(rules_dirs: Sequence[str], no_builtin: bool = False) -> tuple[list[Rule], list[RuleError]]:
+def _load(
+    rules_dirs: Sequence[str], no_builtin: bool = False, sigma: SigmaArgs | None = None
+) -> tuple[list[Rule], list[RuleError]]:
     dirs = rule_dirs(rules_dirs, builtin=not no_builtin)
     res = load_rules(dirs)
-    return list(res.rules), list(res.errors)
+    rules, errors = list(res.rules), list(res.errors)
+    if sigma is not None:
+        taken = {r.id: r for r in rules}
+        for r in selected_rules(sigma):
+            if r.id in taken:
+                errors.append(
+                    RuleError(
+                        f"duplicate rule id {r.id!r} (also in {taken[r.id].where})", path=r.where.path, line=1
+                    )
+                )
+                continue
+            taken[r.id] = r
+            rules.append(r)
+    return rules, errors
 
 
 rules_dir_option = click.option(
@@ -74,10 +90,11 @@ def setup_cmd(ctx: click.Context, prefix: str | None) -> None:
 @click.command("list")
 @rules_dir_option
 @no_builtin_option
+@sigma_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per rule.")
-def list_cmd(rules_dirs: tuple[str, ...], no_builtin: bool, as_json: bool) -> None:
+def list_cmd(rules_dirs: tuple[str, ...], no_builtin: bool, as_json: bool, sigma: SigmaArgs) -> None:
     """Show every rule: id, type, severity, interval, ATT&CK techniques, file."""
-    rules, errors = _load(rules_dirs, no_builtin)
+    rules, errors = _load(rules_dirs, no_builtin, sigma)
     for r in rules:
         if as_json:
             click.echo(
@@ -91,6 +108,7 @@ def list_cmd(rules_dirs: tuple[str, ...], no_builtin: bool, as_json: bool) -> No
                         "interval": format_duration(r.interval),
                         "enabled": r.enabled,
                         "techniques": list(r.technique_ids),
+                        "ruleset": "sigma" if r.sigma else "builtin" if r.builtin else "custom",
                         "file": r.where.path,
                     }
                 ).decode()
@@ -111,6 +129,7 @@ def list_cmd(rules_dirs: tuple[str, ...], no_builtin: bool, as_json: bool) -> No
 @click.command("validate")
 @rules_dir_option
 @no_builtin_option
+@sigma_options
 @click.option(
     "--cluster/--no-cluster",
     default=None,
@@ -124,12 +143,13 @@ def validate_cmd(
     no_builtin: bool,
     cluster: bool | None,
     prefix: str | None,
+    sigma: SigmaArgs,
 ) -> None:
     """Check every rule (all errors, with file and line); with a cluster, build and run each
     rule's query (size 0)."""
     from detectors.validate import check_queries
 
-    rules, errors = _load(rules_dirs, no_builtin)
+    rules, errors = _load(rules_dirs, no_builtin, sigma)
     messages = [str(e) for e in errors]
     use_cluster = cluster if cluster is not None else bool(os.environ.get("ES_URL"))
     if use_cluster:
@@ -173,6 +193,7 @@ ingest_delay_option = click.option(
 @ingest_delay_option
 @rules_dir_option
 @no_builtin_option
+@sigma_options
 @prefix_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per rule run.")
 @click.pass_context
@@ -185,9 +206,10 @@ def run_cmd(
     no_builtin: bool,
     prefix: str | None,
     as_json: bool,
+    sigma: SigmaArgs,
 ) -> None:
     """Run every due rule once (for cron, or after shipping an archive); exit 1 if any failed."""
-    rules, errors = _load(rules_dirs, no_builtin)
+    rules, errors = _load(rules_dirs, no_builtin, sigma)
     for e in errors:
         click.echo(f"rule error: {e}", err=True)
     by_id = {r.id: r for r in rules}
@@ -219,6 +241,7 @@ def run_cmd(
 @ingest_delay_option
 @rules_dir_option
 @no_builtin_option
+@sigma_options
 @prefix_option
 @click.option("--json", "as_json", is_flag=True, help="Log each run as one JSON line.")
 @click.pass_context
@@ -229,11 +252,12 @@ def daemon_cmd(
     no_builtin: bool,
     prefix: str | None,
     as_json: bool,
+    sigma: SigmaArgs,
 ) -> None:
     """Run each enabled rule at its interval until SIGTERM."""
     from detectors.scheduler import Daemon
 
-    rules, errors = _load(rules_dirs, no_builtin)
+    rules, errors = _load(rules_dirs, no_builtin, sigma)
     for e in errors:
         click.echo(f"rule error (rule not scheduled): {e}", err=True)
     try:

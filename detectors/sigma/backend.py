@@ -85,6 +85,12 @@ class SysmonLuceneBackend(LuceneBackend):
             cond.value = SigmaRegularExpression(lucene_regex(pattern, ignore_case=ignore_case))
         return super().convert_condition_field_eq_val(cond, state)
 
+    def convert_condition_field_eq_val_str_case_sensitive(
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> Any:
+        # |cased: the plain keyword is case-sensitive already
+        return self.convert_condition_field_eq_val_str(cond, state)
+
     def decide_convert_condition_as_in_expression(self, cond: Any, state: ConversionState) -> bool:
         # lists go through convert_condition_field_eq_val one by one, so each value is adjusted
         return False

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
 
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
@@ -18,10 +17,8 @@ from detectors.model import Filter, QueryParams, Rule, SigmaMeta, Where
 from detectors.sigma.attack import threats
 from detectors.sigma.backend import SysmonLuceneBackend
 from detectors.sigma.errors import CannotFire
+from detectors.sigma.options import Outcome
 from detectors.sigma.pipeline import event_codes
-
-Outcome = Literal["runs", "not_applicable", "cannot_fire", "failed"]
-OUTCOMES: tuple[Outcome, ...] = ("runs", "not_applicable", "cannot_fire", "failed")
 
 #: Sigma ``level`` → our severity and risk score (Elastic's conventional numbers).
 LEVELS: dict[str, tuple[str, int]] = {
@@ -155,8 +152,9 @@ def convert_one(
         queries = backend.convert_rule(rule)
     except CannotFire as exc:
         return out("cannot_fire", str(exc))
-    except SigmaError as exc:
-        return out("failed", str(exc))
+    except (SigmaError, NotImplementedError, ValueError, TypeError) as exc:
+        # a rule pySigma cannot convert is reported; the others go on
+        return out("failed", str(exc) or type(exc).__name__)
     if backend.errors:
         error = backend.errors[-1][1]
         backend.errors.clear()
