@@ -103,4 +103,6 @@ class SysmonLuceneBackend(LuceneBackend):
         expansion = cond.value
         assert isinstance(expansion, SigmaExpansion)
         variants = [ConditionFieldEqualsValueExpression(cond.field, v) for v in expansion.values]
-        return self.convert_condition_or(ConditionOR(variants, cond.source), state)  # type: ignore[arg-type]
+        converted = self.convert_condition_or(ConditionOR(variants, cond.source), state)  # type: ignore[arg-type]
+        # the new OR has no parent to compare precedence with: always group it
+        return self.group_expression.format(expr=converted) if isinstance(converted, str) else converted
