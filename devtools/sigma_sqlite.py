@@ -10,8 +10,9 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, cast
 
-from sigma.backends.sqlite import sqliteBackend
+from sigma.backends.sqlite.sqlite import sqliteBackend
 from sigma.collection import SigmaCollection
 from sigma.processing.conditions import LogsourceCondition
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
@@ -40,7 +41,8 @@ def raw_pipeline() -> ProcessingPipeline:
     items = [
         ProcessingItem(
             identifier=f"sysmon_{category}",
-            transformation=AddConditionTransformation({"EventID": [int(c) for c in codes]}),
+            # EventID as numbers, as the records hold them
+            transformation=AddConditionTransformation(cast(Any, {"EventID": [int(c) for c in codes]})),
             rule_conditions=[LogsourceCondition(product="windows", category=category)],
         )
         for category, codes in schema.CATEGORIES.items()
