@@ -439,7 +439,9 @@ def _setup_security(
     """Generate a CA and a node certificate with the distribution's own certutil, and set the
     ``elastic`` password through the keystore's ``bootstrap.password``."""
     certs = rd / "config" / "certs"
-    certs.mkdir(parents=True, exist_ok=True)
+    # private until the keys in it are 0600: no window where another user could read them
+    certs.mkdir(parents=True, exist_ok=True, mode=0o700)
+    certs.chmod(0o700)
     _chown_tree(rd, ids)
     ca_zip, node_zip = rd / "ca.zip", rd / "node.zip"
     _tool(dist, "elasticsearch-certutil", ["ca", "--pem", "--silent", "--out", str(ca_zip)], env, ids)
@@ -471,6 +473,10 @@ def _setup_security(
     )
     with zipfile.ZipFile(node_zip) as zf:
         zf.extractall(certs)
+    for archive in (ca_zip, node_zip):  # they hold the private keys too
+        archive.unlink()
+    for key in certs.rglob("*.key"):
+        key.chmod(0o600)
     password = base64.urlsafe_b64encode(os.urandom(18)).decode().rstrip("=")
     _tool(dist, "elasticsearch-keystore", ["create"], env, ids)
     _tool(dist, "elasticsearch-keystore", ["add", "-x", "-f", "bootstrap.password"], env, ids, stdin=password)
@@ -478,7 +484,20 @@ def _setup_security(
     # The CA certificate is public; make it readable for the client side.
     ca = certs / "ca" / "ca.crt"
     ca.chmod(0o644)
+    for folder in (certs, certs / "ca", certs / "node"):
+        folder.chmod(0o755)
     return str(ca), password
+
+
+#: Files of a secured node that hold secrets: password hashes, role grants, the keystore.
+PRIVATE_CONFIG = ("users", "users_roles", "roles.yml", "elasticsearch.keystore")
+
+
+def _make_private(config: Path) -> None:
+    for name in PRIVATE_CONFIG:
+        f = config / name
+        if f.exists():
+            f.chmod(0o600)
 
 
 def start(
@@ -553,6 +572,7 @@ def start(
                 dist, "elasticsearch-users", ["useradd", user, "-p", pw, "-r", ",".join(user_roles)], env, ids
             )
         _chown_tree(rd, ids)
+        _make_private(rd / "config")
         settings.update(
             {
                 "xpack.security.http.ssl.enabled": "true",
