@@ -20,6 +20,8 @@ from detectors.sigma.options import SigmaArgs, selected_rules, sigma_options
 from shipper.errors import SysmonError
 
 PREFIX_ENV = "SYSMON_INDEX_PREFIX"
+#: ``run``: a due rule could not run because another run holds its lease (sysexits EX_TEMPFAIL).
+EXIT_LOCKED = 75
 
 
 def _fail(ctx: click.Context, exc: BaseException) -> NoReturn:
@@ -195,7 +197,12 @@ ingest_delay_option = click.option(
 @no_builtin_option
 @sigma_options
 @prefix_option
-@click.option("--json", "as_json", is_flag=True, help="One JSON line per rule run.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON line per rule run, then a summary object: JSON only on stdout.",
+)
 @click.pass_context
 def run_cmd(
     ctx: click.Context,
@@ -208,7 +215,10 @@ def run_cmd(
     as_json: bool,
     sigma: SigmaArgs,
 ) -> None:
-    """Run every due rule once (for cron, or after shipping an archive); exit 1 if any failed."""
+    """Run every due rule once (for cron, or after shipping an archive).
+
+    Exit 1 if a rule failed or a rule file has errors; exit 75 (EX_TEMPFAIL) if none failed but a
+    due rule could not run because another run holds its lease, so cron notices; else 0."""
     rules, errors = _load(rules_dirs, no_builtin, sigma)
     for e in errors:
         click.echo(f"rule error: {e}", err=True)
@@ -224,17 +234,20 @@ def run_cmd(
         results = engine.run([by_id[i] for i in rule_ids], only_due=False)
     else:
         results = engine.run([r for r in rules if r.enabled], only_due=not run_all)
-    failed = 0
     for res in results:
-        failed += res.status == "failed"
         click.echo(orjson.dumps(res.to_json()).decode() if as_json else res.line())
+    failed = sum(r.status == "failed" for r in results)
+    locked = sum(r.status == "locked" for r in results)
     totals = {k: sum(getattr(r, k) for r in results) for k in ("hits", "alerts", "updated", "duplicates")}
-    click.echo(
-        f"summary: rules={len(results)} failed={failed} rule_errors={len(errors)} "
-        + " ".join(f"{k}={v}" for k, v in totals.items())
-    )
+    counts = {"rules": len(results), "failed": failed, "locked": locked, "rule_errors": len(errors), **totals}
+    if as_json:
+        click.echo(orjson.dumps({"summary": counts}).decode())
+    else:
+        click.echo("summary: " + " ".join(f"{k}={v}" for k, v in counts.items()))
     if failed or errors:
         sys.exit(1)
+    if locked:
+        sys.exit(EXIT_LOCKED)
 
 
 @click.command("daemon")

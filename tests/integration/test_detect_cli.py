@@ -4,6 +4,7 @@ SIGTERM."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,8 +15,10 @@ from click.testing import CliRunner
 from elasticsearch import Elasticsearch
 
 from detectors.cli import main
+from detectors.commands import EXIT_LOCKED
 from detectors.intel.indices import setup_intel
 from detectors.intel.loader import feed_from_location, load_feed
+from detectors.state import StateStore
 from shipper.es import ClusterSettings
 from tests.integration.test_detect_support import alerts, cli_env, index_docs, now_iso, proc_event
 
@@ -55,7 +58,17 @@ def test_cli_setup_validate_run_status_triage(
 
     r = cli.invoke(main, ["run", "--rule", "intel-hash-file", "--ingest-delay", "0", "--json"], env=env)
     assert r.exit_code == 0, r.output
-    assert '"alerts":1' in r.output and "summary: rules=1 failed=0" in r.output
+    lines = [json.loads(line) for line in r.stdout.splitlines()]  # JSON only on stdout
+    assert lines[0]["alerts"] == 1
+    summary = lines[-1]["summary"]
+    assert (summary["rules"], summary["failed"], summary["locked"], summary["alerts"]) == (1, 0, 0, 1)
+    # another scheduler holds the lease: the rule is locked and cron gets a distinct exit code
+    assert StateStore(es, prefix).acquire("intel-hash-file", "other-host:1", 600.0)
+    r = cli.invoke(main, ["run", "--rule", "intel-hash-file", "--ingest-delay", "0", "--json"], env=env)
+    assert r.exit_code == EXIT_LOCKED == 75, r.output
+    assert json.loads(r.stdout.splitlines()[0])["status"] == "locked"
+    assert json.loads(r.stdout.splitlines()[-1])["summary"]["locked"] == 1
+    StateStore(es, prefix).release("intel-hash-file", "other-host:1")
     got = alerts(es, prefix, "intel-hash-file")
     assert len(got) == 1 and got[0]["file"]["hash"]["sha256"] == BAD
     assert got[0]["threat"]["enrichments"][0]["matched"]["atomic"] == BAD
