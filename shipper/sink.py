@@ -26,6 +26,7 @@ blocks when all slots are busy.
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -441,6 +442,9 @@ class BulkSink:
                 raise ShipError(f"{source} (item {seq}): rejected by the cluster ({etype}: {reason})")
             if self._dl_fh is None:
                 self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
-                self._dl_fh = open(self.dead_letter_path, "ab")  # noqa: SIM115 - closed in close()
+                # 0600: dead letters hold whole events (users, command lines, hashes)
+                fd = os.open(self.dead_letter_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                os.fchmod(fd, 0o600)  # a file left by an older version is tightened too
+                self._dl_fh = os.fdopen(fd, "ab")
             self._dl_fh.write(line + b"\n")
             self._dl_fh.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -122,6 +123,7 @@ def test_rejected_documents_go_to_the_dead_letter_file(
     assert proc.returncode == 3, proc.stderr
     summary = json.loads(proc.stdout)
     lines = [json.loads(line) for line in dead.read_text().splitlines()]
+    assert stat.S_IMODE(dead.stat().st_mode) == 0o600  # whole events: for the shipper's user only
     dns_events = int(summary["pipeline"]["sysmon_by_id"]["22"])
     assert dns_events > 0
     assert summary["dead_lettered"] == len(lines) == dns_events
