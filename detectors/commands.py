@@ -18,6 +18,7 @@ from detectors.loader import RuleError, format_duration, load_rules, rule_dirs
 from detectors.model import Rule
 from detectors.sigma.options import SigmaArgs, selected_rules, sigma_options
 from shipper.errors import SysmonError
+from shipper.redact import mask_text
 
 PREFIX_ENV = "SYSMON_INDEX_PREFIX"
 #: ``run``: a due rule could not run because another run holds its lease (sysexits EX_TEMPFAIL).
@@ -27,7 +28,7 @@ EXIT_LOCKED = 75
 def _fail(ctx: click.Context, exc: BaseException) -> NoReturn:
     if (ctx.obj or {}).get("debug"):
         raise exc
-    raise click.ClickException(str(exc))
+    raise click.ClickException(mask_text(str(exc)))
 
 
 def _client() -> Any:

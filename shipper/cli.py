@@ -7,6 +7,7 @@ from typing import Any, NoReturn
 import click
 
 from shipper import __version__
+from shipper.redact import mask_text
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -99,7 +100,7 @@ def convert(
     except SysmonError as exc:
         if ctx.obj and ctx.obj.get("debug"):
             raise
-        raise click.ClickException(str(exc)) from exc
+        raise click.ClickException(mask_text(str(exc))) from exc
     if json_summary:
         click.echo(orjson.dumps(stats.as_dict()).decode(), err=True)
     else:
@@ -179,7 +180,7 @@ def _ship_options(func: Any) -> Any:
 def _fail(ctx: click.Context, exc: Exception) -> NoReturn:
     if ctx.obj and ctx.obj.get("debug"):
         raise exc
-    raise click.ClickException(str(exc)) from exc
+    raise click.ClickException(mask_text(str(exc))) from exc
 
 
 def _resolve_config(ctx: click.Context, kw: dict[str, Any]) -> Any:

@@ -42,6 +42,7 @@ from elasticsearch import Elasticsearch
 from shipper.checkpoint import default_state_dir
 from shipper.errors import ConfigError
 from shipper.es import ClusterSettings, make_client
+from shipper.redact import mask_url
 from shipper.sink import BulkOptions
 
 PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -70,7 +71,7 @@ class ShipperConfig:
 
     def masked(self) -> dict[str, Any]:
         cluster = self.cluster.masked()
-        cluster["urls"] = list(self.all_urls())
+        cluster["urls"] = [mask_url(u) for u in self.all_urls()]
         return {
             "config_file": self.source,
             "cluster": cluster,

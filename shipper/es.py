@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,6 +19,7 @@ from elasticsearch import ApiError, AuthenticationException, AuthorizationExcept
 from elasticsearch.serializer import CompatibilityModeNdjsonSerializer, NdjsonSerializer
 
 from shipper.errors import ClusterError
+from shipper.redact import mask_url
 
 MIN_MAJOR = 9
 
@@ -76,7 +78,7 @@ class ClusterSettings:
     def masked(self) -> dict[str, Any]:
         """The settings as shown to a person: secrets replaced by ``****``."""
         return {
-            "url": self.url,
+            "url": mask_url(self.url),
             "api_key": "****" if self.api_key else None,
             "username": self.username,
             "password": "****" if self.password else None,
@@ -106,6 +108,21 @@ class _CompatNdjson(_BodyAsIs, CompatibilityModeNdjsonSerializer):
     pass
 
 
+_WARNED: set[str] = set()
+
+
+def _warn_unverified(url: str) -> None:
+    """Say once per process and cluster, on stderr, that certificates are not checked."""
+    shown = mask_url(url)
+    if shown not in _WARNED:
+        _WARNED.add(shown)
+        print(
+            f"warning: TLS certificates of {shown} are NOT verified (ES_VERIFY_CERTS=false or --insecure):"
+            " anyone on the path can read and change what is sent",
+            file=sys.stderr,
+        )
+
+
 def make_client(settings: ClusterSettings | None = None, **kwargs: Any) -> Elasticsearch:
     """An ``Elasticsearch`` client for ``settings`` (from the environment when None)."""
     s = settings or ClusterSettings.from_env()
@@ -122,7 +139,8 @@ def make_client(settings: ClusterSettings | None = None, **kwargs: Any) -> Elast
         if s.ca_certs:
             opts["ca_certs"] = s.ca_certs
         if not s.verify_certs:
-            opts["ssl_show_warn"] = False
+            opts["ssl_show_warn"] = False  # one warning of ours instead of one per request
+            _warn_unverified(s.url)
     opts.update(kwargs)
     return Elasticsearch(s.url, **opts)
 
@@ -144,7 +162,7 @@ def check_cluster(client: Elasticsearch, url: str = "") -> str:
 
     Uses ``_nodes/_local`` rather than ``GET /``, which the integration-test distribution lacks.
     """
-    where = url or "the cluster"
+    where = mask_url(url) if url else "the cluster"
     try:
         resp = client.nodes.info(node_id="_local", metric="_none", filter_path="nodes.*.version")
     except TlsError as exc:
