@@ -54,8 +54,43 @@ def parse_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def process_start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (``/proc/PID/stat`` field 22): with
+    the pid it names one process, even after the pid is reused. None where /proc has no entry."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: count from the last ")"
+    return stat[stat.rfind(b")") + 2 :].split()[19].decode()
+
+
 def default_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    """``host:pid:start:tag``: enough for another run on this host to tell that we are gone."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{process_start_time(pid) or '-'}:{uuid.uuid4().hex[:6]}"
+
+
+def holder_gone(owner: str) -> bool:
+    """True when ``owner`` is a process on this host that no longer exists (killed, crashed):
+    its lease can be taken over at once. Holders elsewhere are never judged from here."""
+    parts = owner.split(":")
+    if len(parts) < 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if not os.path.isdir("/proc"):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    started = process_start_time(pid)
+    if started is None:
+        return True
+    return len(parts) >= 4 and parts[2] != "-" and parts[2] != started
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +196,8 @@ class StateStore:
                 return False
         src = cur["_source"]
         expires = parse_time(src.get("expires"))
-        if src.get("owner") != owner and expires is not None and expires > now:
+        holder = str(src.get("owner") or "")
+        if holder != owner and expires is not None and expires > now and not holder_gone(holder):
             return False
         try:
             self.es.index(
