@@ -28,6 +28,7 @@ import orjson
 from shipper.errors import InputError
 from shipper.native import document_time
 from shipper.native import threads_started as native_threads_started
+from shipper.parent_watch import die_with_parent
 from shipper.raw import MappedBatch, ReadError
 from shipper.readers.evtx import PREFETCH_AHEAD, drop_prefetched
 from shipper.readers.evtx import prefetch as prefetch_evtx
@@ -558,8 +559,9 @@ def _pack(rows: list[Row]) -> tuple[bool, bytes]:
         return False, pickle.dumps(rows, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _worker(tasks: Any, results: Any, options: tuple[Any, ...]) -> None:
+def _worker(tasks: Any, results: Any, options: tuple[Any, ...], parent: int) -> None:
     """Worker process: map every source that arrives on ``tasks`` until ``None``."""
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     fmt, evtx_backend, host, skip_errors = options
     pending: list[Segment] = []
@@ -649,7 +651,9 @@ def _parallel(
     tasks = [ctx.Queue() for _ in range(count)]
     results = [ctx.Queue(maxsize=IN_FLIGHT_BATCHES) for _ in range(count)]
     procs = [
-        ctx.Process(target=_worker, args=(tasks[w], results[w], options), daemon=True, name=f"map-{w}")
+        ctx.Process(
+            target=_worker, args=(tasks[w], results[w], options, os.getpid()), daemon=True, name=f"map-{w}"
+        )
         for w in range(count)
     ]
     owner: dict[int, int] = {}  # source index → worker
