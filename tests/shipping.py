@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -75,16 +76,30 @@ def generate_day(out: Path, events: int = EVENTS, seed: int = 11) -> Path:
     return out / "winlogbeat.ndjson"
 
 
+def _free_port_below_ephemeral() -> int:
+    """A free port under Linux's ephemeral range, so that no client socket (the shipper's own
+    connection attempts included) is given it while the proxy is down."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        probe = socket.socket()
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            probe.close()
+        return port
+    raise RuntimeError("no free port in 20000-32000")
+
+
 class Proxy:
     """A TCP proxy on 127.0.0.1 that can be taken down (listener closed, connections cut) and up,
     or frozen: connections stay open and nothing is relayed, as in a long GC pause."""
 
     def __init__(self, target: tuple[str, int]) -> None:
         self.target = target
-        probe = socket.socket()
-        probe.bind(("127.0.0.1", 0))
-        self.port = probe.getsockname()[1]
-        probe.close()
+        self.port = _free_port_below_ephemeral()
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
         self._server: socket.socket | None = None
@@ -95,13 +110,25 @@ class Proxy:
     def up(self) -> None:
         srv = socket.socket()
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        srv.bind(("127.0.0.1", self.port))
+        end = time.monotonic() + 10
+        while True:
+            try:
+                srv.bind(("127.0.0.1", self.port))
+                break
+            except OSError:
+                if time.monotonic() > end:
+                    raise
+                time.sleep(0.1)
         srv.listen(64)
         self._server = srv
         threading.Thread(target=self._accept, args=(srv,), daemon=True).start()
 
     def down(self) -> None:
         if self._server is not None:
+            try:
+                self._server.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+            except OSError:
+                pass
             self._server.close()
             self._server = None
         with self._lock:
