@@ -151,7 +151,18 @@ def setup_cmd(prefix: str) -> None:
 @click.option("--name", help="Feed name (default: the file name stem).")
 @click.option("--kind", type=click.Choice(["intel", "allow"]), default="intel", show_default=True)
 @click.option("--confidence", type=click.IntRange(0, 100), help="Default confidence 0-100.")
-@click.option("--force", is_flag=True, help="Reload even when the server says not modified.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Reload even when the server says not modified, and accept a load the coverage guard "
+    "refuses (empty, mostly invalid, or under min_ratio of the last good generation).",
+)
+@click.option(
+    "--min-ratio",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="With --file/--url: refuse a load smaller than this share of the last good one [0.1].",
+)
 @_chunk_option
 @_cache_option
 @_common
@@ -166,6 +177,7 @@ def load_cmd(
     kind: str,
     confidence: int | None,
     force: bool,
+    min_ratio: float | None,
     chunk_size: int,
     cache_dir: Path | None,
     prefix: str,
@@ -195,6 +207,7 @@ def load_cmd(
                 kind=cast(FeedKind, kind),
                 types=cast(tuple[IndicatorType, ...], types),
                 confidence=confidence,
+                min_ratio=min_ratio,
             )
         )
     es = _client()
@@ -215,7 +228,11 @@ def load_cmd(
     required=True,
     help="Feed YAML (env SYSMON_INTEL_FEEDS).",
 )
-@click.option("--force", is_flag=True, help="Every enabled feed, due or not.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Every enabled feed, due or not, accepting loads the coverage guard refuses.",
+)
 @_chunk_option
 @_cache_option
 @_common

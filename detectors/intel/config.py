@@ -15,6 +15,7 @@ feeds:                       # or the list itself at the top level
     timeout: 30              # seconds without data before a request gives up
     deadline: 600            # seconds a whole download may take (a slow drip never hangs cron)
     retries: 3               # extra attempts on 5xx, 408, 429 and connection errors
+    min_ratio: 0.1           # refuse a load under 10% of the last good one (0: no such check)
 ```
 
 Every error names the file and line (from YAML node marks); all errors of a file are collected
@@ -38,6 +39,7 @@ from yaml.constructor import SafeConstructor
 
 from shipper.errors import ConfigError
 
+from .guard import DEFAULT_MIN_RATIO
 from .model import INDICATOR_TYPES, IndicatorType, ParseOptions
 from .registry import get_format
 
@@ -90,6 +92,7 @@ class FeedConfig:
     timeout: float = 30.0
     deadline: float = 600.0
     retries: int = 3
+    min_ratio: float = DEFAULT_MIN_RATIO
     defined_at: str | None = field(default=None, compare=False)  # "file:line"
     location_display: str | None = field(default=None, compare=False)  # before env expansion
 
@@ -134,6 +137,7 @@ class FeedConfig:
             "timeout": self.timeout,
             "deadline": self.deadline,
             "retries": self.retries,
+            "min_ratio": self.min_ratio,
         }
 
     def __repr__(self) -> str:
@@ -342,6 +346,12 @@ def _f_retries(value: Any, ctx: _FieldContext) -> int:
     return value
 
 
+def _f_min_ratio(value: Any, ctx: _FieldContext) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError("min_ratio must be a number from 0 to 1")
+    return float(value)
+
+
 FIELDS: dict[str, FieldParser] = {
     "name": _f_name,
     "location": _f_location,
@@ -355,6 +365,7 @@ FIELDS: dict[str, FieldParser] = {
     "timeout": _f_timeout,
     "deadline": _f_deadline,
     "retries": _f_retries,
+    "min_ratio": _f_min_ratio,
 }
 REQUIRED = ("name", "location")
 

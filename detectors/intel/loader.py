@@ -22,6 +22,10 @@ at least the manifest's, so removed indicators vanish at the flip.
 
 Every failure of a feed (fetch, parse, Elasticsearch) is recorded in its manifest
 (``last_error``) and returned in its :class:`LoadResult`; the previous generation stays in place.
+So does a load the :class:`~detectors.intel.guard.CoverageGuard` refuses (empty, mostly invalid,
+or far smaller than the last good generation): its chunks are deleted before any flip. The
+generation number a failed load used is recorded (``attempted_generation``) and never reused, so
+the indicator documents it rewrote are swept by the next good load's cleanup.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from elasticsearch import ConflictError, Elasticsearch, NotFoundError, helpers
 from shipper.errors import SysmonError
 
 from .config import FeedConfig, FeedKind
+from .guard import DEFAULT_MIN_RATIO, CoverageGuard
 from .indices import (
     DEFAULT_CHUNK_SIZE,
     MAX_TERMS_COUNT,
@@ -187,12 +192,16 @@ def record_failure(
     *,
     prefix: str = "sysmon",
     source: dict[str, Any] | None = None,
+    attempted: int | None = None,
 ) -> None:
-    """Note a failed attempt in the feed's state; its current generation stays as it is."""
+    """Note a failed attempt in the feed's state; its current generation stays as it is.
+    ``attempted``: the generation number the failed load wrote with (never reused)."""
     now = _iso(_now())
 
     def change(doc: dict[str, Any]) -> None:
         doc.update(status="failed", last_attempt=now, last_error=error)
+        if attempted is not None:
+            doc["attempted_generation"] = max(attempted, int(doc.get("attempted_generation") or 0))
         if source:
             doc["source"] = {**doc.get("source", {}), **source}
 
@@ -270,7 +279,10 @@ def _indicator_doc(ind: Indicator, feed: str, kind: str, generation: int, stamp:
 
 
 def _new_generation(state: FeedState | None) -> tuple[int, str]:
-    gen = int(state.doc.get("generation") or 0) + 1 if state else 1
+    last = 0
+    if state:
+        last = max(int(state.doc.get("generation") or 0), int(state.doc.get("attempted_generation") or 0))
+    gen = last + 1
     return gen, f"{gen}-{secrets.token_hex(4)}"
 
 
@@ -286,8 +298,13 @@ def load_items(
     source: dict[str, Any] | None = None,
     refresh_seconds: float | None = None,
     progress: Progress | None = None,
+    guard: CoverageGuard | None = None,
+    force: bool = False,
 ) -> LoadResult:
     """Write ``items`` as the new generation of feed ``name`` and flip its manifest.
+
+    ``guard`` (default :class:`CoverageGuard`) refuses a load that would shrink the feed's
+    coverage; ``force`` accepts it anyway. A refused load fails with the guard's reason.
 
     Raises :class:`IntelLoadError` (after recording it) when Elasticsearch rejects the lookup
     chunks or the manifest changed under us; the previous generation stays current then.
@@ -305,6 +322,7 @@ def load_items(
     lists: dict[str, list[str]] = {}
     chunks: dict[str, list[str]] = {}
     chunk_counts: dict[str, list[int]] = {}
+    invalid = 0
 
     def write_chunk(kind_: str) -> None:
         values = lists.pop(kind_)
@@ -328,6 +346,7 @@ def load_items(
         for item in items:
             if isinstance(item, ParseIssue):
                 result.issue_count += 1
+                invalid += item.kind == "invalid"
                 if len(result.issues) < MAX_ISSUES_KEPT:
                     result.issues.append(item)
                 continue
@@ -349,6 +368,8 @@ def load_items(
         for kind_ in list(lists):
             write_chunk(kind_)
         bulk.flush()
+        if not force:
+            _refuse_if_shrinking(es, guard or CoverageGuard(), result, invalid, state, chunks, lk_index)
         chunk_errors = [e for e in bulk.errors if e[0] in {c for ids in chunks.values() for c in ids}]
         if chunk_errors:
             raise IntelLoadError(
@@ -407,7 +428,7 @@ def load_items(
         result.deleted = _cleanup(es, prefix, name, kind, generation, grace)
     except IntelLoadError as exc:
         result.status, result.error = "failed", exc.message
-        _safe_record(es, name, str(kind), exc.message, prefix)
+        _safe_record(es, name, str(kind), exc.message, prefix, attempted=generation)
     except Exception:
         # the parse or the cluster failed mid-load: the manifest was not flipped; drop this
         # generation's chunks (best effort) and let the caller record the error
@@ -420,9 +441,29 @@ def load_items(
     return result
 
 
-def _safe_record(es: Elasticsearch, feed: str, kind: str, error: str, prefix: str) -> None:
+def _refuse_if_shrinking(
+    es: Elasticsearch,
+    guard: CoverageGuard,
+    result: LoadResult,
+    invalid: int,
+    state: FeedState | None,
+    chunks: dict[str, list[str]],
+    lk_index: str,
+) -> None:
+    previous = int(state.doc.get("total") or 0) if state and state.doc.get("generation_id") else 0
+    problem = guard.problem(total=result.total, invalid=invalid, previous_total=previous)
+    if problem is None:
+        return
+    _delete_ids(es, lk_index, [c for ids in chunks.values() for c in ids])
+    kept = f"generation {state.doc.get('generation')} stays" if previous and state else "nothing was loaded"
+    raise IntelLoadError(f"refused: {problem}; {kept} (--force accepts it)", source=result.feed)
+
+
+def _safe_record(
+    es: Elasticsearch, feed: str, kind: str, error: str, prefix: str, attempted: int | None = None
+) -> None:
     try:
-        record_failure(es, feed, kind, error, prefix=prefix)
+        record_failure(es, feed, kind, error, prefix=prefix, attempted=attempted)
     except Exception:  # the cluster may be what failed: the result still carries the error
         log.exception("intel feed %s: could not record the failure", feed)
 
@@ -494,6 +535,7 @@ def feed_from_location(
     confidence: int | None = None,
     retries: int = 3,
     timeout: float = 30.0,
+    min_ratio: float | None = None,
 ) -> FeedConfig:
     """A one-off feed configuration for a file or URL (``name`` defaults to the file name stem)."""
     if name is None:
@@ -508,6 +550,7 @@ def feed_from_location(
         kind=kind,
         retries=retries,
         timeout=timeout,
+        min_ratio=DEFAULT_MIN_RATIO if min_ratio is None else min_ratio,
     )
 
 
@@ -572,6 +615,8 @@ def load_feed(
                 source=source,
                 refresh_seconds=feed.refresh.total_seconds(),
                 progress=progress,
+                guard=CoverageGuard(min_ratio=feed.min_ratio),
+                force=force,
             )
     except Exception as exc:  # a feed's trouble never stops the caller's other feeds
         log.exception("intel feed %s: load failed", feed.name)

@@ -124,8 +124,8 @@ def test_forced_format_overrides_content_detection(
     assert detect_format(FEODO_ROWS) == "plain"  # what auto would pick
 
     auto = _run(env, "load", "--url", f"{url}/feed.csv", "--name", "guessed")
-    assert auto.exit_code == 0, auto.output
-    assert "guessed: loaded generation 1: nothing" in auto.output
+    assert auto.exit_code == 1, auto.output  # nothing parsed: refused, not loaded as empty
+    assert "guessed: FAILED: refused: the feed yielded no indicators (2 invalid records)" in auto.output
     assert "indicators=0 issues=2" in auto.output
 
     forced = _run(env, "load", "--url", f"{url}/feed.csv", "--format", "feodo_csv", "--name", "feodo")
