@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the feed_server and env fixtures are imported from test_intel_cli_more)
 """The coverage guard on the real node: a load that would silently shrink a feed is refused,
 the previous generation keeps detecting, and --force / min_ratio accept it on purpose."""
 
@@ -45,7 +46,7 @@ def test_shrinking_loads_are_refused_and_the_old_list_keeps_detecting(
     es: Elasticsearch,
     prefix: str,
     env: dict[str, str],
-    feed_server: tuple[str, Routes],  # noqa: F811
+    feed_server: tuple[str, Routes],
 ) -> None:
     url, served = feed_server
     good = {f"198.51.0.{i}" for i in range(1, 201)}
@@ -105,7 +106,7 @@ def test_min_ratio_zero_turns_the_size_check_off(
     es: Elasticsearch,
     prefix: str,
     env: dict[str, str],
-    feed_server: tuple[str, Routes],  # noqa: F811
+    feed_server: tuple[str, Routes],
 ) -> None:
     url, served = feed_server
     served.routes["/a.txt"] = (200, _ips(100))
