@@ -16,6 +16,9 @@ feeds:                       # or the list itself at the top level
     deadline: 600            # seconds a whole download may take (a slow drip never hangs cron)
     retries: 3               # extra attempts on 5xx, 408, 429 and connection errors
     min_ratio: 0.1           # refuse a load under 10% of the last good one (0: no such check)
+    max_bytes: 536870912     # bytes downloaded, and bytes after decompression (512 MiB)
+    max_line: 16777216       # characters in one line (16 Mi)
+    max_lines: 20000000      # lines in the feed
 ```
 
 Every error names the file and line (from YAML node marks); all errors of a file are collected
@@ -40,6 +43,7 @@ from yaml.constructor import SafeConstructor
 from shipper.errors import ConfigError
 
 from .guard import DEFAULT_MIN_RATIO
+from .limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_LINE, DEFAULT_MAX_LINES
 from .model import INDICATOR_TYPES, IndicatorType, ParseOptions
 from .registry import get_format
 
@@ -93,6 +97,9 @@ class FeedConfig:
     deadline: float = 600.0
     retries: int = 3
     min_ratio: float = DEFAULT_MIN_RATIO
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_line: int = DEFAULT_MAX_LINE
+    max_lines: int = DEFAULT_MAX_LINES
     defined_at: str | None = field(default=None, compare=False)  # "file:line"
     location_display: str | None = field(default=None, compare=False)  # before env expansion
 
@@ -138,6 +145,9 @@ class FeedConfig:
             "deadline": self.deadline,
             "retries": self.retries,
             "min_ratio": self.min_ratio,
+            "max_bytes": self.max_bytes,
+            "max_line": self.max_line,
+            "max_lines": self.max_lines,
         }
 
     def __repr__(self) -> str:
@@ -352,6 +362,15 @@ def _f_min_ratio(value: Any, ctx: _FieldContext) -> float:
     return float(value)
 
 
+def _positive_int(name: str) -> FieldParser:
+    def parse(value: Any, ctx: _FieldContext) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer")
+        return value
+
+    return parse
+
+
 FIELDS: dict[str, FieldParser] = {
     "name": _f_name,
     "location": _f_location,
@@ -366,6 +385,9 @@ FIELDS: dict[str, FieldParser] = {
     "deadline": _f_deadline,
     "retries": _f_retries,
     "min_ratio": _f_min_ratio,
+    "max_bytes": _positive_int("max_bytes"),
+    "max_line": _positive_int("max_line"),
+    "max_lines": _positive_int("max_lines"),
 }
 REQUIRED = ("name", "location")
 

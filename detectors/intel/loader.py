@@ -369,7 +369,8 @@ def load_items(
             write_chunk(kind_)
         bulk.flush()
         if not force:
-            _refuse_if_shrinking(es, guard or CoverageGuard(), result, invalid, state, chunks, lk_index)
+            indices = (ind_index, lk_index)
+            _refuse_if_shrinking(es, guard or CoverageGuard(), result, invalid, state, chunks, indices)
         chunk_errors = [e for e in bulk.errors if e[0] in {c for ids in chunks.values() for c in ids}]
         if chunk_errors:
             raise IntelLoadError(
@@ -448,15 +449,40 @@ def _refuse_if_shrinking(
     invalid: int,
     state: FeedState | None,
     chunks: dict[str, list[str]],
-    lk_index: str,
+    indices: tuple[str, str],
 ) -> None:
+    ind_index, lk_index = indices
     previous = int(state.doc.get("total") or 0) if state and state.doc.get("generation_id") else 0
     problem = guard.problem(total=result.total, invalid=invalid, previous_total=previous)
     if problem is None:
         return
     _delete_ids(es, lk_index, [c for ids in chunks.values() for c in ids])
+    _drop_new_indicators(es, result.feed, int(result.generation or 0), state, ind_index, lk_index)
     kept = f"generation {state.doc.get('generation')} stays" if previous and state else "nothing was loaded"
     raise IntelLoadError(f"refused: {problem}; {kept} (--force accepts it)", source=result.feed)
+
+
+def _drop_new_indicators(
+    es: Elasticsearch, feed: str, generation: int, state: FeedState | None, index: str, lk_index: str
+) -> None:
+    """Delete the indicator documents a refused load wrote whose value the live generation does
+    not list, so enrichment and ``intel check`` never see them; the rest hold live values."""
+    live: set[tuple[str, str]] = set()
+    for ids in (state.doc.get("chunks", {}) if state else {}).values():
+        for doc in es.mget(index=lk_index, ids=list(ids))["docs"]:
+            src = doc.get("_source") or {}
+            live.update((str(src.get("type")), v) for v in src.get("values", []))
+    query = {"bool": {"filter": [{"term": {"intel.feed": feed}}, {"term": {"intel.generation": generation}}]}}
+    es.indices.refresh(index=index)
+    stale = [
+        str(hit["_id"])
+        for hit in helpers.scan(
+            es, index=index, query={"query": query, "_source": ["intel.type", "intel.value"]}, size=5_000
+        )
+        if (str(hit["_source"]["intel"]["type"]), str(hit["_source"]["intel"]["value"])) not in live
+    ]
+    _delete_ids(es, index, stale)
+    es.indices.refresh(index=index)
 
 
 def _safe_record(
@@ -606,7 +632,7 @@ def load_feed(
         else:
             result = load_items(
                 es,
-                read_feed(feed, fetched),
+                read_feed(feed, fetched, deadline_at=started + feed.deadline),
                 name=feed.name,
                 kind=feed.kind,
                 prefix=prefix,
@@ -619,7 +645,10 @@ def load_feed(
                 force=force,
             )
     except Exception as exc:  # a feed's trouble never stops the caller's other feeds
-        log.exception("intel feed %s: load failed", feed.name)
+        if isinstance(exc, SysmonError):
+            log.error("intel feed %s: load failed: %s", feed.name, exc)
+        else:
+            log.exception("intel feed %s: load failed", feed.name)
         result.status = "failed"
         result.error = str(exc) if isinstance(exc, SysmonError) else f"{type(exc).__name__}: {exc}"
         _safe_record(es, feed.name, feed.kind, result.error, prefix)

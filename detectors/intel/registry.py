@@ -23,6 +23,7 @@ from typing import IO, Any, TypedDict, cast
 
 from shipper.errors import InputError
 
+from .limits import CappedReader, ReadLimits, bounded_lines
 from .model import (
     Indicator,
     IndicatorType,
@@ -226,9 +227,10 @@ def parse_path(
     *,
     source_name: str | None = None,
     options: ParseOptions | None = None,
+    limits: ReadLimits | None = None,
 ) -> Iterator[ParseItem]:
     """Parse a feed file (plain, gzip, or a zip holding one file), raw bytes, or a MISP feed
-    folder (``manifest.json`` + ``<uuid>.json``)."""
+    folder (``manifest.json`` + ``<uuid>.json``), within ``limits`` (defaults: :class:`ReadLimits`)."""
     if not isinstance(path, bytes):
         p = Path(path)
         name = source_name or p.name
@@ -238,19 +240,27 @@ def parse_path(
             return parse_misp_feed(p if p.is_dir() else p.parent, source_name=name, options=options)
     else:
         name = source_name or "<bytes>"
-    return _parse_opened(path, fmt, name, options)
+    return _parse_opened(path, fmt, name, options, limits or ReadLimits())
 
 
 def _parse_opened(
-    path: str | os.PathLike[str] | bytes, fmt: str, name: str, options: ParseOptions | None
+    path: str | os.PathLike[str] | bytes,
+    fmt: str,
+    name: str,
+    options: ParseOptions | None,
+    limits: ReadLimits,
 ) -> Iterator[ParseItem]:
-    with open_feed(path) as (stream, member):
-        yield from parse(stream, fmt, source_name=name, options=options, filename=member)
+    with open_feed(path, limits) as (stream, member):
+        lines = bounded_lines(stream, limits, name)
+        yield from parse(lines, fmt, source_name=name, options=options, filename=member)
 
 
 @contextmanager
-def open_feed(src: str | os.PathLike[str] | bytes) -> Iterator[tuple[IO[str], str | None]]:
-    """Open a feed as text: a plain file, gzip, or a zip archive holding one file.
+def open_feed(
+    src: str | os.PathLike[str] | bytes, limits: ReadLimits | None = None
+) -> Iterator[tuple[IO[str], str | None]]:
+    """Open a feed as text: a plain file, gzip, or a zip archive holding one file, reading at
+    most ``limits.max_bytes`` decompressed bytes.
 
     Yields ``(text stream, file name)``. Decoding is UTF-8 (a BOM is dropped) with undecodable
     bytes replaced, so one bad byte spoils one line, not the load.
@@ -261,6 +271,7 @@ def open_feed(src: str | os.PathLike[str] | bytes) -> Iterator[tuple[IO[str], st
     else:
         raw = open(src, "rb")  # noqa: SIM115 - closed below
         filename = Path(src).name
+    cap = limits or ReadLimits()
     try:
         magic = raw.read(4)
         raw.seek(0)
@@ -268,20 +279,25 @@ def open_feed(src: str | os.PathLike[str] | bytes) -> Iterator[tuple[IO[str], st
             with zipfile.ZipFile(raw) as zf:
                 member = _zip_member(zf, filename)
                 with zf.open(member) as inner:
-                    yield _text(inner), Path(member.filename).name
+                    yield _text(inner, cap, filename), Path(member.filename).name
             return
         if magic.startswith(b"\x1f\x8b"):
             with gzip.GzipFile(fileobj=raw) as inner_gz:
-                yield _text(cast(IO[bytes], inner_gz)), filename.removesuffix(".gz") if filename else None
+                shown = filename.removesuffix(".gz") if filename else None
+                yield _text(cast(IO[bytes], inner_gz), cap, filename), shown
             return
-        yield _text(raw), filename
+        yield _text(raw, cap, filename), filename
     finally:
         raw.close()
 
 
-def _text(binary: IO[bytes]) -> IO[str]:
-    wrapper = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="replace", newline="")
+def _text(binary: IO[bytes], limits: ReadLimits, source: str | None) -> IO[str]:
+    capped = io.BufferedReader(CappedReader(binary, limits, source), _BUFFER)
+    wrapper = io.TextIOWrapper(capped, encoding="utf-8-sig", errors="replace", newline="")
     return wrapper
+
+
+_BUFFER = 1 << 16
 
 
 def _zip_member(zf: zipfile.ZipFile, filename: str | None) -> zipfile.ZipInfo:

@@ -34,6 +34,7 @@ from typing import IO, Any, Literal
 from urllib.parse import urlsplit
 
 from .config import FeedConfig
+from .limits import ReadLimits
 from .model import ParseIssue, ParseItem
 from .registry import parse_path
 
@@ -292,6 +293,10 @@ def _store(feed: FeedConfig, cache: FeedCache, response: Any, attempt: int, star
                 out.write(chunk)
                 digest.update(chunk)
                 size += len(chunk)
+                if size > feed.max_bytes:
+                    raise DeadlineExceeded(
+                        f"download is larger than {feed.max_bytes} bytes (max_bytes); stopped"
+                    )
                 if time.monotonic() - started > feed.deadline:
                     raise DeadlineExceeded(
                         f"download took longer than the {feed.deadline:g}s deadline ({size} bytes read)"
@@ -350,10 +355,21 @@ def is_due(feed: FeedConfig, cache_dir: str | os.PathLike[str], now: datetime | 
     return (now or datetime.now(tz=UTC)) - checked >= feed.refresh
 
 
-def read_feed(feed: FeedConfig, result: FetchResult) -> Iterator[ParseItem]:
-    """The indicators (of the configured types) and issues of a fetched feed."""
+def read_feed(
+    feed: FeedConfig, result: FetchResult, *, deadline_at: float | None = None
+) -> Iterator[ParseItem]:
+    """The indicators (of the configured types) and issues of a fetched feed, within the feed's
+    caps; ``deadline_at`` (``time.monotonic()``) bounds the parsing too."""
     if result.path is None:
         return
-    for item in parse_path(result.path, feed.format, source_name=feed.name, options=feed.parse_options()):
+    limits = ReadLimits(
+        max_bytes=feed.max_bytes,
+        max_line=feed.max_line,
+        max_lines=feed.max_lines,
+        deadline_at=deadline_at,
+        deadline=feed.deadline,
+    )
+    options = feed.parse_options()
+    for item in parse_path(result.path, feed.format, source_name=feed.name, options=options, limits=limits):
         if isinstance(item, ParseIssue) or feed.keeps(item.type):
             yield item

@@ -82,6 +82,7 @@ def test_shrinking_loads_are_refused_and_the_old_list_keeps_detecting(
     assert listed["counts"] == "ip 200"
     assert listed["last_error"].startswith("refused: 15 indicators, fewer than 10%")
     assert _lookup_values(es, prefix, "ips") == good
+    es.indices.refresh(index=indicators_index(prefix))  # whatever a refused load wrote is searchable
     assert _run(env, "check", "198.51.0.7").exit_code == 0
     assert _run(env, "check", "198.51.9.7").exit_code != 0  # the refused list never went live
     # the refused loads' chunks are gone: only generation 1's remain
