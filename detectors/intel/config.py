@@ -41,6 +41,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 
 from shipper.errors import ConfigError
+from shipper.redact import mask_url
 
 from .guard import DEFAULT_MIN_RATIO
 from .limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_LINE, DEFAULT_MAX_LINES
@@ -117,7 +118,7 @@ class FeedConfig:
     def display_location(self) -> str:
         if isinstance(self.location, Secret):
             return self.location_display or MASK
-        return self.location
+        return mask_url(self.location)  # a key given in the query string is never shown or stored
 
     def request_headers(self) -> dict[str, str]:
         """Header values revealed, for the HTTP request itself."""

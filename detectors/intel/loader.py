@@ -44,6 +44,7 @@ import orjson
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError, helpers
 
 from shipper.errors import SysmonError
+from shipper.redact import mask_text
 
 from .config import FeedConfig, FeedKind
 from .guard import DEFAULT_MIN_RATIO, CoverageGuard
@@ -646,11 +647,12 @@ def load_feed(
             )
     except Exception as exc:  # a feed's trouble never stops the caller's other feeds
         if isinstance(exc, SysmonError):
-            log.error("intel feed %s: load failed: %s", feed.name, exc)
+            log.error("intel feed %s: load failed: %s", feed.name, mask_text(str(exc)))
         else:
             log.exception("intel feed %s: load failed", feed.name)
         result.status = "failed"
-        result.error = str(exc) if isinstance(exc, SysmonError) else f"{type(exc).__name__}: {exc}"
+        error = str(exc) if isinstance(exc, SysmonError) else f"{type(exc).__name__}: {exc}"
+        result.error = mask_text(error)
         _safe_record(es, feed.name, feed.kind, result.error, prefix)
     result.duration = time.monotonic() - started
     return result
