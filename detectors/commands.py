@@ -18,7 +18,7 @@ from detectors.loader import RuleError, format_duration, load_rules, rule_dirs
 from detectors.model import Rule
 from detectors.sigma.options import SigmaArgs, selected_rules, sigma_options
 from shipper.errors import SysmonError
-from shipper.redact import mask_text
+from shipper.redact import echo_masked_traceback, mask_text
 
 PREFIX_ENV = "SYSMON_INDEX_PREFIX"
 #: ``run``: a due rule could not run because another run holds its lease (sysexits EX_TEMPFAIL).
@@ -27,7 +27,7 @@ EXIT_LOCKED = 75
 
 def _fail(ctx: click.Context, exc: BaseException) -> NoReturn:
     if (ctx.obj or {}).get("debug"):
-        raise exc
+        echo_masked_traceback(exc)
     raise click.ClickException(mask_text(str(exc)))
 
 

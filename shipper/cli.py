@@ -7,7 +7,7 @@ from typing import Any, NoReturn
 import click
 
 from shipper import __version__
-from shipper.redact import mask_text
+from shipper.redact import echo_masked_traceback, mask_text
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -99,7 +99,7 @@ def convert(
                 out.flush()
     except SysmonError as exc:
         if ctx.obj and ctx.obj.get("debug"):
-            raise
+            echo_masked_traceback(exc)
         raise click.ClickException(mask_text(str(exc))) from exc
     if json_summary:
         click.echo(orjson.dumps(stats.as_dict()).decode(), err=True)
@@ -179,7 +179,7 @@ def _ship_options(func: Any) -> Any:
 
 def _fail(ctx: click.Context, exc: Exception) -> NoReturn:
     if ctx.obj and ctx.obj.get("debug"):
-        raise exc
+        echo_masked_traceback(exc)
     raise click.ClickException(mask_text(str(exc))) from exc
 
 

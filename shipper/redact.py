@@ -4,6 +4,9 @@ parameters masked in URLs, and in any text that carries URLs (error messages, lo
 from __future__ import annotations
 
 import re
+import sys
+import traceback
+from typing import NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "****"
@@ -49,3 +52,12 @@ def mask_text(text: str) -> str:
     ``key=value`` assignments whose key names a secret masked too."""
     text = _URL_IN_TEXT.sub(lambda m: mask_url(m.group(0)), text)
     return _SECRET_ASSIGNMENT.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+
+
+def echo_masked_traceback(exc: BaseException) -> NoReturn:
+    """``--debug``: the traceback (with its chained causes, such as a YAML error quoting the line
+    that holds a password) on stderr with secrets masked, then exit 1."""
+    text = "".join(traceback.format_exception(exc))
+    sys.stderr.write(mask_text(text))
+    sys.stderr.flush()
+    raise SystemExit(1)

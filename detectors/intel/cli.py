@@ -18,6 +18,7 @@ from elasticsearch import Elasticsearch
 
 from shipper.errors import SysmonError
 from shipper.es import ClusterSettings, make_client
+from shipper.redact import echo_masked_traceback, mask_text
 
 from .config import FeedConfig, FeedKind, load_feeds
 from .indices import DEFAULT_CHUNK_SIZE, MAX_TERMS_COUNT, setup_intel
@@ -84,12 +85,12 @@ def _guard(func: Callable[[], Any]) -> Any:
         raise
     except SysmonError as exc:
         if debug:
-            raise
-        raise click.ClickException(str(exc)) from None
+            echo_masked_traceback(exc)
+        raise click.ClickException(mask_text(str(exc))) from None
     except Exception as exc:
         if debug:
-            raise
-        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+            echo_masked_traceback(exc)
+        raise click.ClickException(mask_text(f"{type(exc).__name__}: {exc}")) from None
 
 
 def _echo_result(res: LoadResult) -> None:

@@ -4,6 +4,7 @@ once on stderr."""
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -55,3 +56,16 @@ def test_unverified_tls_is_said_once(capsys: pytest.CaptureFixture[str]) -> None
     err = capsys.readouterr().err
     assert err.count("NOT verified") == 1
     assert SECRET not in err and "u:****@127.0.0.1:9200" in err
+
+
+def test_debug_tracebacks_mask_the_yaml_line_that_holds_a_password(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("es:\n  url: https://127.0.0.1:9200\n  password: hunter2-SECRET: [x\n", encoding="utf-8")
+    with pytest.raises(SystemExit) as done:
+        ship_main.main(["--debug", "config", "check", "--config", str(bad)], standalone_mode=False)
+    assert done.value.code == 1
+    err = capfd.readouterr().err
+    assert "Traceback (most recent call last)" in err and "not valid YAML" in err
+    assert "password: ****" in err and "hunter2" not in err
