@@ -12,7 +12,7 @@ from typing import IO
 from shipper.errors import InputError
 from shipper.raw import MappedBatch, RawEvent, ReadError
 from shipper.readers._common import decoding, peekable, sniff_encoding
-from shipper.readers.evtx import FILE_MAGIC, EvtxBackend, read_evtx
+from shipper.readers.evtx import CHUNK_MAGIC, FILE_MAGIC, EvtxBackend, read_evtx
 from shipper.readers.jsonl import read_json
 from shipper.readers.text import read_text
 from shipper.readers.xml import read_xml
@@ -99,18 +99,27 @@ def register(name: str, reader: Reader, *, needs_path: bool = False, resumable: 
         RESUMABLE.discard(name)
 
 
+_FIRST_CHUNK = 4096  # the EVTX file header is one 4 KiB block; chunks follow
+
+
 def detect_format(path_or_head: str | Path | bytes) -> str:
-    """The input form of a file (by path) or of its first bytes: EVTX by its ``ElfFile`` magic,
-    then by the first non-blank character: ``<`` → xml, ``{``/``[`` → json, else text."""
+    """The input form of a file (by path) or of its first bytes: EVTX by its ``ElfFile`` magic or,
+    when the file header is damaged, by the first chunk's ``ElfChnk`` magic at offset 4096; then
+    by the first non-blank character: ``<`` → xml, ``{``/``[`` → json, else text."""
+    chunk_head = b""
     if isinstance(path_or_head, bytes):
         head = path_or_head
+        chunk_head = head[_FIRST_CHUNK : _FIRST_CHUNK + len(CHUNK_MAGIC)]
     else:
         try:
             with open(path_or_head, "rb") as handle:
                 head = handle.read(HEAD_SIZE)
+                if not head.startswith(FILE_MAGIC) and handle.seekable():
+                    handle.seek(_FIRST_CHUNK)
+                    chunk_head = handle.read(len(CHUNK_MAGIC))
         except OSError as exc:
             raise InputError(f"cannot open: {exc.strerror or exc}", source=str(path_or_head)) from exc
-    if head.startswith(FILE_MAGIC):
+    if head.startswith(FILE_MAGIC) or chunk_head == CHUNK_MAGIC:
         return "evtx"
     encoding = sniff_encoding(head)
     text = codecs.getincrementaldecoder(encoding)(errors="replace").decode(head)
@@ -167,7 +176,7 @@ def open_source(
     codec: str | None = None
     try:
         head = handle.peek(HEAD_SIZE)[:HEAD_SIZE]
-        chosen = fmt or detect_format(head)
+        chosen = fmt or detect_format(where)
         if start_offset:
             if chosen not in RESUMABLE:
                 raise InputError(

@@ -243,3 +243,22 @@ def test_arbitrary_bytes_as_evtx(tmp_path: Path) -> None:
         path.write_bytes(blob)
         for backend in ("auto", "python"):
             _drain(read_evtx(path, backend=backend))  # type: ignore[arg-type]
+
+
+def test_an_evtx_file_with_a_damaged_header_is_still_read_as_evtx(tmp_path: Path) -> None:
+    """Detected by its first chunk's signature: every event of the intact chunks comes back."""
+    sample = max(sysmon_data().rglob("*.evtx"), key=lambda p: p.stat().st_size)
+    data = bytearray(sample.read_bytes())
+    data[:8] = b"XXXXXXXX"  # the ElfFile magic is gone
+    damaged = tmp_path / "damaged.evtx"
+    damaged.write_bytes(bytes(data))
+    assert detect_format(damaged) == "evtx"
+    assert detect_format(bytes(data[:8192])) == "evtx"
+    assert detect_format(b"XXXXXXXX" + b"\n" * 5000) == "text"
+
+    def events(path: Path) -> list[str]:
+        return [str(r.record_id) for r in open_source(path) if isinstance(r, RawEvent)]
+
+    intact = events(sample)
+    assert len(intact) > 10
+    assert events(damaged) == intact
