@@ -6,9 +6,10 @@ each piece is parsed on its own, so a malformed event costs only itself (a ReadE
 its line number) and reading resumes at the next ``<Event`` start tag. Memory is bounded by
 the largest event, not the file.
 
-Safety: any ``<!DOCTYPE`` or ``<!ENTITY`` declaration anywhere in the input is refused with a
-ReadError and reading stops, so neither external entities nor entity-expansion bombs can
-reach the parser; events are parsed standalone, so no declaration could apply to them anyway.
+Safety: a ``<!DOCTYPE`` or ``<!ENTITY`` declaration never reaches the parser. Between events
+it is refused as a ReadError of its own and the events around it are read; inside an event the
+event is refused. Events are parsed standalone, so no declaration could apply to them anyway, and
+neither external entities nor entity-expansion bombs can be expanded.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ MAX_EVENT_CHARS = 16 * 1024 * 1024
 _EVENT_START = re.compile(r"<Event[\s>/]")
 _EVENT_END = "</Event>"
 _FORBIDDEN = re.compile(r"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+_REFUSED = (
+    "DOCTYPE/ENTITY declarations are not accepted in event XML (external entities and entity "
+    "expansion are refused)"
+)
 #: What may stand between events: white space, the XML declaration and other processing
 #: instructions, comments, and the ``<Events>`` wrapper of ``wevtutil qe /f:xml``.
 _BETWEEN = re.compile(r"\s+|<\?.*?\?>|<!--.*?-->|</?Events(?:\s[^<>]*)?/?>", re.DOTALL)
@@ -131,6 +136,8 @@ def _parse_event(
 ) -> RawEvent | ReadError:
     position = f"line {line}"
     ends = {"end_offset": end_offset, "end_line": end_line}
+    if _FORBIDDEN.search(text):
+        return ReadError("xml", _REFUSED + "; this event was not read", source, position, text[:4096], **ends)
     try:
         root = ET.fromstring(text)
     except ET.ParseError as exc:
@@ -202,9 +209,12 @@ def read_xml(
             return None
         first = first if first is not None else len(text)
         snippet = text[first : first + 60].replace("\n", " ")
+        what = f"text outside any <Event> element was not read: {snippet!r}"
+        if _FORBIDDEN.match(text, first):
+            what = _REFUSED + f"; it was not read, the events around it were: {snippet!r}"
         return ReadError(
             "xml",
-            f"text outside any <Event> element was not read: {snippet!r}",
+            what,
             source,
             f"line {stray_line + text.count(chr(10), 0, first)}",
             text[:4096],
@@ -276,15 +286,3 @@ def read_xml(
             block = ""
         buf = tail + block
         pos = 0
-        checked = max(0, len(tail) - 16)  # text before this was scanned with the previous block
-        forbidden = _FORBIDDEN.search(buf, checked)
-        if forbidden:
-            at = line + buf.count("\n", 0, forbidden.start())
-            yield ReadError(
-                "xml",
-                "DOCTYPE/ENTITY declarations are not accepted in event XML (external entities and "
-                "entity expansion are refused); reading of this input stopped",
-                source,
-                f"line {at}",
-            )
-            return

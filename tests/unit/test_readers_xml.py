@@ -97,16 +97,19 @@ def test_entity_bomb_is_refused() -> None:
         ' <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">\n]>\n'
     )
     got = read(bomb + event(1, image="&lol3;"))
-    assert len(got) == 1 and isinstance(got[0], ReadError)
+    assert len(got) == 2 and all(isinstance(g, ReadError) for g in got)
     assert "DOCTYPE" in got[0].message and got[0].position == "line 2"
+    # the event is parsed standalone: its entity is undefined there, never expanded
+    assert "malformed event XML: undefined entity" in got[1].message
 
 
 def test_external_entity_is_refused() -> None:
     xxe = '<?xml version="1.0"?><!DOCTYPE e [<!ENTITY x SYSTEM "file:///etc/passwd">]>' + event(
         1, image="&x;"
     )
-    [err] = read(xxe)
-    assert isinstance(err, ReadError) and "ENTITY" in err.message
+    decl, ev = read(xxe)
+    assert isinstance(decl, ReadError) and "ENTITY" in decl.message
+    assert isinstance(ev, ReadError) and "undefined entity" in ev.message
 
 
 def test_undeclared_entity_in_an_event_is_just_malformed() -> None:
@@ -117,4 +120,22 @@ def test_undeclared_entity_in_an_event_is_just_malformed() -> None:
 def test_doctype_split_across_blocks_is_still_found() -> None:
     pad = " " * (65536 - 5)
     got = read(pad + "<!DOCTYPE x>" + event(1))
-    assert len(got) == 1 and isinstance(got[0], ReadError)
+    assert len(got) == 2 and isinstance(got[0], ReadError) and "DOCTYPE" in got[0].message
+    assert isinstance(got[1], RawEvent)
+
+
+def test_a_doctype_between_events_is_refused_alone() -> None:
+    events = [event(n) for n in range(1, 7)]
+    text = "<Events>\n" + "\n".join(events[:3]) + '\n<!DOCTYPE x [<!ENTITY a "b">]>\n' + "\n".join(events[3:])
+    got = read(text + "\n</Events>\n")
+    errors = [g for g in got if isinstance(g, ReadError)]
+    assert [g.record_id for g in got if isinstance(g, RawEvent)] == [1, 2, 3, 4, 5, 6]
+    assert len(errors) == 1 and errors[0].message.startswith("DOCTYPE/ENTITY declarations are not accepted")
+    assert "the events around it were" in errors[0].message and errors[0].position == "line 5"
+
+
+def test_a_doctype_inside_an_event_refuses_that_event_only() -> None:
+    inner = event(2).replace("<System>", "<!DOCTYPE x><System>", 1)
+    got = read(event(1) + inner + event(3))
+    assert [type(g).__name__ for g in got] == ["RawEvent", "ReadError", "RawEvent"]
+    assert isinstance(got[1], ReadError) and "this event was not read" in got[1].message
