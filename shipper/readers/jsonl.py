@@ -34,6 +34,7 @@ Sysmon's own ``UtcTime`` (EventData) is untouched and is what ``@timestamp`` is 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from typing import IO, Any
@@ -51,8 +52,22 @@ from shipper.readers._common import (
     utc_iso,
 )
 
-#: Largest single document accepted before the reader gives up on it and resyncs.
+#: Largest single document accepted before the reader gives up on it and resyncs; the
+#: environment variable raises it for a run.
 MAX_DOCUMENT_CHARS = 16 * 1024 * 1024
+MAX_DOCUMENT_ENV = "SYSMON_MAX_RECORD_CHARS"
+
+
+def max_document_chars() -> int:
+    """The record size limit: ``SYSMON_MAX_RECORD_CHARS`` when set to a positive integer."""
+    raw = os.environ.get(MAX_DOCUMENT_ENV, "")
+    try:
+        value = int(raw)
+    except ValueError:
+        return MAX_DOCUMENT_CHARS
+    return value if value > 0 else MAX_DOCUMENT_CHARS
+
+
 #: bytes read at a time: a native call maps what one block holds, so bigger blocks spread the
 #: per-call work of the reader, pipeline and sink over more documents (~500 winlogbeat lines)
 JSON_BLOCK_SIZE = 1 << 20
@@ -285,6 +300,7 @@ def read_json(
     does not read exactly as this reader would."""
     decoder = json.JSONDecoder()
     loads = orjson.loads
+    limit = max_document_chars()
     core = native() if premapped else None
     map_lines = core.map_json_lines if core is not None else None
     map_bytes = core.map_json_bytes if core is not None else None
@@ -363,7 +379,7 @@ def read_json(
             element += 1
         if not depth and char == "{":  # JSON lines: try the whole line at once
             newline = buf.find("\n", pos)
-            while newline < 0 and len(buf) - pos <= MAX_DOCUMENT_CHARS and more():
+            while newline < 0 and len(buf) - pos <= limit and more():
                 newline = buf.find("\n", pos)
             if map_lines is not None and newline >= 0 and pause:
                 pause -= 1
@@ -417,9 +433,10 @@ def read_json(
             except json.JSONDecodeError as exc:
                 # JSON strings cannot hold a raw newline: an error after the last newline of
                 # the buffer may just be a value cut by the block boundary
-                if buf.find("\n", exc.pos) < 0 and len(buf) - pos <= MAX_DOCUMENT_CHARS and more():
+                if buf.find("\n", exc.pos) < 0 and len(buf) - pos <= limit and more():
                     continue
                 bad_line = line + buf.count("\n", pos, exc.pos)
+                too_long = buf.find("\n", pos) < 0 and len(buf) - pos > limit
                 if depth:  # resume at the next element boundary
                     found = _NEXT_ELEMENT.search(buf, exc.pos)
                     cut = found.end() if found else len(buf)
@@ -427,9 +444,15 @@ def read_json(
                     cut = buf.find("\n", pos)
                     cut = len(buf) if cut < 0 else cut
                     resync = True
+                what = f"malformed JSON: {exc.msg} (line {bad_line}, column {exc.colno})"
+                if too_long:
+                    what = (
+                        f"record longer than the limit of {limit} characters, not read "
+                        f"(set {MAX_DOCUMENT_ENV} to raise it)"
+                    )
                 yield ReadError(
                     "json",
-                    f"malformed JSON: {exc.msg} (line {bad_line}, column {exc.colno})",
+                    what,
                     source,
                     where,
                     buf[pos:cut][:4096].rstrip(", \r\n"),

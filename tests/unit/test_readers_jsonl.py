@@ -233,3 +233,40 @@ def test_otrf_exports_match_manifest_counts() -> None:
         lines += len(events)
     assert total == 75_305
     assert lines == 100_882
+
+
+def _wlb_line(record: int, command: str) -> str:
+    return json.dumps(
+        {
+            "@timestamp": "2021-01-01T00:00:00Z",
+            "winlog": {
+                "provider_name": "Microsoft-Windows-Sysmon",
+                "event_id": 1,
+                "record_id": record,
+                "computer_name": "h",
+                "channel": "Microsoft-Windows-Sysmon/Operational",
+                "event_data": {"Image": "C:\\\\a.exe", "CommandLine": command},
+            },
+        }
+    )
+
+
+@pytest.mark.parametrize("premapped", [False, True])
+def test_an_over_long_valid_line_names_the_limit_and_how_to_raise_it(
+    monkeypatch: pytest.MonkeyPatch, premapped: bool
+) -> None:
+    monkeypatch.setenv(jsonl.MAX_DOCUMENT_ENV, "4096")
+    data = "\n".join([_wlb_line(1, "x" * (3 << 20)), _wlb_line(2, "short"), ""]).encode()
+    got = list(read_json(io.BytesIO(data), "f.ndjson", premapped=premapped))
+    errors = [g for g in got if isinstance(g, ReadError)]
+    assert len(errors) == 1 and errors[0].position == "line 1"
+    assert errors[0].message == (
+        "record longer than the limit of 4096 characters, not read (set SYSMON_MAX_RECORD_CHARS to raise it)"
+    )
+    assert "malformed" not in errors[0].message
+    read = [g for g in got if not isinstance(g, ReadError)]
+    assert read, "the next line is read"
+
+    monkeypatch.setenv(jsonl.MAX_DOCUMENT_ENV, str(4 << 20))
+    raised = list(read_json(io.BytesIO(data), "f.ndjson"))
+    assert [type(g).__name__ for g in raised] == ["RawEvent", "RawEvent"]
