@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -176,7 +177,10 @@ def open_source(
     codec: str | None = None
     try:
         head = handle.peek(HEAD_SIZE)[:HEAD_SIZE]
-        chosen = fmt or detect_format(where)
+        chosen = fmt or detect_format(head)
+        if chosen != "evtx" and not fmt and handle.seekable():  # a damaged header: try the chunks
+            chunk = os.pread(handle.fileno(), len(CHUNK_MAGIC), _FIRST_CHUNK)
+            chosen = "evtx" if chunk == CHUNK_MAGIC else chosen
         if start_offset:
             if chosen not in RESUMABLE:
                 raise InputError(
