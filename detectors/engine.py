@@ -21,6 +21,7 @@ from elasticsearch import ApiError, Elasticsearch
 
 from detectors.ancestry import DEFAULT_DEPTH
 from detectors.builders import RunContext, builder_for
+from detectors.heartbeat import DEFAULT_LEASE_TTL, LeaseHeartbeat
 from detectors.model import Rule
 from detectors.query import PAGE_SIZE, Window, alerts_pattern, iso
 from detectors.state import RuleState, StateStore, default_owner
@@ -35,7 +36,8 @@ class EngineOptions:
     overlap: float = DEFAULT_OVERLAP
     #: first run of a rule: look back this many seconds (None: everything ever ingested)
     initial_lookback: float | None = None
-    lease_ttl: float | None = None  # default: max(600 s, 3 × interval)
+    #: seconds a lease lasts unless renewed; a live run renews it every third of this
+    lease_ttl: float = DEFAULT_LEASE_TTL
     ancestry_depth: int = DEFAULT_DEPTH
     page_size: int = PAGE_SIZE
 
@@ -162,7 +164,7 @@ class Engine:
     def run_rule(self, rule: Rule, now: datetime | None = None) -> RunResult:
         t0 = time.monotonic()
         now = now or datetime.now(UTC)
-        ttl = self.options.lease_ttl or max(600.0, 3.0 * rule.interval)
+        ttl = self.options.lease_ttl
         try:
             got = self.store.acquire(rule.id, self.owner, ttl, now)
         except Exception as exc:
@@ -172,7 +174,8 @@ class Engine:
             who = holder[0] if holder else "another scheduler"
             return RunResult(rule.id, "locked", error=f"lease held by {who}")
         try:
-            return self._run_locked(rule, now, t0)
+            with LeaseHeartbeat(self.store, rule.id, self.owner, ttl):
+                return self._run_locked(rule, now, t0)
         finally:
             try:
                 self.store.release(rule.id, self.owner)

@@ -212,6 +212,30 @@ class StateStore:
             return False
         return True
 
+    def renew(self, rule_id: str, owner: str, ttl: float) -> bool:
+        """Push our lease's expiry to now + ``ttl``; False when it is no longer ours."""
+        lid = f"lease:{rule_id}"
+        try:
+            cur = self.es.get(index=self.index, id=lid)
+        except NotFoundError:
+            return False
+        if cur["_source"].get("owner") != owner:
+            return False
+        doc = dict(cur["_source"])
+        doc["expires"] = iso(datetime.now(UTC) + timedelta(seconds=ttl))
+        try:
+            self.es.index(
+                index=self.index,
+                id=lid,
+                document=doc,
+                if_seq_no=cur["_seq_no"],
+                if_primary_term=cur["_primary_term"],
+                refresh=True,
+            )
+        except ConflictError:
+            return False
+        return True
+
     def release(self, rule_id: str, owner: str) -> None:
         """Give the lease back (expire it now), only if still ours."""
         lid = f"lease:{rule_id}"

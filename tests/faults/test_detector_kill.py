@@ -8,11 +8,18 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
+import pytest
 from elasticsearch import Elasticsearch
 
+import detectors.engine as engine_module
+from detectors.builders import RunContext
 from detectors.engine import Engine, EngineOptions
+from detectors.model import Rule
 from detectors.state import StateStore, default_owner, holder_gone, process_start_time
 from tests.integration.test_detect_support import alerts, index_docs, make_engine, proc_event, ts_ago
 
@@ -64,3 +71,54 @@ def test_a_lease_from_another_host_still_excludes(es: Elasticsearch, prefix: str
     store = StateStore(es, prefix)
     assert store.acquire(rule.id, "collector-2.example:4242:-:x", 900)
     assert Engine(es, prefix, [rule], EngineOptions(ingest_delay=0.0)).run_rule(rule).status == "locked"
+
+
+def test_a_lease_from_another_host_that_stops_being_renewed_expires_after_its_short_ttl(
+    es: Elasticsearch, prefix: str
+) -> None:
+    engine = make_engine(es, prefix)
+    rule = next(r for r in engine.rules if r.id == "process-tampering")
+    index_docs(es, prefix, [_tamper(f"{{F-{i}}}") for i in range(5)])
+    store = StateStore(es, prefix)
+    # a run on another host took the lease with the short TTL and then died: nobody renews it
+    assert store.acquire(rule.id, "collector-2.example:4242:-:x", 1.5)
+    ours = Engine(es, prefix, [rule], EngineOptions(ingest_delay=0.0))
+    assert ours.run_rule(rule).status == "locked"
+    time.sleep(1.7)
+    res = ours.run_rule(rule)
+    assert res.status == "ok" and res.alerts == 5, res
+
+
+def test_a_live_run_renews_its_lease_so_a_long_run_keeps_excluding(
+    es: Elasticsearch, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(es, prefix)
+    rule = next(r for r in engine.rules if r.id == "process-tampering")
+    index_docs(es, prefix, [_tamper(f"{{L-{i}}}") for i in range(3)])
+    real = engine_module.builder_for
+    started = threading.Event()
+
+    def slow_builder(r: Rule) -> Callable[[Rule, RunContext], Any]:
+        def run(rule_: Rule, ctx: RunContext) -> Any:
+            started.set()
+            time.sleep(4.0)  # four TTLs: without renewal the lease would lapse three times over
+            return real(r)(rule_, ctx)
+
+        return run
+
+    monkeypatch.setattr(engine_module, "builder_for", slow_builder)
+    long_run = Engine(es, prefix, [rule], EngineOptions(ingest_delay=0.0, lease_ttl=1.0))
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.append(long_run.run_rule(rule)))
+    worker.start()
+    assert started.wait(10)
+    other = StateStore(es, prefix)
+    verdicts = []
+    for _ in range(6):
+        time.sleep(0.5)
+        verdicts.append(other.acquire(rule.id, "collector-2.example:77:-:y", 1.0))
+    worker.join(30)
+    assert verdicts == [False] * 6
+    assert results and results[0].status == "ok" and results[0].alerts == 3, results
+    # released at the end: the other host takes it at once
+    assert other.acquire(rule.id, "collector-2.example:77:-:y", 1.0)
