@@ -12,6 +12,8 @@ Outcome of each item, all counted, none dropped silently:
 - 429 / 5xx item errors and request-level 429/502/503/504 / connection errors → retried with
   exponential backoff and full jitter, at most ``max_retries`` times; a request that still fails
   raises :class:`ShipError` (nothing of it is acknowledged, so a rerun resumes before it);
+- 401/403 item errors and those that refuse the whole index (a block, a closed or missing index)
+  → :class:`ShipError`: the run stops and nothing of the batch is acknowledged;
 - any other item error (mapping rejections: 400-class) → one line in the dead-letter NDJSON file
   with the reason and the document, ``dead_lettered`` counted, and the run ends non-zero.
 
@@ -49,6 +51,19 @@ from shipper.native import document_time, native, native_head
 from shipper.templates import index_suffix
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: item errors that say nothing about the document: the cluster refuses every write to the index
+#: (rights, a block, a closed or missing index). They stop the run unacknowledged, never
+#: dead-lettered, so a rerun once the cause is fixed sends the same documents again.
+STOPPING_STATUSES = frozenset({401, 403})
+STOPPING_ERRORS = frozenset(
+    {
+        "security_exception",
+        "cluster_block_exception",
+        "index_closed_exception",
+        "index_not_found_exception",
+        "no_such_index_exception",
+    }
+)
 AckRange = tuple[str, int, int]
 AckCallback = Callable[[list[AckRange]], None]
 
@@ -113,6 +128,32 @@ def _stamped(doc_json: bytes, now: bytes) -> bytes:
 def now_iso() -> str:
     """The current UTC time, ``yyyy-MM-ddTHH:mm:ss.SSSZ``."""
     return str(_now()[1])
+
+
+def _error_fields(error: Any) -> tuple[str, str]:
+    """An item error's type and reason (with its cause)."""
+    if not isinstance(error, dict):
+        return "error", str(error)
+    etype = str(error.get("type", "error"))
+    reason = str(error.get("reason", ""))
+    caused = error.get("caused_by")
+    if isinstance(caused, dict) and caused.get("reason"):
+        reason += f" (caused by {caused.get('type')}: {caused.get('reason')})"
+    return etype, reason
+
+
+def _stops_the_run(status: int, error: Any) -> bool:
+    etype = error.get("type") if isinstance(error, dict) else None
+    return status in STOPPING_STATUSES or etype in STOPPING_ERRORS
+
+
+def _refusal_text(ack: tuple[str, int], status: int, error: Any) -> str:
+    etype, reason = _error_fields(error)
+    source, seq = ack
+    return (
+        f"{source} (item {seq}): the cluster refuses writes (HTTP {status} {etype}: {reason});"
+        " nothing from here on is checkpointed: fix the cause (rights, block, index) and run again"
+    )
 
 
 def _ranges(acks: Iterable[tuple[str, int]]) -> list[AckRange]:
@@ -394,6 +435,8 @@ class BulkSink:
                     done.append(batch.acks[i])
                 elif (status == 429 or status >= 500) and attempt < self.opts.max_retries:
                     retry.append(i)
+                elif _stops_the_run(status, result.get("error")):
+                    raise ShipError(_refusal_text(batch.acks[i], status, result.get("error")))
                 else:
                     self._dead_letter(batch, i, status, result.get("error"))
                     done.append(batch.acks[i])
@@ -415,14 +458,7 @@ class BulkSink:
         action = orjson.loads(item[:cut])["create"]
         index, doc_id, document = action["_index"], action["_id"], item[cut + 1 : -1]
         source, seq = batch.acks[i]
-        if isinstance(error, dict):
-            etype = str(error.get("type", "error"))
-            reason = str(error.get("reason", ""))
-            caused = error.get("caused_by")
-            if isinstance(caused, dict) and caused.get("reason"):
-                reason += f" (caused by {caused.get('type')}: {caused.get('reason')})"
-        else:
-            etype, reason = "error", str(error)
+        etype, reason = _error_fields(error)
         line = orjson.dumps(
             {
                 "status": status,

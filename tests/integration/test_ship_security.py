@@ -133,3 +133,35 @@ def test_least_privilege_writer_ships_over_verified_tls_and_failures_are_clear(
     logs += "\n".join(p.read_text(errors="replace") for p in state.rglob("*") if p.is_file())
     for secret in (WRITER_PASSWORD, es_secure.password, "not-the-password-4321"):
         assert secret not in logs
+
+
+def test_a_user_without_write_rights_stops_the_run_and_a_privileged_rerun_ships_it_all(
+    es_secure: NodeInfo, sample: Path, tmp_path: Path
+) -> None:
+    """403 is the credentials, not the documents: no dead letter, no checkpoint, and a rerun with
+    the right user ships all 2,000 (without --from-start). Both forms: the whole bulk request
+    refused (``reader`` may not write at all) and every item refused (``writer`` may write, but
+    only into ``sec-*-events-*``)."""
+    assert es_secure.ca_cert and es_secure.password
+    prefix = f"other-{uuid.uuid4().hex[:8]}"  # outside the writer's sec-*-events-*
+    base = {"ES_URL": es_secure.url, "ES_CA_CERTS": es_secure.ca_cert}
+    admin = {**base, "ES_USERNAME": "elastic", "ES_PASSWORD": es_secure.password}
+    assert _run(["setup", "--index-prefix", prefix], admin).returncode == 0
+    state, dead = tmp_path / "state", tmp_path / "dead.ndjson"
+    args = ["ship", str(sample), "--index-prefix", prefix, "--state-dir", str(state), "--json",
+            "--dead-letter", str(dead)]  # fmt: skip
+    refused = {
+        "reader": ("reader-pass-1234", "the cluster refused the bulk request (HTTP 403)"),
+        "writer": (WRITER_PASSWORD, "refuses writes (HTTP 403 security_exception"),
+    }
+    for user, (password, said) in refused.items():
+        denied = _run(args, {**base, "ES_USERNAME": user, "ES_PASSWORD": password})
+        assert denied.returncode == 1, denied.stderr
+        assert said in denied.stderr, denied.stderr
+        assert "Traceback" not in denied.stderr
+        assert not dead.exists()
+        checkpoints = list((state / "checkpoints").glob("*.json")) if (state / "checkpoints").exists() else []
+        assert all(json.loads(f.read_text())["acked"] == 0 for f in checkpoints)
+    rerun = _run(args, admin)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["shipped"] == 2000
