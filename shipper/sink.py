@@ -28,6 +28,7 @@ blocks when all slots are busy.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import random
 import threading
@@ -166,6 +167,23 @@ def _ranges(acks: Iterable[tuple[str, int]]) -> list[AckRange]:
         else:
             out.append((source, seq, seq))
     return out
+
+
+def _open_dead_letters(path: Path) -> IO[bytes]:
+    """Open ``path`` for appending, 0600 (dead letters hold whole events: users, command lines),
+    with a shared lock: ``sysmon-ship replay`` locks it exclusively and may replace or remove it,
+    so the file locked must still be the one at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        os.fchmod(fd, 0o600)  # a file left by an older version is tightened too
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        try:
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                return os.fdopen(fd, "ab")
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # replaced or removed while we waited for the lock: open the new one
 
 
 class BulkSink:
@@ -477,10 +495,6 @@ class BulkSink:
             if self.dead_letter_path is None:
                 raise ShipError(f"{source} (item {seq}): rejected by the cluster ({etype}: {reason})")
             if self._dl_fh is None:
-                self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
-                # 0600: dead letters hold whole events (users, command lines, hashes)
-                fd = os.open(self.dead_letter_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                os.fchmod(fd, 0o600)  # a file left by an older version is tightened too
-                self._dl_fh = os.fdopen(fd, "ab")
+                self._dl_fh = _open_dead_letters(self.dead_letter_path)
             self._dl_fh.write(line + b"\n")
             self._dl_fh.flush()
