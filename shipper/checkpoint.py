@@ -57,6 +57,47 @@ class FileIdentity:
         return cls(os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
 
 
+#: Bytes of a file's head that tell one content from another (as Filebeat's fingerprint): a file
+#: truncated and rewritten larger between two looks keeps its inode and grows, and only its head
+#: says that it holds something else now.
+HEAD_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class Head:
+    """The first ``length`` bytes of a file (at most :data:`HEAD_BYTES`), by their digest."""
+
+    length: int
+    digest: str
+
+    @classmethod
+    def of(cls, path: str, length: int = HEAD_BYTES) -> Head | None:
+        """The head of ``path`` now (shorter when the file is); None when it cannot be read."""
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(length)
+        except OSError:
+            return None
+        return cls(len(data), hashlib.blake2b(data, digest_size=16).hexdigest())
+
+    @classmethod
+    def of_handle(cls, fd: int, length: int = HEAD_BYTES) -> Head | None:
+        """:meth:`of` for an open file descriptor (its offset is left alone)."""
+        try:
+            data = os.pread(fd, length, 0)
+        except OSError:
+            return None
+        return cls(len(data), hashlib.blake2b(data, digest_size=16).hexdigest())
+
+    def still(self, path: str) -> bool:
+        """Whether ``path`` still starts with these bytes (True when it cannot be read: the
+        caller's other checks decide)."""
+        if self.length == 0:
+            return True
+        now = Head.of(path, self.length)
+        return now is None or now == self
+
+
 @dataclass(frozen=True)
 class Checkpoint:
     path: str
@@ -71,6 +112,9 @@ class Checkpoint:
     offset: int | None = None
     offset_line: int = 1
     offset_seq: int = 0
+    #: the file's head when it was read (``Head``): a rewritten file is read from the start
+    head_length: int = 0
+    head_digest: str | None = None
 
     @classmethod
     def start(cls, ident: FileIdentity) -> Checkpoint:
@@ -79,20 +123,23 @@ class Checkpoint:
     def identity(self) -> FileIdentity:
         return FileIdentity(self.path, self.size, self.mtime_ns, self.inode, self.device)
 
+    def head(self) -> Head | None:
+        return Head(self.head_length, self.head_digest) if self.head_digest is not None else None
 
-def decide(previous: Checkpoint | None, now: FileIdentity) -> tuple[Decision, int]:
+
+def decide(previous: Checkpoint | None, now: FileIdentity, head_kept: bool = True) -> tuple[Decision, int]:
     """What to do with a source given its last checkpoint: ``(decision, items to skip)``.
 
     - unchanged and done → skip it;
     - same file (same inode and device) that is the same size or grew → resume after the
       acknowledged items (appended records come after them);
-    - a different inode, or a file that shrank (rotated, truncated, rewritten) → start over
-      (duplicates harmless).
+    - a different inode, a file that shrank, or one whose head is no longer the one read
+      (``head_kept`` False: truncated and rewritten larger) → start over (duplicates harmless).
     """
     if previous is None:
         return "new", 0
     same_file = previous.inode == now.inode and previous.device == now.device
-    if not same_file or now.size < previous.size:
+    if not same_file or now.size < previous.size or not head_kept:
         return "restart", 0
     unchanged = now.size == previous.size and now.mtime_ns == previous.mtime_ns
     if unchanged and previous.done:

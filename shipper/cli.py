@@ -276,6 +276,7 @@ def _run_shipping(
     from_start = kw.pop("from_start", False)
     flush_interval = kw.pop("flush_interval", None)
     poll_interval = kw.pop("poll_interval", 1.0)
+    orphan_grace = kw.pop("orphan_grace", 300.0)
     workers = kw.pop("workers", 1)
     cfg = _resolve_config(ctx, kw)
     if not inputs and watch_folder is None:
@@ -329,7 +330,7 @@ def _run_shipping(
             from shipper.watch import Watcher
 
             try:
-                Watcher(shipper, watch_folder, poll_interval=poll_interval).run()
+                Watcher(shipper, watch_folder, poll_interval=poll_interval, orphan_grace=orphan_grace).run()
             finally:
                 shipper.close()
     except SysmonError as exc:
@@ -391,6 +392,14 @@ def ship(ctx: click.Context, /, inputs: tuple[str, ...], **kw: Any) -> None:
     help="Seconds a document may wait in a partial bulk request.",
 )
 @click.option("--poll-interval", type=click.FloatRange(min=0.05), default=1.0, show_default=True)
+@click.option(
+    "--orphan-grace",
+    type=click.FloatRange(min=0),
+    default=300.0,
+    show_default=True,
+    help="Seconds a file that left FOLDER (rotated out, deleted) is still read through its open "
+    "handle after it last grew.",
+)
 @click.pass_context
 def watch(ctx: click.Context, /, folder: str, **kw: Any) -> None:
     """Ship new files in FOLDER as they appear and follow growing logs (rotation-safe) until

@@ -336,6 +336,7 @@ def iter_runs(
     workers: int | None = 1,
     start: Mapping[str, tuple[int, int, int]] | None = None,
     runs: bool = False,
+    labels: Mapping[str, str] | None = None,
 ) -> Iterator[Item | ItemRun]:
     """Stream ECS documents from ``paths`` (already expanded), counting everything in ``stats``.
 
@@ -351,9 +352,12 @@ def iter_runs(
     ``workers`` > 1 reads and maps that many sources at once in worker processes (None: one
     per core, when there are several sources). The documents, ids, order and stats are exactly
     those of ``workers=1``: sources are yielded one after the other, each in record order, and
-    memory stays bounded. Standard input, or a single source, is always read here."""
+    memory stays bounded. Standard input, or a single source, is always read here.
+
+    ``labels``: per source, what its error documents call it (a source read through this
+    process's ``/proc/self/fd/N``, which is why such a read stays in this process)."""
     st = stats if stats is not None else Stats()
-    count = effective_workers(workers, paths)
+    count = 1 if labels else effective_workers(workers, paths)
     if count <= 1:
         ahead = evtx_backend != "python" and fmt in (None, "evtx") and len(paths) > 1
         try:
@@ -374,6 +378,7 @@ def iter_runs(
                     None,
                     (start or {}).get(source),
                     runs,
+                    (labels or {}).get(source),
                 )
         finally:
             if ahead:
@@ -401,8 +406,10 @@ def _source_items(
     evtx_threads: int | None,
     start: tuple[int, int, int] | None = None,
     runs: bool = False,
+    label: str | None = None,
 ) -> Iterator[Item | ItemRun]:
-    """The documents of one source, counted in ``st`` (all but ``sources``)."""
+    """The documents of one source, counted in ``st`` (all but ``sources``); ``label``: what
+    its error documents call it (see ``open_source``)."""
     last_time: str | None = None
     offset, line, seq = start if start is not None else (0, 1, 0)
     events = open_source(
@@ -414,6 +421,7 @@ def _source_items(
         start_offset=offset,
         start_line=line,
         premapped=True,
+        name=label,
     )
     for rec in events:
         if isinstance(rec, MappedBatch):  # read by the native core: documents with a time

@@ -29,7 +29,15 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from shipper.checkpoint import Checkpoint, CheckpointStore, FileIdentity, Watermark, decide, resume_point
+from shipper.checkpoint import (
+    Checkpoint,
+    CheckpointStore,
+    FileIdentity,
+    Head,
+    Watermark,
+    decide,
+    resume_point,
+)
 from shipper.config import ShipperConfig
 from shipper.errors import InputError
 from shipper.pipeline import STDIN, Item, ItemRun, Stats, effective_workers, iter_runs
@@ -75,6 +83,9 @@ class _Source:
     #: ``(first seq, end offsets, end lines)`` of runs of documents sent with known end offsets
     #: (a document sent alone is a run of one), not yet wholly under ``point``
     ends: deque[tuple[int, list[int], list[int]]] = field(default_factory=deque)
+    #: False for a source with no checkpoint of its own (standard input, a watched file read
+    #: through its open handle after it left the folder)
+    persist: bool = True
 
     @property
     def done(self) -> bool:
@@ -263,7 +274,7 @@ class Shipper:
 
     def _want_save(self, st: _Source) -> None:
         """Have the writer thread save ``st``'s checkpoint soon."""
-        if st.path == STDIN:
+        if not st.persist:
             return
         with self._dirty_cv:
             self._dirty[st.path] = st
@@ -300,7 +311,7 @@ class Shipper:
 
     def _save(self, st: _Source) -> None:
         """Write ``st``'s checkpoint if it changed (not durably: the caller syncs the folder)."""
-        if st.path == STDIN:
+        if not st.persist:
             return
         with self._save_lock:
             acked = st.mark.acked
@@ -330,16 +341,23 @@ class Shipper:
 
     def plan(self, path: str) -> tuple[str, int, FileIdentity | None]:
         """``(decision, records to skip, identity)`` for one source."""
+        ident = self._identity(path)
+        if ident is None or self.from_start:
+            return "new", 0, ident
+        previous = self.store.load(path)
+        head = previous.head() if previous is not None else None
+        changed = previous is not None and (previous.size, previous.mtime_ns) != (ident.size, ident.mtime_ns)
+        decision, skip = decide(previous, ident, head_kept=head is None or not changed or head.still(path))
+        return decision, skip, ident
+
+    @staticmethod
+    def _identity(path: str) -> FileIdentity | None:
         if path == STDIN:
-            return "new", 0, None
+            return None
         try:
-            ident = FileIdentity.of(path)
+            return FileIdentity.of(path)
         except OSError as exc:
             raise InputError(f"cannot stat: {exc.strerror or exc}", source=path) from exc
-        if self.from_start:
-            return "new", 0, ident
-        decision, skip = decide(self.store.load(path), ident)
-        return decision, skip, ident
 
     def read_point(self, path: str) -> tuple[int, int, int] | None:
         """``(offset, line, seq)``: the end of the last document of ``path`` sent by the last
@@ -355,25 +373,38 @@ class Shipper:
         start: tuple[int, int, int] | None = None,
         hold_last_error: bool = False,
         on_item: Callable[[Item], None] | None = None,
+        persist: bool = True,
+        label: str | None = None,
     ) -> tuple[int, bool]:
         """Ship one source (resuming per its checkpoint unless ``skip`` is given). Returns
         ``(records read in all, whether the final record was held back)``.
 
         ``start`` (with ``skip``): ``(offset, line, seq)`` from ``read_point`` — read on from a
-        record's end instead of from the start (ignored when the checkpoint says restart).
+        record's end instead of from the start. A ``skip`` given overrides the checkpoint.
 
         ``hold_last_error`` (watch mode): a read error on the very last record is probably a line
         still being written; it is not shipped nor acknowledged, so the next pass reads it again.
+
+        ``persist`` False: no checkpoint is kept for ``path`` (a handle's ``/proc/self/fd/N``);
+        ``label``: what error documents call it then (the name the file had).
         """
-        read = self._open(path, skip, start)
+        read = self._open(path, skip, start, persist=persist)
         if isinstance(read, int):
             return read, False
-        return self._ship_reads([read], hold_last_error=hold_last_error, on_item=on_item)[0]
+        labels = {path: label} if label is not None else None
+        return self._ship_reads([read], hold_last_error=hold_last_error, on_item=on_item, labels=labels)[0]
 
-    def _open(self, path: str, skip: int | None, start: tuple[int, int, int] | None) -> _Read | int:
+    def _open(
+        self, path: str, skip: int | None, start: tuple[int, int, int] | None, persist: bool = True
+    ) -> _Read | int:
         """Plan one source: the records of a finished source, which is skipped, or what to read
-        (its checkpoint state registered for acknowledgements)."""
-        decision, planned, ident = self.plan(path)
+        (its checkpoint state registered for acknowledgements). A ``skip`` given is the caller's
+        decision (watch compares inode, size and head itself, and knows better than a checkpoint
+        still being written)."""
+        if skip is None and persist:
+            decision, planned, ident = self.plan(path)
+        else:
+            decision, planned, ident = "new", 0, self._identity(path)
         if skip is None:
             if decision == "done":
                 self.summary.skipped_sources += 1
@@ -387,9 +418,6 @@ class Shipper:
                 self.summary.resumed_sources += 1
                 if ident is not None:
                     start = resume_point(self.store.load(path), ident)
-        elif ident is not None and decision == "restart":
-            skip = 0
-            start = None
         if start is not None and (ident is None or start[0] > ident.size or not 0 <= start[2] <= skip):
             start = None
         cp = (
@@ -398,9 +426,17 @@ class Shipper:
             else Checkpoint(path=STDIN, size=0, mtime_ns=0, inode=0, device=0)
         )
         cp = replace(cp, acked=skip)
+        head = Head.of(path) if ident is not None else None  # before the read: see Head
+        if head is not None:
+            cp = replace(cp, head_length=head.length, head_digest=head.digest)
         if start is not None:
             cp = replace(cp, offset=start[0], offset_line=start[1], offset_seq=start[2])
-        st = _Source(path, cp, Watermark(skip), point=start)
+        prev = self._sources.get(path)
+        if prev is not None and not prev.done and (prev.total is None or skip < prev.total):
+            # Another content under the same name (rotated, rewritten) while the last read of it
+            # waits for answers: those acknowledgements must not land on this read's records.
+            self.sink.flush()
+        st = _Source(path, cp, Watermark(skip), point=start, persist=persist and ident is not None)
         self._sources[path] = st
         self._read_points.pop(path, None)
         if start is not None:
@@ -416,6 +452,7 @@ class Shipper:
         hold_last_error: bool = False,
         on_item: Callable[[Item], None] | None = None,
         announce: Callable[[int], None] | None = None,
+        labels: dict[str, str] | None = None,
     ) -> list[tuple[int, bool]]:
         """Read ``reads`` with one ``iter_documents`` call and route each item to its source's
         watermark. A source is finished (its trailing records without a document acknowledged,
@@ -469,6 +506,7 @@ class Shipper:
             start={r.st.path: r.start for r in reads if r.start is not None} or None,
             workers=workers,
             runs=on_item is None,
+            labels=labels,
         )
         stopped = False
         try:
@@ -636,7 +674,13 @@ class Shipper:
         return s
 
     def forget_source(self, path: str) -> None:
-        """Drop the in-memory state of a finished source (watch mode runs for months)."""
+        """Drop the in-memory state of a finished source (watch mode runs for months). One
+        without a checkpoint goes at once: no acknowledgement of it is waited for."""
         st = self._sources.get(path)
-        if st is not None and st.done and st.saved_acked == st.mark.acked:
+        if st is None:
+            return
+        if not st.persist:
+            del self._sources[path]
+            self._read_points.pop(path, None)
+        elif st.done and st.saved_acked == st.mark.acked:
             del self._sources[path]

@@ -142,6 +142,7 @@ def open_source(
     start_offset: int = 0,
     start_line: int = 1,
     premapped: bool = False,
+    name: str | None = None,
 ) -> Iterator[RawEvent | MappedBatch | ReadError]:
     """Read one input (a file path, or ``-`` for standard input) in format ``fmt`` (detected
     from content when None). Raises InputError at once when the source cannot be opened at
@@ -153,7 +154,10 @@ def open_source(
     changes.
     ``start_offset``/``start_line``: resume a line-based file (JSON lines, event XML, rendered
     text) at a record's ``end_offset``/``end_line``; the format and encoding are still
-    detected from the file's head. Any other source refuses an offset > 0 (InputError)."""
+    detected from the file's head. Any other source refuses an offset > 0 (InputError).
+    ``name``: what errors call the source (default ``path``), for a file read through an open
+    handle (``/proc/self/fd/N``) after it left its folder."""
+    label = name or str(path)
     if fmt is not None and fmt not in READERS:
         known = ", ".join(sorted(READERS))
         raise InputError(f"unknown input format {fmt!r} (known: {known})", source=str(path))
@@ -173,7 +177,7 @@ def open_source(
     try:
         handle = open(where, "rb")  # noqa: SIM115 - closed by _closing when the stream ends
     except OSError as exc:
-        raise InputError(f"cannot open: {exc.strerror or exc}", source=str(path)) from exc
+        raise InputError(f"cannot open: {exc.strerror or exc}", source=label) from exc
     codec: str | None = None
     try:
         head = handle.peek(HEAD_SIZE)[:HEAD_SIZE]
@@ -185,7 +189,7 @@ def open_source(
             if chosen not in RESUMABLE:
                 raise InputError(
                     f"{chosen} input cannot be read from an offset (only {', '.join(sorted(RESUMABLE))})",
-                    source=str(path),
+                    source=label,
                 )
             codec = decoding(head)[1]
             handle.seek(start_offset)
@@ -194,9 +198,9 @@ def open_source(
         raise
     except OSError as exc:
         handle.close()
-        raise InputError(f"cannot read: {exc.strerror or exc}", source=str(path)) from exc
+        raise InputError(f"cannot read: {exc.strerror or exc}", source=label) from exc
     opened = Opened(
-        handle, where, str(path), host, evtx_backend, evtx_threads, start_offset, start_line, codec, premapped
+        handle, where, label, host, evtx_backend, evtx_threads, start_offset, start_line, codec, premapped
     )
     return _closing(handle, READERS[chosen](opened))
 

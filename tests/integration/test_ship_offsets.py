@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from elasticsearch import Elasticsearch
 
 from samples.__main__ import main as samples_main
-from shipper.checkpoint import CheckpointStore
+from shipper.checkpoint import HEAD_BYTES, CheckpointStore
 from shipper.config import ShipperConfig
 from shipper.es import ClusterSettings
 from shipper.pipeline import iter_documents
@@ -46,6 +46,17 @@ def _chunks(path: Path) -> list[bytes]:
     assert all(end is not None for end in ends[:-1])
     cuts = [0, *(end for end in ends[:-1] if end is not None), len(data)]
     return [data[a:b] for a, b in pairwise(cuts)]
+
+
+def _past_head(chunks: list[bytes]) -> int:
+    """The end of the first record past the head a reader checks (garbling the head would make
+    it a rewritten file, read from the start)."""
+    end = 0
+    for chunk in chunks:
+        end += len(chunk)
+        if end >= HEAD_BYTES:
+            return end
+    raise AssertionError("the sample is shorter than a head")
 
 
 def _garble(path: Path, start: int, stop: int) -> None:
@@ -97,7 +108,7 @@ def test_watch_reads_a_grown_file_only_from_the_last_offset(
         again = 1 if name == "sysmon.txt" else 0
         point = sh.read_point(str(log))
         assert point is not None and point[0] == sum(map(len, chunks[: 50 - again]))
-        _garble(log, len(chunks[0]), point[0])
+        _garble(log, _past_head(chunks), point[0])
         with open(log, "ab") as fh:
             fh.write(b"".join(chunks[50:80]))
         assert watcher.poll_once() == 1
@@ -109,7 +120,7 @@ def test_watch_reads_a_grown_file_only_from_the_last_offset(
                 fh.write(chunks[80][:half])
             watcher.poll_once()
             sh.sink.flush()
-            _garble(log, len(chunks[0]), sum(map(len, chunks[:80])))
+            _garble(log, _past_head(chunks), sum(map(len, chunks[:80])))
             with open(log, "ab") as fh:
                 fh.write(chunks[80][half:] + chunks[81])
             watcher.poll_once()
@@ -117,6 +128,7 @@ def test_watch_reads_a_grown_file_only_from_the_last_offset(
         else:
             expected_records = 80
     finally:
+        watcher.close()
         sh.close()
     assert sh.stats.records == expected_records + again
     assert sh.stats.errors == {}
@@ -160,7 +172,7 @@ def test_ship_resumes_a_partial_file_from_the_checkpoint_offset(
             del data[key]
         target.write_text(json.dumps(data))
     else:
-        _garble(log, len(chunks[0]), cp.offset)
+        _garble(log, _past_head(chunks), cp.offset)
     second = _shipper(es, es_settings, prefix, state)
     summary = second.run([str(log)])
     assert summary.resumed_sources == 1

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from shipper.checkpoint import Checkpoint, CheckpointStore, FileIdentity, Watermark, decide, default_state_dir
+from shipper.checkpoint import (
+    HEAD_BYTES,
+    Checkpoint,
+    CheckpointStore,
+    FileIdentity,
+    Head,
+    Watermark,
+    decide,
+    default_state_dir,
+)
 
 
 def test_watermark_advances_only_over_a_contiguous_run() -> None:
@@ -83,6 +92,49 @@ def test_decide(tmp_path: Path) -> None:
     os.rename(f, tmp_path / "old")
     f.write_text("x\nnew file\n")
     assert decide(done, FileIdentity.of(str(f)))[0] == "restart"  # rotated: another inode
+
+
+def test_a_head_tells_a_grown_file_from_one_rewritten_larger(tmp_path: Path) -> None:
+    f = tmp_path / "a.ndjson"
+    f.write_bytes(b"first\n")
+    head = Head.of(str(f))
+    assert head is not None and head.length == 6
+    with open(f, "ab") as fh:
+        fh.write(b"x" * 3 * HEAD_BYTES)
+    assert head.still(str(f))  # appended: the bytes it had are the same
+    grown = Head.of(str(f))
+    assert grown is not None and grown.length == HEAD_BYTES
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        assert Head.of_handle(fd) == grown and os.lseek(fd, 0, os.SEEK_CUR) == 0
+    finally:
+        os.close(fd)
+    with open(f, "r+b") as fh:  # copytruncate, then more written than before: same inode
+        fh.truncate(0)
+        fh.write(b"second\n" * 1000)
+    assert not head.still(str(f)) and not grown.still(str(f))
+    assert Head(0, grown.digest).still(str(f))  # an empty file's head holds for any content
+    assert head.still(str(tmp_path / "gone"))  # unreadable: the other checks decide
+
+
+def test_decide_restarts_a_file_whose_head_changed(tmp_path: Path) -> None:
+    f = tmp_path / "a.ndjson"
+    f.write_text("x\n")
+    ident = FileIdentity.of(str(f))
+    head = Head.of(str(f))
+    assert head is not None
+    cp = Checkpoint(**{**Checkpoint.start(ident).__dict__, "acked": 1, "done": True})
+    cp = Checkpoint(**{**cp.__dict__, "head_length": head.length, "head_digest": head.digest})
+    assert cp.head() == head
+    assert Checkpoint.start(ident).head() is None  # an old checkpoint: no head known
+    f.write_text("y\nmore than before\n")
+    now = FileIdentity.of(str(f))
+    assert decide(cp, now, head_kept=True) == ("resume", 1)
+    assert decide(cp, now, head_kept=head.still(str(f))) == ("restart", 0)
+    store = CheckpointStore(tmp_path / "state")
+    store.save(cp)
+    loaded = store.load(str(f))
+    assert loaded is not None and loaded.head() == head  # kept across a restart
 
 
 def test_store_round_trip_is_atomic_and_keyed_by_path(tmp_path: Path) -> None:
