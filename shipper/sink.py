@@ -49,6 +49,7 @@ from elasticsearch import ApiError, AuthenticationException, AuthorizationExcept
 
 from shipper.errors import ClusterError
 from shipper.native import document_time, native, native_head
+from shipper.redact import mask_text
 from shipper.templates import index_suffix
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -132,15 +133,17 @@ def now_iso() -> str:
 
 
 def _error_fields(error: Any) -> tuple[str, str]:
-    """An item error's type and reason (with its cause)."""
+    """An item error's type and reason (with its cause), secrets masked: the cluster quotes the
+    value it could not parse, and a command line may hold a URL with a password. (The document
+    itself stays as it was: it is the event, and a replay must send it unchanged.)"""
     if not isinstance(error, dict):
-        return "error", str(error)
+        return "error", mask_text(str(error))
     etype = str(error.get("type", "error"))
     reason = str(error.get("reason", ""))
     caused = error.get("caused_by")
     if isinstance(caused, dict) and caused.get("reason"):
         reason += f" (caused by {caused.get('type')}: {caused.get('reason')})"
-    return etype, reason
+    return etype, mask_text(reason)
 
 
 def _stops_the_run(status: int, error: Any) -> bool:

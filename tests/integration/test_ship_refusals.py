@@ -126,3 +126,33 @@ def test_replay_refuses_a_file_a_running_shipper_writes(
         busy = _replay(dead, es_settings.url, ready)
     assert busy.returncode == 1 and "in use by a running shipper" in busy.stderr, busy.stderr
     assert dead.exists()
+
+
+def test_a_dead_letter_reason_quoting_a_secret_is_masked_and_its_document_kept(
+    es: Elasticsearch, es_settings: ClusterSettings, ready: str, day: Path, tmp_path: Path
+) -> None:
+    """The cluster quotes the value it could not parse; a command line with a password in a URL
+    must not reach the dead-letter reason or stderr that way. The document is the event: kept
+    as it was, so that a replay sends it unchanged."""
+    secret_line = "curl https://admin:S3cretPW@intranet.example/x?token=T0kenValue"
+    event = next(d for d in map(json.loads, day.open()) if str(d["winlog"]["event_id"]) == "1")
+    event["winlog"]["event_data"]["CommandLine"] = secret_line
+    one = tmp_path / "one.ndjson"
+    one.write_text(json.dumps(event) + "\n")
+    es.indices.create(
+        index=f"{ready}-events-{event['@timestamp'][:7].replace('-', '.')}",
+        mappings={"properties": {"process": {"properties": {"command_line": {"type": "long"}}}}},
+    )
+    dead = tmp_path / "dead.ndjson"
+    proc = run(
+        [*ship_args(ready, tmp_path / "state", str(one)), "--dead-letter", str(dead)],
+        es_settings.url,
+        check=False,
+    )
+    assert proc.returncode == 3, proc.stderr
+    [letter] = [json.loads(line) for line in dead.read_text().splitlines()]
+    reason = letter["error"]["reason"]
+    assert "process.command_line" in reason and "****" in reason, reason
+    assert "S3cretPW" not in reason and "T0kenValue" not in reason
+    assert "S3cretPW" not in proc.stderr and "S3cretPW" not in proc.stdout
+    assert letter["document"]["process"]["command_line"] == secret_line

@@ -103,6 +103,7 @@ def test_copytruncate_rewritten_larger_within_one_poll_is_read_from_its_start(
     assert larger > 15
     assert sh.stats.errors == {}
     assert count(es, prefix) == log.written
+    assert sh.sink.stats.duplicates == 0  # the rewrite is read from its start, the rest on
 
 
 def test_files_renamed_moved_out_or_deleted_right_after_appends_are_read_to_their_end(
