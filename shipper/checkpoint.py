@@ -54,6 +54,10 @@ class FileIdentity:
     @classmethod
     def of(cls, path: str) -> FileIdentity:
         st = os.stat(path)
+        return cls.of_stat(path, st)
+
+    @classmethod
+    def of_stat(cls, path: str, st: os.stat_result) -> FileIdentity:
         return cls(os.path.abspath(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
 
 
@@ -71,30 +75,25 @@ class Head:
     digest: str
 
     @classmethod
-    def of(cls, path: str, length: int = HEAD_BYTES) -> Head | None:
-        """The head of ``path`` now (shorter when the file is); None when it cannot be read."""
+    def of(cls, where: str | int, length: int = HEAD_BYTES) -> Head | None:
+        """The head of a file now, by path or open descriptor (whose offset is left alone):
+        shorter when the file is; None when it cannot be read."""
         try:
-            with open(path, "rb") as fh:
-                data = fh.read(length)
+            if isinstance(where, int):
+                data = os.pread(where, length, 0)
+            else:
+                with open(where, "rb") as fh:
+                    data = fh.read(length)
         except OSError:
             return None
         return cls(len(data), hashlib.blake2b(data, digest_size=16).hexdigest())
 
-    @classmethod
-    def of_handle(cls, fd: int, length: int = HEAD_BYTES) -> Head | None:
-        """:meth:`of` for an open file descriptor (its offset is left alone)."""
-        try:
-            data = os.pread(fd, length, 0)
-        except OSError:
-            return None
-        return cls(len(data), hashlib.blake2b(data, digest_size=16).hexdigest())
-
-    def still(self, path: str) -> bool:
-        """Whether ``path`` still starts with these bytes (True when it cannot be read: the
-        caller's other checks decide)."""
+    def still(self, where: str | int) -> bool:
+        """Whether the file (path or descriptor) still starts with these bytes (True when it
+        cannot be read: the caller's other checks decide)."""
         if self.length == 0:
             return True
-        now = Head.of(path, self.length)
+        now = Head.of(where, self.length)
         return now is None or now == self
 
 

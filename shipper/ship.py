@@ -426,7 +426,7 @@ class Shipper:
             else Checkpoint(path=STDIN, size=0, mtime_ns=0, inode=0, device=0)
         )
         cp = replace(cp, acked=skip)
-        head = Head.of(path) if ident is not None else None  # before the read: see Head
+        head = Head.of(path) if ident is not None and persist else None  # before the read: see Head
         if head is not None:
             cp = replace(cp, head_length=head.length, head_digest=head.digest)
         if start is not None:

@@ -162,18 +162,16 @@ class Watcher:
         sh = self.shipper
         skip: int | None = None  # first sight: the checkpoint decides (resume after a restart)
         start: tuple[int, int, int] | None = None
-        if seen is not None:
-            grew = (ident.inode, ident.device) == (seen.ident.inode, seen.ident.device) and (
-                ident.size >= seen.ident.size
-            )
-            if grew and (seen.head is None or seen.head.still(path)):
-                skip, start = seen.records, seen.point  # read on after what was sent
-            else:
-                skip = 0  # rotated, truncated or rewritten: start over
         fd = seen.fd if seen is not None else None
         if fd is None and self.max_handles > 0:
             fd = self._open(path, ident)
-        head = Head.of_handle(fd) if fd is not None else Head.of(path)  # before the read
+        where = fd if fd is not None else path
+        if seen is not None:  # the same inode (``_look``)
+            if ident.size >= seen.ident.size and (seen.head is None or seen.head.still(where)):
+                skip, start = seen.records, seen.point  # grew: read on after what was sent
+            else:
+                skip = 0  # truncated, or rewritten larger: start over
+        head = Head.of(where)  # before the read
         sh.progress.source_started(path, index, index)
         records, held_back = sh.ship_source(path, skip=skip, start=start, hold_last_error=True)
         self._seen[path] = _Seen(ident, records, held_back, sh.read_point(path), head, fd, time.monotonic())
@@ -209,7 +207,7 @@ class Watcher:
             grown = st.st_size != seen.ident.size or st.st_mtime_ns != seen.ident.mtime_ns
             quiet = time.monotonic() - seen.changed >= self.orphan_grace
             if grown or (quiet and seen.held_back):
-                self._read_orphan(seen, final=quiet and not grown)
+                self._read_orphan(seen, st, final=quiet and not grown)
                 read += 1
             if quiet and not grown:
                 seen.close()
@@ -218,13 +216,13 @@ class Watcher:
         self._orphans = kept
         return read
 
-    def _read_orphan(self, seen: _Seen, *, final: bool) -> None:
+    def _read_orphan(self, seen: _Seen, st: os.stat_result, *, final: bool) -> None:
         """Read an orphan through its handle, as its old name. ``final``: its last record is
         shipped even when it does not parse (nothing will complete it any more)."""
         sh = self.shipper
         assert seen.fd is not None
         via = f"{_FD_ROOT}/{seen.fd}"
-        ident = FileIdentity.of(via)
+        ident = FileIdentity.of_stat(seen.ident.path, st)
         if ident.size >= seen.ident.size:
             skip, start = seen.records, seen.point
         else:
@@ -239,7 +237,7 @@ class Watcher:
         )
         point = sh.read_point(via)
         sh.forget_source(via)
-        seen.ident = replace(ident, path=seen.ident.path)
+        seen.ident = ident
         seen.records, seen.held_back, seen.point = records, held_back, point
         seen.changed = time.monotonic()
 

@@ -9,6 +9,8 @@ import os
 import random
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -48,34 +50,50 @@ class _Log:
             self.write(fh, n)
 
 
-@pytest.fixture
-def watching(
-    es: Elasticsearch, es_settings: ClusterSettings, prefix: str, tmp_path: Path
-) -> Iterator[tuple[Shipper, Watcher, Path]]:
+@dataclass
+class _Watching:
+    sh: Shipper
+    watcher: Watcher
+    folder: Path  # watched
+    archive: Path  # beside it, outside
+    log_file: Path  # the live log's name
+    state: Path
+
+
+@contextmanager
+def _watch(
+    es: Elasticsearch, es_settings: ClusterSettings, prefix: str, tmp_path: Path, flush: float
+) -> Iterator[_Watching]:
     install(es, prefix)
-    folder = tmp_path / "watched"
+    folder, archive, state = tmp_path / "watched", tmp_path / "archive", tmp_path / "state"
     folder.mkdir()
-    cfg = ShipperConfig(cluster=es_settings, index_prefix=prefix, state_dir=str(tmp_path / "state"))
-    sh = Shipper(cfg, es, flush_interval=0.05)
+    archive.mkdir()
+    cfg = ShipperConfig(cluster=es_settings, index_prefix=prefix, state_dir=str(state))
+    sh = Shipper(cfg, es, flush_interval=flush)
     watcher = Watcher(sh, str(folder), poll_interval=0.01)
     try:
-        yield sh, watcher, folder
+        yield _Watching(sh, watcher, folder, archive, folder / "sysmon.ndjson", state)
     finally:
         watcher.close()
         sh.close()
+
+
+@pytest.fixture
+def watching(
+    es: Elasticsearch, es_settings: ClusterSettings, prefix: str, tmp_path: Path
+) -> Iterator[_Watching]:
+    with _watch(es, es_settings, prefix, tmp_path, flush=0.05) as w:
+        yield w
 
 
 def test_copytruncate_rewritten_larger_within_one_poll_is_read_from_its_start(
     es: Elasticsearch,
     prefix: str,
     lines: list[bytes],
-    tmp_path: Path,
-    watching: tuple[Shipper, Watcher, Path],
+    watching: _Watching,
 ) -> None:
-    sh, watcher, folder = watching
-    archive = tmp_path / "archive"
-    archive.mkdir()
-    log_file = folder / "sysmon.ndjson"
+    sh, watcher = watching.sh, watching.watcher
+    archive, log_file = watching.archive, watching.log_file
     log = _Log(lines)
     rng = random.Random(5)
     log.append(log_file, rng.randint(5, 20))
@@ -110,13 +128,10 @@ def test_files_renamed_moved_out_or_deleted_right_after_appends_are_read_to_thei
     es: Elasticsearch,
     prefix: str,
     lines: list[bytes],
-    tmp_path: Path,
-    watching: tuple[Shipper, Watcher, Path],
+    watching: _Watching,
 ) -> None:
-    sh, watcher, folder = watching
-    archive = tmp_path / "archive"
-    archive.mkdir()
-    log_file = folder / "sysmon.ndjson"
+    sh, watcher, folder = watching.sh, watching.watcher, watching.folder
+    archive, log_file = watching.archive, watching.log_file
     log = _Log(lines)
     rng = random.Random(9)
     fates = {"renamed": 0, "moved": 0, "deleted": 0}
@@ -165,11 +180,9 @@ def test_a_line_left_unfinished_in_a_file_that_left_is_shipped_as_an_error_once_
     es: Elasticsearch,
     prefix: str,
     lines: list[bytes],
-    tmp_path: Path,
-    watching: tuple[Shipper, Watcher, Path],
+    watching: _Watching,
 ) -> None:
-    sh, watcher, folder = watching
-    log_file = folder / "sysmon.ndjson"
+    sh, watcher, log_file = watching.sh, watching.watcher, watching.log_file
     with open(log_file, "ab") as writer:
         writer.writelines(lines[:30])
         writer.write(lines[30][:25])
@@ -214,24 +227,13 @@ def test_ship_reads_a_file_rewritten_larger_since_its_checkpoint_from_the_start(
 def test_a_new_file_under_a_name_whose_last_read_awaits_answers_keeps_its_own_count(
     es: Elasticsearch, es_settings: ClusterSettings, prefix: str, lines: list[bytes], tmp_path: Path
 ) -> None:
-    install(es, prefix)
-    folder = tmp_path / "watched"
-    folder.mkdir()
-    state = tmp_path / "state"
-    cfg = ShipperConfig(cluster=es_settings, index_prefix=prefix, state_dir=str(state))
-    sh = Shipper(cfg, es, flush_interval=600)  # nothing is sent before the next read
-    watcher = Watcher(sh, str(folder), poll_interval=0.01)
-    log_file = folder / "sysmon.ndjson"
-    try:
-        log_file.write_bytes(b"".join(lines[:100]))
-        watcher.poll_once()
-        assert sh.sink.stats.shipped == 0  # still in the batch, unanswered
-        os.rename(log_file, tmp_path / "sysmon.ndjson.1")
-        log_file.write_bytes(b"".join(lines[100:110]))
-        watcher.poll_once()
-    finally:
-        watcher.close()
-        sh.close()
+    with _watch(es, es_settings, prefix, tmp_path, flush=600) as w:  # nothing sent before the next read
+        w.log_file.write_bytes(b"".join(lines[:100]))
+        w.watcher.poll_once()
+        assert w.sh.sink.stats.shipped == 0  # still in the batch, unanswered
+        os.rename(w.log_file, w.archive / "sysmon.ndjson.1")
+        w.log_file.write_bytes(b"".join(lines[100:110]))
+        w.watcher.poll_once()
     assert count(es, prefix) == 110
-    cp = CheckpointStore(state).load(str(log_file))
+    cp = CheckpointStore(w.state).load(str(w.log_file))
     assert cp is not None and cp.acked == 10 and cp.done  # not the 100 of the file it replaced

@@ -106,7 +106,7 @@ def test_a_head_tells_a_grown_file_from_one_rewritten_larger(tmp_path: Path) -> 
     assert grown is not None and grown.length == HEAD_BYTES
     fd = os.open(f, os.O_RDONLY)
     try:
-        assert Head.of_handle(fd) == grown and os.lseek(fd, 0, os.SEEK_CUR) == 0
+        assert Head.of(fd) == grown and grown.still(fd) and os.lseek(fd, 0, os.SEEK_CUR) == 0
     finally:
         os.close(fd)
     with open(f, "r+b") as fh:  # copytruncate, then more written than before: same inode
