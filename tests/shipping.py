@@ -106,6 +106,8 @@ class Proxy:
         self.forwarded = 0
         self.thawed = threading.Event()
         self.thawed.set()
+        self._trip: tuple[int, float, bool] | None = None
+        self.outages = 0
 
     def up(self) -> None:
         srv = socket.socket()
@@ -140,6 +142,23 @@ class Proxy:
                 c.close()
             self._conns.clear()
 
+    def trip(self, after_bytes: int, outage: float, freeze: bool = False) -> None:
+        """Go down (or freeze) once ``after_bytes`` more have been relayed, and come back
+        ``outage`` seconds later: an outage that lands mid-run however fast the client is."""
+        self._trip = (self.forwarded + after_bytes, outage, freeze)
+
+    def _outage(self, seconds: float, freeze: bool) -> None:
+        if freeze:
+            self.thawed.clear()
+        else:
+            self.down()
+        self.outages += 1
+        time.sleep(seconds)
+        if freeze:
+            self.thawed.set()
+        else:
+            self.up()
+
     def _accept(self, srv: socket.socket) -> None:
         while True:
             try:
@@ -161,7 +180,13 @@ class Proxy:
             while data := a.recv(65536):
                 self.thawed.wait()
                 b.sendall(data)
-                self.forwarded += len(data)
+                with self._lock:
+                    self.forwarded += len(data)
+                    trip, self._trip = self._trip, None
+                    if trip is not None and self.forwarded < trip[0]:
+                        self._trip, trip = trip, None
+                if trip is not None:
+                    threading.Thread(target=self._outage, args=trip[1:], daemon=True).start()
         except OSError:
             pass
         finally:

@@ -65,6 +65,7 @@ def test_node_outage_of_several_seconds_retries_and_completes(
 ) -> None:
     proxy = Proxy(_node_address(es_settings))
     proxy.up()
+    proxy.trip(after_bytes=2_000_000, outage=3.0)
     state = tmp_path / "state"
     args = [*ship_args(ready, state, str(day)), "--bulk-docs", "300", "--max-retries", "12"]
     proc = subprocess.Popen(
@@ -75,11 +76,8 @@ def test_node_outage_of_several_seconds_retries_and_completes(
         text=True,
     )
     try:
-        for _ in range(2):
-            wait_for(lambda: acked(state) > 0 or proc.poll() is not None)
-            proxy.down()
-            time.sleep(3)
-            proxy.up()
+        wait_for(lambda: proxy.outages == 1 or proc.poll() is not None)
+        proxy.trip(after_bytes=2_000_000, outage=3.0)  # a second outage once it is back
         out, err = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
@@ -87,6 +85,8 @@ def test_node_outage_of_several_seconds_retries_and_completes(
         proxy.down()
     assert proc.returncode == 0, err
     summary = json.loads(out)
+    assert proxy.outages == 2
+    assert summary["retries"] > 0
     assert summary["shipped"] + summary["duplicates"] == EVENTS
     assert count(es, ready) == EVENTS
 
@@ -98,6 +98,7 @@ def test_frozen_node_times_out_retries_and_completes(
     shipper times out, retries and ends exact once it thaws."""
     proxy = Proxy(_node_address(es_settings))
     proxy.up()
+    proxy.trip(after_bytes=2_000_000, outage=6.0, freeze=True)  # three request timeouts
     state = tmp_path / "state"
     config = tmp_path / "shipper.yml"
     config.write_text("cluster:\n  request_timeout: 2\n")
@@ -111,10 +112,6 @@ def test_frozen_node_times_out_retries_and_completes(
         text=True,
     )
     try:
-        wait_for(lambda: acked(state) > 0 or proc.poll() is not None)
-        proxy.thawed.clear()
-        time.sleep(6)  # three request timeouts
-        proxy.thawed.set()
         out, err = proc.communicate(timeout=240)
     finally:
         proxy.thawed.set()
@@ -123,6 +120,7 @@ def test_frozen_node_times_out_retries_and_completes(
         proxy.down()
     assert proc.returncode == 0, err
     summary = json.loads(out)
+    assert proxy.outages == 1
     assert summary["retries"] > 0
     assert summary["shipped"] + summary["duplicates"] == EVENTS
     assert count(es, ready) == EVENTS

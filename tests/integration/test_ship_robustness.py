@@ -57,15 +57,13 @@ def test_node_unavailable_halfway_retries_and_completes(
     host, port = es_settings.url.split("//")[1].split(":")
     proxy = Proxy((host, int(port.rstrip("/"))))
     proxy.up()
+    # down for 4 s once ~2 MB of the run's requests are through: mid-run however fast it goes
+    proxy.trip(after_bytes=2_000_000, outage=4.0)
     state = tmp_path / "state"
     url = f"http://127.0.0.1:{proxy.port}"
     args = [*ship_args(ready, state, str(day)), "--bulk-docs", "300", "--max-retries", "12"]
     proc = subprocess.Popen(args, env=_env(url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: acked(state) > 0 or proc.poll() is not None)
-        proxy.down()
-        time.sleep(4)
-        proxy.up()
         out, err = proc.communicate(timeout=600)
     finally:
         if proc.poll() is None:
@@ -73,6 +71,7 @@ def test_node_unavailable_halfway_retries_and_completes(
         proxy.down()
     assert proc.returncode == 0, err
     summary = json.loads(out)
+    assert proxy.outages == 1
     assert summary["retries"] > 0
     assert summary["shipped"] + summary["duplicates"] == EVENTS
     assert count(es, ready) == EVENTS
