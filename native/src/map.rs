@@ -951,6 +951,9 @@ fn map_dns(st: &mut St, doc: &mut Obj, eid: i64, psl: Option<&Psl>) -> Result<()
             }
         }
         sub(doc, "dns").insert("question", J::O(question));
+        if !name.is_empty() {
+            add_unique(&mut st.hosts, &name);
+        }
     }
     if let Some(status) = st.data.pop("QueryStatus") {
         sub(sub(doc, "sysmon"), "dns").insert("status", J::S(dns_status(&status)));

@@ -375,6 +375,8 @@ def _map_dns(st: _State, doc: Doc, eid: int | None) -> None:
             if parts.subdomain:
                 question["subdomain"] = parts.subdomain
         _sub(doc, "dns")["question"] = question
+        if name:
+            _add_unique(st.hosts, name)
     status = data.pop("QueryStatus", None)
     if status is not None:
         _sub(_sub(doc, "sysmon"), "dns")["status"] = status_name(status)
