@@ -38,6 +38,16 @@ VERSION = 1
 Decision = Literal["new", "done", "resume", "restart"]
 
 
+@dataclass(frozen=True, slots=True)
+class ResumePoint:
+    """Where a line-based source can be read on from: just after record ``seq``, which ends at
+    byte ``offset`` before line ``line``. The records are numbered on from ``seq + 1``."""
+
+    offset: int
+    line: int
+    seq: int
+
+
 def default_state_dir() -> Path:
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "sysmon-detect"
@@ -146,11 +156,11 @@ def decide(previous: Checkpoint | None, now: FileIdentity, head_kept: bool = Tru
     return "resume", previous.acked
 
 
-def resume_point(previous: Checkpoint | None, now: FileIdentity) -> tuple[int, int, int] | None:
-    """Where a resumed read of a line-based source may start: ``(byte offset, line, seq)`` of
-    the checkpoint's resume point when the file is the same one (same inode and device), not
-    shorter than that offset, and the point is at or below the acknowledged watermark; None
-    (read from the start, skipping by count) otherwise."""
+def resume_point(previous: Checkpoint | None, now: FileIdentity) -> ResumePoint | None:
+    """Where a resumed read of a line-based source may start: the checkpoint's resume point
+    when the file is the same one (same inode and device), not shorter than that offset, and
+    the point is at or below the acknowledged watermark; None (read from the start, skipping by
+    count) otherwise."""
     if previous is None or previous.offset is None:
         return None
     if previous.inode != now.inode or previous.device != now.device or now.size < previous.size:
@@ -159,7 +169,7 @@ def resume_point(previous: Checkpoint | None, now: FileIdentity) -> tuple[int, i
         return None
     if previous.offset_line < 1 or previous.offset < 0:
         return None
-    return previous.offset, previous.offset_line, previous.offset_seq
+    return ResumePoint(previous.offset, previous.offset_line, previous.offset_seq)
 
 
 #: A half-written checkpoint older than this was left by a killed shipper (a live writer renames

@@ -84,7 +84,7 @@ def convert(
             for item in iter_documents(
                 paths,
                 fmt=fmt,
-                evtx_backend=evtx_backend,
+                evtx_backend=evtx_backend,  # type: ignore[arg-type]  # click checked the choice
                 host=host,
                 skip_errors=skip_errors,
                 stats=stats,
@@ -262,6 +262,7 @@ def _run_shipping(
     from shipper.pipeline import expand_inputs
     from shipper.progress import for_terminal
     from shipper.ship import Shipper
+    from shipper.stream import ReadOptions
     from shipper.templates import events_alias
 
     as_json = kw.pop("as_json")
@@ -314,11 +315,8 @@ def _run_shipping(
     shipper = Shipper(
         cfg,
         client,
+        options=ReadOptions(fmt=fmt, evtx_backend=evtx_backend, host=host, skip_errors=skip_errors),
         from_start=from_start,
-        fmt=fmt,
-        evtx_backend=evtx_backend,
-        host=host,
-        skip_errors=skip_errors,
         flush_interval=flush_interval,
         progress=for_terminal(not no_progress and not as_json),
         stop=stop,

@@ -10,7 +10,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from shipper.ship import Progress as ProgressBase
+from shipper.summary import Progress as ProgressBase
 
 
 class RichProgress(ProgressBase):

@@ -32,7 +32,7 @@ import resource
 import time
 from dataclasses import dataclass, replace
 
-from shipper.checkpoint import FileIdentity, Head
+from shipper.checkpoint import FileIdentity, Head, ResumePoint
 from shipper.errors import InputError
 from shipper.pipeline import expand_inputs
 from shipper.ship import Shipper
@@ -49,7 +49,7 @@ class _Seen:
     ident: FileIdentity
     records: int  # records consumed (and sent or acknowledged) so far
     held_back: bool
-    point: tuple[int, int, int] | None = None  # (offset, line, seq) to read on from
+    point: ResumePoint | None = None  # where to read on from
     head: Head | None = None  # the file's head when it was last read
     fd: int | None = None  # a handle on it, to read it to the end once it leaves the folder
     changed: float = 0.0  # monotonic time it was last read
@@ -161,7 +161,7 @@ class Watcher:
         """Read one new or changed file (see the module's docstring for from where)."""
         sh = self.shipper
         skip: int | None = None  # first sight: the checkpoint decides (resume after a restart)
-        start: tuple[int, int, int] | None = None
+        start: ResumePoint | None = None
         fd = seen.fd if seen is not None else None
         if fd is None and self.max_handles > 0:
             fd = self._open(path, ident)
@@ -173,8 +173,9 @@ class Watcher:
                 skip = 0  # truncated, or rewritten larger: start over
         head = Head.of(where)  # before the read
         sh.progress.source_started(path, index, index)
-        records, held_back = sh.ship_source(path, skip=skip, start=start, hold_last_error=True)
-        self._seen[path] = _Seen(ident, records, held_back, sh.read_point(path), head, fd, time.monotonic())
+        done = sh.ship_source(path, skip=skip, start=start, hold_last_error=True)
+        point = sh.read_point(path)
+        self._seen[path] = _Seen(ident, done.records, done.held_back, point, head, fd, time.monotonic())
         sh.forget_source(path)
 
     @staticmethod
@@ -227,7 +228,7 @@ class Watcher:
             skip, start = seen.records, seen.point
         else:
             skip, start = 0, None  # truncated
-        records, held_back = sh.ship_source(
+        done = sh.ship_source(
             via,
             skip=skip,
             start=start,
@@ -238,7 +239,7 @@ class Watcher:
         point = sh.read_point(via)
         sh.forget_source(via)
         seen.ident = ident
-        seen.records, seen.held_back, seen.point = records, held_back, point
+        seen.records, seen.held_back, seen.point = done.records, done.held_back, point
         seen.changed = time.monotonic()
 
     def _limit_handles(self) -> None:

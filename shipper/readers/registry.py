@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO
 
 from shipper.errors import InputError
+from shipper.inputs import STDIN
 from shipper.raw import MappedBatch, RawEvent, ReadError
 from shipper.readers._common import decoding, peekable, sniff_encoding
 from shipper.readers.evtx import CHUNK_MAGIC, FILE_MAGIC, EvtxBackend, read_evtx
@@ -18,7 +19,6 @@ from shipper.readers.jsonl import read_json
 from shipper.readers.text import read_text
 from shipper.readers.xml import read_xml
 
-STDIN = "-"
 STDIN_NAME = "<stdin>"
 HEAD_SIZE = 64
 

@@ -8,7 +8,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from shipper.checkpoint import Checkpoint, CheckpointStore, FileIdentity, decide, resume_point
+from shipper.checkpoint import Checkpoint, CheckpointStore, FileIdentity, ResumePoint, decide, resume_point
 
 
 def _file(tmp_path: Path) -> Path:
@@ -24,12 +24,12 @@ def test_point_round_trips_and_is_used_for_the_same_grown_file(tmp_path: Path) -
     store.save(cp)
     loaded = store.load(str(f))
     assert loaded is not None and (loaded.offset, loaded.offset_line, loaded.offset_seq) == (54, 7, 6)
-    assert resume_point(loaded, FileIdentity.of(str(f))) == (54, 7, 6)
+    assert resume_point(loaded, FileIdentity.of(str(f))) == ResumePoint(54, 7, 6)
     with open(f, "ab") as fh:
         fh.write(b'{"a": 2}\n')
     grown = FileIdentity.of(str(f))
     assert decide(loaded, grown) == ("resume", 7)
-    assert resume_point(loaded, grown) == (54, 7, 6)
+    assert resume_point(loaded, grown) == ResumePoint(54, 7, 6)
 
 
 def test_no_point_after_truncation_rotation_or_a_bad_point(tmp_path: Path) -> None:
@@ -91,7 +91,7 @@ def test_resume_point_is_the_last_document_under_the_watermark() -> None:
     """Resume points are kept per run of documents (one per document sent alone); the point
     is the end of the last document at or below the watermark, within a run too."""
     from shipper.checkpoint import Checkpoint, Watermark
-    from shipper.ship import _Source
+    from shipper.checkpointing import SourceState as _Source
 
     st = _Source("f", Checkpoint(path="f", size=0, mtime_ns=0, inode=0, device=0), Watermark())
     st.ends.append((1, [10, 20, 30], [2, 3, 4]))  # records 1-3
@@ -100,10 +100,10 @@ def test_resume_point_is_the_last_document_under_the_watermark() -> None:
     st.advance_point(0)
     assert st.point is None
     st.advance_point(2)
-    assert st.point == (20, 3, 2) and len(st.ends) == 3  # inside the first run
+    assert st.point == ResumePoint(20, 3, 2) and len(st.ends) == 3  # inside the first run
     st.advance_point(4)
-    assert st.point == (30, 4, 3) and len(st.ends) == 2  # record 4 has no end of its own
+    assert st.point == ResumePoint(30, 4, 3) and len(st.ends) == 2  # record 4 has no end of its own
     st.advance_point(6)
-    assert st.point == (60, 7, 6) and len(st.ends) == 1
+    assert st.point == ResumePoint(60, 7, 6) and len(st.ends) == 1
     st.advance_point(100)
-    assert st.point == (70, 8, 7) and not st.ends
+    assert st.point == ResumePoint(70, 8, 7) and not st.ends

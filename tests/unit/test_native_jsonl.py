@@ -24,10 +24,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shipper import native as native_mod
-from shipper.pipeline import ItemRun, Stats, iter_documents, iter_runs
+from shipper.checkpoint import ResumePoint
+from shipper.pipeline import ItemRun, Stats, iter_documents, stream
 from shipper.raw import MappedBatch, RawEvent, ReadError
 from shipper.readers import jsonl as jsonl_mod
 from shipper.readers.jsonl import NXLOG_EVENT_TYPES, NXLOG_METADATA, event_from_document, read_json
+from shipper.stream import ReadOptions, SourceEnded, SourceRead, SourceStarted
 from shipper.sysmon.ecs import to_ecs_and_id
 from shipper.sysmon.events import EVENTS
 from tests.shared_data import sysmon_data
@@ -47,7 +49,7 @@ def _run(
     paths: list[str],
     native: bool,
     monkeypatch: pytest.MonkeyPatch,
-    start: dict[str, tuple[int, int, int]] | None = None,
+    start: dict[str, ResumePoint] | None = None,
 ) -> tuple[list[Any], Stats, int]:
     """Every document of ``paths`` with where it came from, the stats, and how many documents
     arrived as native JSON."""
@@ -121,7 +123,7 @@ def test_resuming_from_a_native_record_equals_the_python_path(
     path = str(sample_day / "winlogbeat.ndjson")
     full, _, _ = _run([path], True, monkeypatch)
     mid = full[len(full) // 2]
-    start = {path: (mid[6], mid[7], mid[4])}
+    start = {path: ResumePoint(mid[6], mid[7], mid[4])}
     fast, _, mapped = _run([path], True, monkeypatch, start)
     python, _, _ = _run([path], False, monkeypatch, start)
     assert mapped > 0
@@ -648,7 +650,7 @@ def test_other_providers_between_sysmon_lines_are_read_natively(
 
 @pytest.mark.parametrize("skip", [0, 1, 37, 1000, 2999, 10_000])
 def test_runs_are_the_items_of_the_same_records(sample_day: Path, tmp_path: Path, skip: int) -> None:
-    """``iter_runs`` (what the shipper reads) hands over exactly the documents, seqs and resume
+    """A stream with ``runs`` (what the shipper reads) hands over exactly the documents, seqs and resume
     points ``iter_documents`` gives, with the same stats, also when a skip count ends inside a
     run (a resume by count) and when other providers' records split a native batch."""
     evtx = sorted(str(p) for p in sysmon_data().rglob("*.evtx"))[:5]
@@ -663,7 +665,10 @@ def test_runs_are_the_items_of_the_same_records(sample_day: Path, tmp_path: Path
     ]
     flat = []
     kinds = set()
-    for r in iter_runs(paths, stats=runs_stats, skip=skips, runs=True):
+    reads = [SourceRead(p, skips[p]) for p in paths]
+    for r in stream(reads, ReadOptions(), runs_stats, runs=True):
+        if isinstance(r, SourceStarted | SourceEnded):
+            continue
         kinds.add(type(r).__name__)
         if isinstance(r, ItemRun):
             for k in range(len(r)):

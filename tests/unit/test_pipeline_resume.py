@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from samples.__main__ import main as samples_main
+from shipper.checkpoint import ResumePoint
 from shipper.errors import InputError
 from shipper.pipeline import Item, Stats, expand_inputs, iter_documents
 
@@ -42,7 +43,7 @@ def test_sample_has_every_line_based_form(resumable: dict[str, list[Item]]) -> N
 @pytest.mark.parametrize("workers", [1, 2])
 def test_start_yields_the_rest_of_a_full_read(resumable: dict[str, list[Item]], workers: int) -> None:
     paths = sorted(resumable)
-    start: dict[str, tuple[int, int, int]] = {}
+    start: dict[str, ResumePoint] = {}
     expected: list[tuple[Any, ...]] = []
     for n, path in enumerate(paths):
         items = resumable[path]
@@ -50,7 +51,7 @@ def test_start_yields_the_rest_of_a_full_read(resumable: dict[str, list[Item]], 
         cut = points[(n * 7) % len(points)]
         at = items[cut]
         assert at.end_offset is not None and at.end_line is not None
-        start[path] = (at.end_offset, at.end_line, at.seq)
+        start[path] = ResumePoint(at.end_offset, at.end_line, at.seq)
         expected += [_key(item) for item in items[cut + 1 :]]
     stats = Stats()
     got = [_key(item) for item in iter_documents(paths, stats=stats, start=start, workers=workers)]
@@ -67,7 +68,9 @@ def test_start_and_skip_together(resumable: dict[str, list[Item]]) -> None:
     skip_to = items[5].seq
     got = list(
         iter_documents(
-            [path], start={path: (first.end_offset, first.end_line, first.seq)}, skip={path: skip_to}
+            [path],
+            start={path: ResumePoint(first.end_offset, first.end_line, first.seq)},
+            skip={path: skip_to},
         )
     )
     assert [_key(item) for item in got] == [_key(item) for item in items[6:]]
@@ -77,4 +80,4 @@ def test_start_refused_for_evtx(tmp_path: Path) -> None:
     evtx = tmp_path / "x.evtx"
     evtx.write_bytes(b"ElfFile\x00" + b"\x00" * 120)
     with pytest.raises(InputError, match="offset"):
-        list(iter_documents([str(evtx)], start={str(evtx): (100, 3, 2)}))
+        list(iter_documents([str(evtx)], start={str(evtx): ResumePoint(100, 3, 2)}))

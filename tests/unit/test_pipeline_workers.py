@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from samples.__main__ import main as samples_main
 from shipper import pipeline
+from shipper.pipeline import parallel
 from shipper.errors import InputError
 from shipper.pipeline import Stats, expand_inputs, iter_documents
 from tests.shared_data import sysmon_data
@@ -43,8 +44,8 @@ def sample_paths(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     """Many batches per source and a short queue: exercises batching and back-pressure."""
-    monkeypatch.setattr(pipeline, "BATCH_DOCUMENTS", 7)
-    monkeypatch.setattr(pipeline, "IN_FLIGHT_BATCHES", 2)
+    monkeypatch.setattr(parallel, "BATCH_DOCUMENTS", 7)
+    monkeypatch.setattr(parallel, "IN_FLIGHT_BATCHES", 2)
 
 
 def _shared_evtx(count: int) -> list[str]:
