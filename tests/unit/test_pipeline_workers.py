@@ -13,9 +13,8 @@ from click.testing import CliRunner
 
 from samples.__main__ import main as samples_main
 from shipper import pipeline
-from shipper.pipeline import parallel
 from shipper.errors import InputError
-from shipper.pipeline import Stats, expand_inputs, iter_documents
+from shipper.pipeline import Stats, expand_inputs, iter_documents, parallel
 from tests.shared_data import sysmon_data
 
 Run = tuple[list[tuple[Any, ...]], dict[str, Any]]
