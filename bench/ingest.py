@@ -143,10 +143,11 @@ def serialise(inputs: list[str], path: Path, placeholder: str = "@@P@@") -> int:
 
 def shipper_alone(inputs: list[str]) -> float:
     """events/s of what ``ship`` does before the network: read and map every source
-    (``iter_runs``, as ship reads), stamp ``event.ingested`` and build the bulk bodies (a
+    (a stream of runs, as ship reads), stamp ``event.ingested`` and build the bulk bodies (a
     sink whose requests are dropped)."""
-    from shipper.pipeline import ItemRun, iter_runs
+    from shipper.pipeline import Item, ItemRun, stream
     from shipper.sink import BulkSink
+    from shipper.stream import ReadOptions, SourceRead
 
     class _Drop(BulkSink):
         def _submit(self) -> None:
@@ -157,11 +158,12 @@ def shipper_alone(inputs: list[str]) -> float:
 
     began = time.monotonic()
     n = 0
-    for item in iter_runs(expand_inputs(inputs), runs=True):
+    reads = [SourceRead(p) for p in expand_inputs(inputs)]
+    for item in stream(reads, ReadOptions(), runs=True):
         if isinstance(item, ItemRun):
             sink.add_json_run(item.docs, item.doc_ids, "bench-events-", item.source, item.first_seq)
             n += len(item)
-        else:
+        elif isinstance(item, Item):
             sink.add(item.doc, "bench", item.doc_id, (item.source, item.seq))
             n += 1
     return n / (time.monotonic() - began)
