@@ -168,6 +168,15 @@ def _ship_options(func: Any) -> Any:
         click.option(
             "--skip-errors", is_flag=True, help="Skip and count bad records instead of shipping them tagged."
         ),
+        click.option(
+            "--label",
+            "labels",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="labels.KEY on every document of the run (repeatable; config `labels:`).",
+        ),
+        click.option("--tag", "tags", multiple=True, help="A tag on every document of the run (repeatable)."),
+        click.option("--agent-name", help="agent.name of the documents (default: this host's name)."),
         click.option("--setup/--no-setup", "do_setup", default=False, help="Install the templates first."),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on standard output."),
         click.option("--no-progress", is_flag=True, help="No progress bar even on a terminal."),
@@ -188,8 +197,13 @@ def _resolve_config(ctx: click.Context, kw: dict[str, Any]) -> Any:
     from shipper.errors import SysmonError
 
     try:
+        from shipper.envelope import parse_labels
+
         return resolve(
             kw.pop("config_file", None),
+            agent_name=kw.pop("agent_name", None),
+            labels=parse_labels(kw.pop("labels", ()), "--label"),
+            tags=tuple(kw.pop("tags", ())),
             url=kw.pop("url", None),
             ca_certs=kw.pop("ca_certs", None),
             insecure=kw.pop("insecure", False),

@@ -40,6 +40,7 @@ import yaml
 from elasticsearch import Elasticsearch
 
 from shipper.checkpoint import default_state_dir
+from shipper.envelope import check_label
 from shipper.errors import ConfigError
 from shipper.es import ClusterSettings, make_client
 from shipper.redact import mask_url
@@ -60,6 +61,12 @@ class ShipperConfig:
     inputs: tuple[str, ...] = ()
     state_dir: str = field(default_factory=lambda: str(default_state_dir()))
     dead_letter: str | None = None
+    #: the collector as documents name it (``agent.name``/``agent.id``; None: host name, and an
+    #: id kept in the state directory), and the run's ``labels.*`` and ``tags``
+    agent_name: str | None = None
+    agent_id: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
     source: str | None = None  # the YAML file it came from
 
     @property
@@ -85,6 +92,9 @@ class ShipperConfig:
             "inputs": list(self.inputs),
             "state_dir": self.state_dir,
             "dead_letter": self.dead_letter_path,
+            "agent": {"name": self.agent_name, "id": self.agent_id},
+            "labels": dict(self.labels),
+            "tags": list(self.tags),
         }
 
     def client(self, **kwargs: Any) -> Elasticsearch:
@@ -223,7 +233,7 @@ def load_file(path: str | Path, base: ShipperConfig | None = None) -> ShipperCon
         return cfg
     r = _Reader(source)
     top = r.mapping(root, "the configuration")
-    known = {"cluster", "index", "bulk", "inputs", "state_dir", "dead_letter"}
+    known = {"cluster", "index", "bulk", "inputs", "state_dir", "dead_letter", "agent", "labels", "tags"}
     for key, (knode, _) in top.items():
         if key not in known:
             raise r.fail(knode, f"unknown key {key!r} (known: {', '.join(sorted(known))})")
@@ -296,8 +306,28 @@ def load_file(path: str | Path, base: ShipperConfig | None = None) -> ShipperCon
             "bulk",
         )
         bulk = replace(bulk, **b)
+    agent: dict[str, Any] = {}
+    if "agent" in top:
+        agent = _apply(
+            r,
+            r.mapping(top["agent"][1], "agent"),
+            {"name": lambda n: r.string(n, "agent.name"), "id": lambda n: r.string(n, "agent.id")},
+            "agent",
+        )
+    labels = dict(cfg.labels)
+    if "labels" in top:
+        for key, (knode, vnode) in r.mapping(top["labels"][1], "labels").items():
+            try:
+                check_label(key, r.scalar(vnode, f"labels.{key}"), source)
+            except ConfigError as exc:
+                raise r.fail(knode, exc.message) from None
+            labels[key] = r.scalar(vnode, f"labels.{key}")
     return replace(
         cfg,
+        agent_name=agent.get("name", cfg.agent_name),
+        agent_id=agent.get("id", cfg.agent_id),
+        labels=labels,
+        tags=r.strings(top["tags"][1], "tags") if "tags" in top else cfg.tags,
         cluster=cluster,
         urls=urls,
         index_prefix=index.get("prefix", cfg.index_prefix),
@@ -356,13 +386,23 @@ def resolve(
     dead_letter: str | None = None,
     replicas: int | None = None,
     bulk: Mapping[str, Any] | None = None,
+    agent_name: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    tags: tuple[str, ...] = (),
 ) -> ShipperConfig:
-    """Defaults < file (``config_file`` or ``SYSMON_CONFIG``) < environment < flags."""
+    """Defaults < file (``config_file`` or ``SYSMON_CONFIG``) < environment < flags (labels
+    given as flags are added to the file's, and tags too)."""
     env = os.environ if env is None else env
     path = config_file or env.get("SYSMON_CONFIG")
     cfg = load_file(path) if path else ShipperConfig()
     cfg = apply_env(cfg, env)
     changes: dict[str, Any] = {}
+    if agent_name:
+        changes["agent_name"] = agent_name
+    if labels:
+        changes["labels"] = {**cfg.labels, **labels}
+    if tags:
+        changes["tags"] = tuple(dict.fromkeys((*cfg.tags, *tags)))
     cluster = cfg.cluster
     if url:
         cluster = replace(cluster, url=url.rstrip("/"))

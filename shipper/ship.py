@@ -24,6 +24,7 @@ from shipper.checkpoint import Checkpoint, CheckpointStore, FileIdentity, Head, 
 from shipper.checkpoint import resume_point as checkpoint_resume_point
 from shipper.checkpointing import CheckpointWriter, SourceState
 from shipper.config import ShipperConfig
+from shipper.envelope import Envelope
 from shipper.errors import InputError
 from shipper.inputs import STDIN
 from shipper.pipeline import effective_workers, stream
@@ -84,7 +85,16 @@ class Shipper:
         opts: BulkOptions = cfg.bulk
         if flush_interval is not None:
             opts = replace(opts, flush_interval=flush_interval)
-        self.sink = BulkSink(client, options=opts, dead_letter_path=cfg.dead_letter_path, on_ack=self._on_ack)
+        self.envelope = Envelope.for_run(
+            cfg.state_dir, name=cfg.agent_name, id=cfg.agent_id, labels=cfg.labels, tags=cfg.tags
+        )
+        self.sink = BulkSink(
+            client,
+            options=opts,
+            dead_letter_path=cfg.dead_letter_path,
+            on_ack=self._on_ack,
+            envelope=self.envelope,
+        )
         self.router = Router(self.sink, self.writer, cfg.index_prefix, self.progress, self._read_points)
         self._began = time.monotonic()
         self._closed = False
@@ -164,6 +174,7 @@ class Shipper:
         cp = self._checkpoint(path, ident, skip, start, persist)
         st = SourceState(path, cp, Watermark(skip), point=start, persist=persist and ident is not None)
         self._sources[path] = st
+        self.sink.label(path, label)
         self._read_points.pop(path, None)
         if start is not None:
             self._read_points[path] = start
@@ -330,5 +341,6 @@ class Shipper:
         if not st.persist:
             del self._sources[path]
             self._read_points.pop(path, None)
+            self.sink.label(path, None)
         elif st.done and st.saved_acked == st.mark.acked:
             del self._sources[path]

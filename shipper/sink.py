@@ -47,6 +47,7 @@ from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TlsError
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
 
+from shipper.envelope import Envelope, wrap
 from shipper.errors import ClusterError
 from shipper.native import document_time, native, native_head
 from shipper.redact import mask_text
@@ -201,8 +202,13 @@ class BulkSink:
         dead_letter_path: str | Path | None = None,
         on_ack: AckCallback | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        envelope: Envelope | None = None,
     ) -> None:
         self.client = client
+        #: what every event document gets (see ``shipper.envelope``); None: documents as given
+        self.envelope = envelope
+        self._tail = envelope.tail() if envelope is not None else b""
+        self._labels: dict[str, str] = {}  # source → the file name its documents carry
         self.opts = options or BulkOptions()
         if self.opts.max_docs < 1 or self.opts.in_flight < 1 or self.opts.max_bytes < 1:
             raise ValueError("bulk sizes and in-flight requests must be at least 1")
@@ -223,9 +229,22 @@ class BulkSink:
 
     # ---------------------------------------------------------------- producer side
 
+    def label(self, source: str, name: str | None) -> None:
+        """The ``log.file.path`` of ``source``'s documents is ``name`` (a file read through a
+        handle after it left its folder); None: the source's own absolute path again."""
+        if name is None:
+            self._labels.pop(source, None)
+        else:
+            self._labels[source] = name
+
+    def _log_file(self, source: str) -> bytes:
+        return Envelope.log_file(source, self._labels.get(source))
+
     def add(self, doc: dict[str, Any], index: str, doc_id: str, ack: tuple[str, int]) -> None:
-        """Queue one document (``event.ingested`` is set here)."""
+        """Queue one document (``event.ingested`` and the envelope are set here)."""
         self._raise_if_failed()
+        if self.envelope is not None:
+            self.envelope.apply(doc, self._log_file(ack[0]))
         event = doc.get("event")
         if isinstance(event, dict):
             event["ingested"] = now_iso()
@@ -241,6 +260,8 @@ class BulkSink:
             self.add(orjson.loads(doc_json), index, doc_id, ack)
             return
         self._raise_if_failed()
+        if self.envelope is not None:
+            doc_json = wrap(doc_json, self._tail, self._log_file(ack[0]))
         self._append(self._action(index, doc_id) + _stamped(doc_json, _now()[2]), ack)
 
     def add_json_run(
@@ -259,7 +280,8 @@ class BulkSink:
         now = _now()[1]
         items = None
         if self._core is not None:
-            items = self._core.bulk_lines(docs, doc_ids, index_head, now)
+            log_file = self._log_file(source) if self.envelope is not None else b""
+            items = self._core.bulk_lines(docs, doc_ids, index_head, now, self._tail, log_file)
         if items is None:  # no core, or not all native documents: one by one, the careful way
             for k, raw in enumerate(docs):
                 index = index_head + (index_suffix(document_time(raw)) or "unknown")

@@ -79,10 +79,12 @@ def _leaf(dotted: str, es_type: str, multi: frozenset[str], caseless: frozenset[
 
 def generate_mappings() -> dict[str, Any]:
     """The ``mappings`` component template body, built from ``EMITTED_FIELDS``."""
+    from shipper.envelope import FIELDS as ENVELOPE_FIELDS
     from shipper.sysmon.fields import CASELESS_ONLY_PATHS, EMITTED_FIELDS, MULTI_FIELD_PATHS
 
     fields: dict[str, str] = dict(EMITTED_FIELDS)
     fields["event.ingested"] = "date"  # set by the sink on every document
+    fields.update(ENVELOPE_FIELDS)  # agent.*, tags: added by the shipper's sink
     props: dict[str, Any] = {}
     for dotted in sorted(fields):
         es_type = fields[dotted]
@@ -97,6 +99,7 @@ def generate_mappings() -> dict[str, Any]:
         node[parts[-1]] = _leaf(dotted, es_type, MULTI_FIELD_PATHS, CASELESS_ONLY_PATHS)
     winlog = props["winlog"]["properties"]
     winlog["event_data"] = {"type": "object", "dynamic": True}
+    props["labels"] = {"type": "object", "dynamic": True}  # labels.*: the run's, all keywords
     return {
         "template": {
             # the normaliser lives with the mappings that use it: a component template is
@@ -121,7 +124,14 @@ def generate_mappings() -> dict[str, Any]:
                                 "fields": {"caseless": dict(CASELESS)},
                             },
                         }
-                    }
+                    },
+                    {
+                        "labels_as_keyword": {
+                            "path_match": "labels.*",
+                            "match_mapping_type": "*",
+                            "mapping": {"type": "keyword", "ignore_above": KEYWORD_IGNORE_ABOVE},
+                        }
+                    },
                 ],
                 "properties": props,
             },

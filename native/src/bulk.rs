@@ -23,15 +23,53 @@ fn month(doc: &[u8]) -> Option<[u8; 7]> {
     (digits && t[4] == b'-').then(|| [t[0], t[1], t[2], t[3], b'.', t[5], t[6]])
 }
 
+/// What the shipper adds to every document (`shipper/envelope.py`): `tail`, JSON members
+/// (`,"agent":{…}`) appended to the document, and `log_file` (`"file":{"path":…}`) merged into
+/// its `log` object. Both empty: the document as it is.
+pub struct Envelope<'a> {
+    pub tail: &'a [u8],
+    pub log_file: &'a [u8],
+}
+
+const LOG: &[u8] = b",\"log\":{";
+
+/// `body` (a native document from its `event` members on) with the envelope added. A native
+/// document's `log` holds only `level`, so the first `,"log":{` is its own.
+fn append_body(body: &[u8], env: &Envelope, out: &mut Vec<u8>) {
+    let Some(inner) = body.strip_suffix(b"}") else {
+        out.extend_from_slice(body);
+        return;
+    };
+    if env.log_file.is_empty() {
+        out.extend_from_slice(inner);
+    } else if let Some(at) = inner.windows(LOG.len()).position(|w| w == LOG) {
+        let cut = at + LOG.len();
+        out.extend_from_slice(&inner[..cut]);
+        out.extend_from_slice(env.log_file);
+        if inner.get(cut) != Some(&b'}') {
+            out.push(b',');
+        }
+        out.extend_from_slice(&inner[cut..]);
+    } else {
+        out.extend_from_slice(inner);
+        out.extend_from_slice(LOG);
+        out.extend_from_slice(env.log_file);
+        out.push(b'}');
+    }
+    out.extend_from_slice(env.tail);
+    out.push(b'}');
+}
+
 /// Append the two bulk lines of `doc` (a native document: see `native_head`) to `out`:
 /// `{"create":{"_index":"<index_prefix><yyyy.MM>","_id":<doc_id>}}` and the document with
-/// `"ingested":"<ingested>"` as the first field of its `event`, each ending in a newline.
-/// False (and nothing appended) when `doc` is not a native document.
+/// `"ingested":"<ingested>"` as the first field of its `event` and the envelope added, each
+/// ending in a newline. False (and nothing appended) when `doc` is not a native document.
 pub fn append_pair(
     doc: &[u8],
     doc_id: &str,
     index_prefix: &str,
     ingested: &str,
+    env: &Envelope,
     out: &mut Vec<u8>,
 ) -> bool {
     if !native_head(doc) {
@@ -43,7 +81,8 @@ pub fn append_pair(
     let mut index = String::with_capacity(index_prefix.len() + month.len());
     index.push_str(index_prefix);
     index.extend(month.iter().map(|&b| b as char));
-    out.reserve(doc.len() + index.len() + doc_id.len() + ingested.len() + 48);
+    let extra = env.tail.len() + env.log_file.len() + 16;
+    out.reserve(doc.len() + index.len() + doc_id.len() + ingested.len() + extra + 48);
     out.extend_from_slice(b"{\"create\":{\"_index\":");
     write_str(&index, out);
     out.extend_from_slice(b",\"_id\":");
@@ -53,7 +92,7 @@ pub fn append_pair(
     out.extend_from_slice(b"\"ingested\":\"");
     out.extend_from_slice(ingested.as_bytes());
     out.extend_from_slice(b"\",");
-    out.extend_from_slice(&doc[BODY_AT..]);
+    append_body(&doc[BODY_AT..], env, out);
     out.push(b'\n');
     true
 }
@@ -61,6 +100,33 @@ pub fn append_pair(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const NONE: Envelope = Envelope {
+        tail: b"",
+        log_file: b"",
+    };
+
+    #[test]
+    fn envelope() {
+        let env = Envelope {
+            tail: br#","agent":{"type":"t"}"#,
+            log_file: br#""file":{"path":"/x"}"#,
+        };
+        let with_log = br#"{"@timestamp":"2024-05-01T10:00:00.123Z","event":{"kind":"event"},"log":{"level":"information"},"x":1}"#;
+        let mut out = Vec::new();
+        assert!(append_pair(with_log, "i", "p-", "T", &env, &mut out));
+        let text = String::from_utf8(out).unwrap();
+        let doc = text.lines().nth(1).unwrap();
+        assert_eq!(
+            doc,
+            r#"{"@timestamp":"2024-05-01T10:00:00.123Z","event":{"ingested":"T","kind":"event"},"log":{"file":{"path":"/x"},"level":"information"},"x":1,"agent":{"type":"t"}}"#
+        );
+        let without = br#"{"@timestamp":"2024-05-01T10:00:00.123Z","event":{"kind":"event"},"x":1}"#;
+        let mut out = Vec::new();
+        assert!(append_pair(without, "i", "p-", "T", &env, &mut out));
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().nth(1).unwrap().ends_with(r#","x":1,"log":{"file":{"path":"/x"}},"agent":{"type":"t"}}"#));
+    }
 
     #[test]
     fn pair() {
@@ -71,6 +137,7 @@ mod tests {
             "a\"b",
             "p-events-",
             "2026-01-01T00:00:00.000Z",
+            &NONE,
             &mut out
         ));
         let text = String::from_utf8(out).unwrap();
@@ -81,12 +148,13 @@ mod tests {
              \"kind\":\"event\"},\"x\":1}\n"
         );
         let mut out = Vec::new();
-        assert!(!append_pair(b"{\"event\":{}}", "x", "p-", "t", &mut out));
+        assert!(!append_pair(b"{\"event\":{}}", "x", "p-", "t", &NONE, &mut out));
         assert!(!append_pair(
             br#"{"@timestamp":"20x4-05-01T10:00:00.123Z","event":{"kind":"event"}}"#,
             "x",
             "p-",
             "t",
+            &NONE,
             &mut out
         ));
         assert!(out.is_empty());

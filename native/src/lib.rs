@@ -349,8 +349,8 @@ fn lines_run(
 }
 
 /// The bulk lines of native documents (see `bulk::append_pair`), one bytes per document (its
-/// action line and itself, with `event.ingested`), for `create` into `<index_prefix><yyyy.MM>`;
-/// None if one of them is not a native document (the caller takes the careful way).
+/// action line and itself, with `event.ingested` and the envelope `tail` and `log_file`, see
+/// `bulk::Envelope`), for `create` into `<index_prefix><yyyy.MM>`; None if one of them is not a native document (the caller takes the careful way).
 #[pyfunction]
 fn bulk_lines<'py>(
     py: Python<'py>,
@@ -358,7 +358,10 @@ fn bulk_lines<'py>(
     doc_ids: &Bound<'py, PyList>,
     index_prefix: &str,
     ingested: &str,
+    tail: &[u8],
+    log_file: &[u8],
 ) -> PyResult<Option<Bound<'py, PyList>>> {
+    let env = bulk::Envelope { tail, log_file };
     if docs.len() != doc_ids.len() {
         return Err(PyValueError::new_err("one _id per document"));
     }
@@ -368,7 +371,7 @@ fn bulk_lines<'py>(
         let doc = doc.cast_into::<PyBytes>()?;
         let doc_id = doc_id.extract::<PyBackedStr>()?;
         buf.clear();
-        if !bulk::append_pair(doc.as_bytes(), &doc_id, index_prefix, ingested, &mut buf) {
+        if !bulk::append_pair(doc.as_bytes(), &doc_id, index_prefix, ingested, &env, &mut buf) {
             return Ok(None);
         }
         out.push(PyBytes::new(py, &buf));

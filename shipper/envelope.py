@@ -1,0 +1,156 @@
+"""Where a shipped document came from: the collector that shipped it (``agent.*``), the file it
+was read from (``log.file.path``), and the labels and tags of the run (``labels.*``, ``tags``).
+
+The sink adds these to every event document as it queues it. They are never part of the
+document's ``_id`` (that comes from the event alone), so shipping the same event again from
+another collector, another path or with other labels still adds nothing: the first shipment
+wins.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+import orjson
+
+from shipper import __version__
+from shipper.errors import ConfigError
+from shipper.inputs import STDIN
+
+AGENT_TYPE = "sysmon-ship"
+#: The fields added here, with their types (the event templates map them).
+FIELDS: Final = MappingProxyType(
+    {
+        "agent.type": "keyword",
+        "agent.version": "keyword",
+        "agent.name": "keyword",
+        "agent.id": "keyword",
+        "agent.ephemeral_id": "keyword",
+        "tags": "keyword",
+    }
+)
+#: ``labels.<key>``: a key a field name can hold (ECS: no dots, keyword values).
+LABEL_KEY = re.compile(r"^[A-Za-z0-9_@-]{1,64}$")
+_LOG = b',"log":{'
+
+
+def parse_labels(pairs: Iterable[str], where: str) -> dict[str, str]:
+    """``KEY=VALUE`` strings as labels; a malformed one is an error naming it."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        check_label(key, value if sep else None, where)
+        out[key] = value
+    return out
+
+
+def check_label(key: str, value: str | None, where: str) -> None:
+    if value is None:
+        raise ConfigError(f"label {key!r}: give KEY=VALUE", source=where)
+    if not LABEL_KEY.match(key):
+        raise ConfigError(
+            f"label key {key!r}: use letters, digits, '_', '-' and '@' (no dots), up to 64", source=where
+        )
+
+
+def agent_id(state_dir: str | Path) -> str:
+    """The collector's id: made once and kept in the state directory, as Filebeat keeps its
+    own, so that it survives restarts and upgrades."""
+    path = Path(state_dir) / "agent-id"
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        return str(uuid.UUID(text))
+    except (OSError, ValueError):
+        pass
+    new = str(uuid.uuid4())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".agent-id.{os.getpid()}")
+    tmp.write_text(new + "\n", encoding="ascii")
+    os.replace(tmp, path)
+    return new
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What every document of one run gets (``tail``), and per source its ``log.file.path``."""
+
+    agent_name: str
+    agent_id: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    ephemeral_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    @classmethod
+    def for_run(
+        cls,
+        state_dir: str | Path,
+        *,
+        name: str | None = None,
+        id: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        tags: Iterable[str] = (),
+    ) -> Envelope:
+        return cls(
+            agent_name=name or socket.gethostname(),
+            agent_id=id or agent_id(state_dir),
+            labels=dict(labels or {}),
+            tags=tuple(dict.fromkeys(tags)),
+        )
+
+    def fields(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "agent": {
+                "type": AGENT_TYPE,
+                "version": __version__,
+                "name": self.agent_name,
+                "id": self.agent_id,
+                "ephemeral_id": self.ephemeral_id,
+            }
+        }
+        if self.labels:
+            out["labels"] = dict(self.labels)
+        if self.tags:
+            out["tags"] = list(self.tags)
+        return out
+
+    def tail(self) -> bytes:
+        """The run's fields as JSON members, ``,"agent":{…}…``, for the end of a document."""
+        return b"," + orjson.dumps(self.fields())[1:-1]
+
+    @staticmethod
+    def log_file(source: str, label: str | None = None) -> bytes:
+        """``"file":{"path":…}`` for a document of ``source`` (absolute, or ``label`` when the
+        source is read through a handle); empty for standard input."""
+        if label is None and source == STDIN:
+            return b""
+        return b'"file":{"path":' + orjson.dumps(label or os.path.abspath(source)) + b"}"
+
+    def apply(self, doc: dict[str, Any], log_file: bytes) -> None:
+        """Add the run's fields and ``log.file.path`` to a document as a dict (an error
+        document's own ``log.file.path`` is kept)."""
+        doc.update(self.fields())
+        if log_file:
+            log = doc.setdefault("log", {})
+            if isinstance(log, dict):
+                log.setdefault("file", orjson.loads(b"{" + log_file + b"}")["file"])
+
+
+def wrap(doc: bytes, tail: bytes, log_file: bytes) -> bytes:
+    """A serialised document (an object whose own ``log``, if any, holds no object before its
+    ``file``) with ``log_file`` merged into its ``log`` and ``tail`` appended."""
+    if log_file:
+        at = doc.find(_LOG)
+        if at >= 0:
+            cut = at + len(_LOG)
+            comma = b"" if doc[cut : cut + 1] == b"}" else b","
+            return b"".join((doc[:cut], log_file, comma, doc[cut:-1], tail, b"}"))
+        return b"".join((doc[:-1], _LOG, log_file, b"}", tail, b"}"))
+    return b"".join((doc[:-1], tail, b"}"))
