@@ -16,22 +16,13 @@ from elasticsearch import Elasticsearch
 
 from detectors.state import ensure_state_index
 from shipper import templates as event_templates
-from shipper.templates import mappings_dir
-
-
-def _fill(value: Any, prefix: str) -> Any:
-    if isinstance(value, str):
-        return value.replace("{prefix}", prefix)
-    if isinstance(value, list):
-        return [_fill(v, prefix) for v in value]
-    if isinstance(value, dict):
-        return {_fill(k, prefix): _fill(v, prefix) for k, v in value.items()}
-    return value
+from shipper.templates import fill_prefix, mappings_dir
 
 
 def _load(name: str, prefix: str) -> dict[str, Any]:
-    body: dict[str, Any] = _fill(json.loads((mappings_dir() / name).read_text(encoding="utf-8")), prefix)
-    return body
+    body: dict[str, Any] = json.loads((mappings_dir() / name).read_text(encoding="utf-8"))
+    filled: dict[str, Any] = fill_prefix(body, prefix)
+    return filled
 
 
 def alerts_index(prefix: str, suffix: str) -> str:

@@ -194,13 +194,14 @@ class Template:
     body: dict[str, Any]
 
 
-def _fill(value: Any, prefix: str) -> Any:
+def fill_prefix(value: Any, prefix: str) -> Any:
+    """``value`` (a template file's JSON) with every ``{prefix}`` in its strings and keys filled."""
     if isinstance(value, str):
         return value.replace("{prefix}", prefix)
     if isinstance(value, list):
-        return [_fill(v, prefix) for v in value]
+        return [fill_prefix(v, prefix) for v in value]
     if isinstance(value, dict):
-        return {_fill(k, prefix): _fill(v, prefix) for k, v in value.items()}
+        return {fill_prefix(k, prefix): fill_prefix(v, prefix) for k, v in value.items()}
     return value
 
 
@@ -223,13 +224,13 @@ def event_templates(prefix: str, *, shards: int = 1, replicas: int = 0) -> list[
     """Component templates first, then the index template (the order they must be installed)."""
     out: list[Template] = []
     for fname in COMPONENT_FILES:
-        body = _fill(_load(fname), prefix)
+        body = fill_prefix(_load(fname), prefix)
         if fname == "events-settings.json":
             index = body["template"]["settings"]["index"]
             index["number_of_shards"] = shards
             index["number_of_replicas"] = replicas
         out.append(Template("component", f"{prefix}-{fname.removesuffix('.json')}", body))
-    out.append(Template("index", f"{prefix}-events", _fill(_load(INDEX_TEMPLATE_FILE), prefix)))
+    out.append(Template("index", f"{prefix}-events", fill_prefix(_load(INDEX_TEMPLATE_FILE), prefix)))
     for t in out:
         meta = dict(t.body.get("_meta") or {})
         meta.pop("hash", None)
