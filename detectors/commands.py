@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 import orjson
@@ -17,18 +17,12 @@ import orjson
 from detectors.loader import RuleError, format_duration, load_rules, rule_dirs
 from detectors.model import Rule
 from detectors.sigma.options import SigmaArgs, selected_rules, sigma_options
+from shipper.clifail import fail as _fail
 from shipper.errors import SysmonError
-from shipper.redact import echo_masked_traceback, mask_text
 
 PREFIX_ENV = "SYSMON_INDEX_PREFIX"
 #: ``run``: a due rule could not run because another run holds its lease (sysexits EX_TEMPFAIL).
 EXIT_LOCKED = 75
-
-
-def _fail(ctx: click.Context, exc: BaseException) -> NoReturn:
-    if (ctx.obj or {}).get("debug"):
-        echo_masked_traceback(exc)
-    raise click.ClickException(mask_text(str(exc)))
 
 
 def _client() -> Any:

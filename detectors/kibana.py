@@ -31,12 +31,14 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import click
 
+from shipper import config
 from shipper.assets import asset_dir
+from shipper.clifail import fail as _fail
 from shipper.errors import ConfigError, SysmonError
 
 
@@ -50,7 +52,6 @@ DEFAULT_PREFIX = "sysmon"
 FILE_ORDER = ("data-views.ndjson", "sysmon-overview.ndjson", "sysmon-alerts.ndjson")
 #: Lens's pseudo field of the ``count`` operation.
 RECORDS_FIELD = "___records___"
-_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
 class KibanaError(SysmonError):
@@ -115,9 +116,7 @@ def load_objects(directory: Path | None = None) -> SavedObjects:
 
 
 def check_prefix(prefix: str) -> str:
-    if not _PREFIX_RE.match(prefix):
-        raise ConfigError(f"index prefix {prefix!r}: use lower-case letters, digits, '-', '_' and '.'")
-    return prefix
+    return config.check_prefix(prefix, "--prefix")
 
 
 def _reprefix(value: str, prefix: str) -> str:
@@ -713,12 +712,6 @@ def data_view_of(objects: SavedObjects, obj: Mapping[str, Any]) -> list[dict[str
 
 
 # ------------------------------------------------------------------------------- commands
-def _fail(ctx: click.Context, exc: BaseException) -> NoReturn:
-    if (ctx.obj or {}).get("debug"):
-        raise exc
-    raise click.ClickException(str(exc))
-
-
 def _prefix(prefix: str | None) -> str:
     return check_prefix(prefix or os.environ.get("SYSMON_INDEX_PREFIX") or DEFAULT_PREFIX)
 

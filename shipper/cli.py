@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
 from shipper import __version__
+from shipper.clifail import fail as _fail
 from shipper.redact import echo_masked_traceback, mask_text
 
 
@@ -184,12 +185,6 @@ def _ship_options(func: Any) -> Any:
     for opt in reversed(opts):
         func = opt(func)
     return func
-
-
-def _fail(ctx: click.Context, exc: Exception) -> NoReturn:
-    if ctx.obj and ctx.obj.get("debug"):
-        echo_masked_traceback(exc)
-    raise click.ClickException(mask_text(str(exc))) from exc
 
 
 def _resolve_config(ctx: click.Context, kw: dict[str, Any]) -> Any:
