@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -69,7 +74,6 @@ def convert(
 ) -> None:
     """Map Sysmon events in INPUTS (files, folders, globs, or - for standard input) to ECS
     NDJSON, one document per line. A summary goes to standard error."""
-    import sys
 
     import orjson
 
@@ -258,95 +262,47 @@ def setup(ctx: click.Context, /, **kw: Any) -> None:
     )
 
 
-def _run_shipping(
-    ctx: click.Context, kw: dict[str, Any], inputs: tuple[str, ...], watch_folder: str | None
-) -> None:
-    import signal
-    import sys
-    import threading
-
-    import orjson
-
-    from shipper.errors import SysmonError
-    from shipper.pipeline import expand_inputs
-    from shipper.progress import for_terminal
-    from shipper.ship import Shipper
-    from shipper.stream import ReadOptions
+def _check_templates(cfg: Any, client: Any, do_setup: bool) -> None:
+    """Install the event templates (``--setup``), or refuse to ship without them."""
     from shipper.templates import events_alias
 
-    as_json = kw.pop("as_json")
-    no_progress = kw.pop("no_progress")
-    do_setup = kw.pop("do_setup")
-    fmt, evtx_backend, host, skip_errors = (
-        kw.pop("fmt"),
-        kw.pop("evtx_backend"),
-        kw.pop("host"),
-        kw.pop("skip_errors"),
-    )
-    from_start = kw.pop("from_start", False)
-    flush_interval = kw.pop("flush_interval", None)
-    poll_interval = kw.pop("poll_interval", 1.0)
-    orphan_grace = kw.pop("orphan_grace", 300.0)
-    workers = kw.pop("workers", 1)
-    cfg = _resolve_config(ctx, kw)
-    if not inputs and watch_folder is None:
-        inputs = cfg.inputs
-        if not inputs:
-            raise click.UsageError("give INPUT... or `inputs:` in the configuration file")
-    # The sink retries by itself (bounded backoff with jitter); the client must not add its own.
-    client, _version = _connect(ctx, cfg, max_retries=0, retry_on_timeout=False)
-    try:
-        if do_setup:
-            for line in _install_templates(cfg, client):
-                click.echo(line, err=True)
-        else:
-            found = client.options(ignore_status=(403, 404)).indices.exists_index_template(
-                name=events_alias(cfg.index_prefix)
-            )
-            # 403: these credentials may not read templates (a least-privilege writer); go on.
-            if found.meta.status == 404:
-                raise click.ClickException(
-                    f"index template {events_alias(cfg.index_prefix)} is not installed: run "
-                    "`sysmon-ship setup` first, or pass --setup"
-                )
-        paths = expand_inputs(inputs) if watch_folder is None else []
-    except SysmonError as exc:
-        _fail(ctx, exc)
+    if do_setup:
+        for line in _install_templates(cfg, client):
+            click.echo(line, err=True)
+        return
+    alias = events_alias(cfg.index_prefix)
+    found = client.options(ignore_status=(403, 404)).indices.exists_index_template(name=alias)
+    # 403: these credentials may not read templates (a least-privilege writer); go on.
+    if found.meta.status == 404:
+        raise click.ClickException(
+            f"index template {alias} is not installed: run `sysmon-ship setup` first, or pass --setup"
+        )
 
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by the first SIGINT/SIGTERM (the run then stops cleanly); a second one
+    gives up at once."""
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
-        if stop.is_set():  # a second signal: give up at once
+        if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    shipper = Shipper(
-        cfg,
-        client,
-        options=ReadOptions(fmt=fmt, evtx_backend=evtx_backend, host=host, skip_errors=skip_errors),
-        from_start=from_start,
-        flush_interval=flush_interval,
-        progress=for_terminal(not no_progress and not as_json),
-        stop=stop,
-    )
     try:
-        if watch_folder is None:
-            shipper.run(paths, workers=workers or None)
-        else:
-            from shipper.watch import Watcher
-
-            try:
-                Watcher(shipper, watch_folder, poll_interval=poll_interval, orphan_grace=orphan_grace).run()
-            finally:
-                shipper.close()
-    except SysmonError as exc:
-        summary = shipper.finish_summary()
-        click.echo(f"ship: {summary.line()}", err=True)
-        _fail(ctx, exc)
+        yield stop
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
+
+
+def _report(shipper: Any, cfg: Any, as_json: bool) -> None:
+    """The run's summary (JSON on stdout, or a line on stderr); exit 3 when some documents
+    were dead-lettered."""
+    import orjson
+
     summary = shipper.summary
     if as_json:
         click.echo(orjson.dumps(summary.as_dict()).decode())
@@ -361,6 +317,66 @@ def _run_shipping(
             err=True,
         )
         sys.exit(3)
+
+
+def _run_shipping(
+    ctx: click.Context, kw: dict[str, Any], inputs: tuple[str, ...], watch_folder: str | None
+) -> None:
+    from shipper.errors import SysmonError
+    from shipper.pipeline import expand_inputs
+    from shipper.progress import for_terminal
+    from shipper.ship import Shipper
+    from shipper.stream import ReadOptions
+
+    as_json, no_progress, do_setup = kw.pop("as_json"), kw.pop("no_progress"), kw.pop("do_setup")
+    options = ReadOptions(
+        fmt=kw.pop("fmt"),
+        evtx_backend=kw.pop("evtx_backend"),
+        host=kw.pop("host"),
+        skip_errors=kw.pop("skip_errors"),
+    )
+    from_start, flush_interval = kw.pop("from_start", False), kw.pop("flush_interval", None)
+    poll_interval, orphan_grace = kw.pop("poll_interval", 1.0), kw.pop("orphan_grace", 300.0)
+    workers = kw.pop("workers", 1)
+    cfg = _resolve_config(ctx, kw)
+    if not inputs and watch_folder is None:
+        inputs = cfg.inputs
+        if not inputs:
+            raise click.UsageError("give INPUT... or `inputs:` in the configuration file")
+    # The sink retries by itself (bounded backoff with jitter); the client must not add its own.
+    client, _version = _connect(ctx, cfg, max_retries=0, retry_on_timeout=False)
+    try:
+        _check_templates(cfg, client, do_setup)
+        paths = expand_inputs(inputs) if watch_folder is None else []
+    except SysmonError as exc:
+        _fail(ctx, exc)
+    with _stop_on_signals() as stop:
+        progress = for_terminal(not no_progress and not as_json)
+        shipper = Shipper(
+            cfg,
+            client,
+            options=options,
+            from_start=from_start,
+            flush_interval=flush_interval,
+            progress=progress,
+            stop=stop,
+        )
+        try:
+            if watch_folder is None:
+                shipper.run(paths, workers=workers or None)
+            else:
+                from shipper.watch import Watcher
+
+                try:
+                    Watcher(
+                        shipper, watch_folder, poll_interval=poll_interval, orphan_grace=orphan_grace
+                    ).run()
+                finally:
+                    shipper.close()
+        except SysmonError as exc:
+            click.echo(f"ship: {shipper.finish_summary().line()}", err=True)
+            _fail(ctx, exc)
+    _report(shipper, cfg, as_json)
 
 
 @main.command()
@@ -426,7 +442,6 @@ def replay(ctx: click.Context, /, dead_letter_file: str, **kw: Any) -> None:
     The file then keeps only what is still refused (with the new reason) and unreadable lines;
     it is removed when nothing is left. Exit status: 0 when every document is in, 3 when some
     are kept, 1 on errors (the file is left as it was)."""
-    import sys
 
     import orjson
 

@@ -215,131 +215,140 @@ def _apply(
     return out
 
 
-def load_file(path: str | Path, base: ShipperConfig | None = None) -> ShipperConfig:
-    """Read a YAML configuration file over ``base`` (defaults)."""
+def _compose(path: str | Path) -> yaml.Node | None:
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror or exc}", source=source) from exc
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         pos = f"line {mark.line + 1}" if mark is not None else None
         raise ConfigError(f"not valid YAML: {exc.problem}", source=source, position=pos) from exc
+
+
+def load_file(path: str | Path, base: ShipperConfig | None = None) -> ShipperConfig:
+    """Read a YAML configuration file over ``base`` (defaults)."""
+    source = str(path)
+    root = _compose(path)
     cfg = replace(base or ShipperConfig(), source=source)
     if root is None:
         return cfg
     r = _Reader(source)
     top = r.mapping(root, "the configuration")
-    known = {"cluster", "index", "bulk", "inputs", "state_dir", "dead_letter", "agent", "labels", "tags"}
-    for key, (knode, _) in top.items():
-        if key not in known:
-            raise r.fail(knode, f"unknown key {key!r} (known: {', '.join(sorted(known))})")
+    sections: dict[str, Callable[[_Reader, yaml.Node, ShipperConfig], dict[str, Any]]] = {
+        "cluster": _cluster_section,
+        "index": _index_section,
+        "bulk": _bulk_section,
+        "agent": _agent_section,
+        "labels": _labels_section,
+        "inputs": lambda r, n, _: {"inputs": r.strings(n, "inputs")},
+        "tags": lambda r, n, _: {"tags": r.strings(n, "tags")},
+        "state_dir": lambda r, n, _: {"state_dir": r.string(n, "state_dir")},
+        "dead_letter": lambda r, n, _: {"dead_letter": r.string(n, "dead_letter")},
+    }
+    changes: dict[str, Any] = {}
+    for key, (knode, vnode) in top.items():
+        section = sections.get(key)
+        if section is None:
+            raise r.fail(knode, f"unknown key {key!r} (known: {', '.join(sorted(sections))})")
+        changes.update(section(r, vnode, cfg))
+    return replace(cfg, **changes)
 
-    cluster = cfg.cluster
-    urls = cfg.urls
-    if "cluster" in top:
-        c = _apply(
-            r,
-            r.mapping(top["cluster"][1], "cluster"),
-            {
-                "url": lambda n: (r.string(n, "cluster.url"),),
-                "urls": lambda n: r.strings(n, "cluster.urls"),
-                "api_key": lambda n: r.string(n, "cluster.api_key"),
-                "api_key_file": lambda n: r.secret_file(n, "cluster.api_key_file"),
-                "username": lambda n: r.string(n, "cluster.username"),
-                "password": lambda n: r.string(n, "cluster.password"),
-                "password_file": lambda n: r.secret_file(n, "cluster.password_file"),
-                "ca_certs": lambda n: r.string(n, "cluster.ca_certs"),
-                "verify_certs": lambda n: r.boolean(n, "cluster.verify_certs"),
-                "request_timeout": lambda n: r.number(n, "cluster.request_timeout"),
-            },
-            "cluster",
-        )
-        if "url" in c and "urls" in c:
-            raise r.fail(top["cluster"][1], "cluster: give url or urls, not both")
-        new_urls = tuple(u.rstrip("/") for u in c.get("url", c.get("urls", ())))
-        if new_urls:
-            for u in new_urls:
-                if not u.startswith(("http://", "https://")):
-                    raise r.fail(top["cluster"][1], f"cluster: {u!r} is not an http(s) URL")
-            urls = new_urls
-        changes: dict[str, Any] = {}
-        if urls:
-            changes["url"] = urls[0]
-        for name in ("api_key", "username", "password", "ca_certs", "verify_certs", "request_timeout"):
-            if name in c:
-                changes[name] = c[name]
-        if "api_key_file" in c:
-            changes["api_key"] = c["api_key_file"]
-        if "password_file" in c:
-            changes["password"] = c["password_file"]
-        cluster = replace(cluster, **changes)
 
-    index: dict[str, Any] = {}
-    if "index" in top:
-        index = _apply(
-            r,
-            r.mapping(top["index"][1], "index"),
-            {
-                "prefix": lambda n: _prefix(r, n),
-                "shards": lambda n: r.integer(n, "index.shards", 1),
-                "replicas": lambda n: r.integer(n, "index.replicas", 0),
-            },
-            "index",
-        )
-    bulk = cfg.bulk
-    if "bulk" in top:
-        b = _apply(
-            r,
-            r.mapping(top["bulk"][1], "bulk"),
-            {
-                "max_bytes": lambda n: r.integer(n, "bulk.max_bytes", 1024),
-                "max_docs": lambda n: r.integer(n, "bulk.max_docs", 1),
-                "in_flight": lambda n: r.integer(n, "bulk.in_flight", 1),
-                "max_retries": lambda n: r.integer(n, "bulk.max_retries", 0),
-                "backoff_initial": lambda n: r.number(n, "bulk.backoff_initial"),
-                "backoff_max": lambda n: r.number(n, "bulk.backoff_max"),
-            },
-            "bulk",
-        )
-        bulk = replace(bulk, **b)
-    agent: dict[str, Any] = {}
-    if "agent" in top:
-        agent = _apply(
-            r,
-            r.mapping(top["agent"][1], "agent"),
-            {"name": lambda n: r.string(n, "agent.name"), "id": lambda n: r.string(n, "agent.id")},
-            "agent",
-        )
-    labels = dict(cfg.labels)
-    if "labels" in top:
-        for key, (knode, vnode) in r.mapping(top["labels"][1], "labels").items():
-            try:
-                check_label(key, r.scalar(vnode, f"labels.{key}"), source)
-            except ConfigError as exc:
-                raise r.fail(knode, exc.message) from None
-            labels[key] = r.scalar(vnode, f"labels.{key}")
-    return replace(
-        cfg,
-        agent_name=agent.get("name", cfg.agent_name),
-        agent_id=agent.get("id", cfg.agent_id),
-        labels=labels,
-        tags=r.strings(top["tags"][1], "tags") if "tags" in top else cfg.tags,
-        cluster=cluster,
-        urls=urls,
-        index_prefix=index.get("prefix", cfg.index_prefix),
-        shards=index.get("shards", cfg.shards),
-        replicas=index.get("replicas", cfg.replicas),
-        bulk=bulk,
-        inputs=r.strings(top["inputs"][1], "inputs") if "inputs" in top else cfg.inputs,
-        state_dir=r.string(top["state_dir"][1], "state_dir") if "state_dir" in top else cfg.state_dir,
-        dead_letter=r.string(top["dead_letter"][1], "dead_letter")
-        if "dead_letter" in top
-        else cfg.dead_letter,
+def _cluster_section(r: _Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[str, Any]:
+    c = _apply(
+        r,
+        r.mapping(node, "cluster"),
+        {
+            "url": lambda n: (r.string(n, "cluster.url"),),
+            "urls": lambda n: r.strings(n, "cluster.urls"),
+            "api_key": lambda n: r.string(n, "cluster.api_key"),
+            "api_key_file": lambda n: r.secret_file(n, "cluster.api_key_file"),
+            "username": lambda n: r.string(n, "cluster.username"),
+            "password": lambda n: r.string(n, "cluster.password"),
+            "password_file": lambda n: r.secret_file(n, "cluster.password_file"),
+            "ca_certs": lambda n: r.string(n, "cluster.ca_certs"),
+            "verify_certs": lambda n: r.boolean(n, "cluster.verify_certs"),
+            "request_timeout": lambda n: r.number(n, "cluster.request_timeout"),
+        },
+        "cluster",
     )
+    if "url" in c and "urls" in c:
+        raise r.fail(node, "cluster: give url or urls, not both")
+    urls = cfg.urls
+    new_urls = tuple(u.rstrip("/") for u in c.get("url", c.get("urls", ())))
+    if new_urls:
+        for u in new_urls:
+            if not u.startswith(("http://", "https://")):
+                raise r.fail(node, f"cluster: {u!r} is not an http(s) URL")
+        urls = new_urls
+    changes: dict[str, Any] = {}
+    if urls:
+        changes["url"] = urls[0]
+    for name in ("api_key", "username", "password", "ca_certs", "verify_certs", "request_timeout"):
+        if name in c:
+            changes[name] = c[name]
+    if "api_key_file" in c:
+        changes["api_key"] = c["api_key_file"]
+    if "password_file" in c:
+        changes["password"] = c["password_file"]
+    return {"cluster": replace(cfg.cluster, **changes), "urls": urls}
+
+
+def _index_section(r: _Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[str, Any]:
+    index = _apply(
+        r,
+        r.mapping(node, "index"),
+        {
+            "prefix": lambda n: _prefix(r, n),
+            "shards": lambda n: r.integer(n, "index.shards", 1),
+            "replicas": lambda n: r.integer(n, "index.replicas", 0),
+        },
+        "index",
+    )
+    return {{"prefix": "index_prefix"}.get(k, k): v for k, v in index.items()}
+
+
+def _bulk_section(r: _Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[str, Any]:
+    b = _apply(
+        r,
+        r.mapping(node, "bulk"),
+        {
+            "max_bytes": lambda n: r.integer(n, "bulk.max_bytes", 1024),
+            "max_docs": lambda n: r.integer(n, "bulk.max_docs", 1),
+            "in_flight": lambda n: r.integer(n, "bulk.in_flight", 1),
+            "max_retries": lambda n: r.integer(n, "bulk.max_retries", 0),
+            "backoff_initial": lambda n: r.number(n, "bulk.backoff_initial"),
+            "backoff_max": lambda n: r.number(n, "bulk.backoff_max"),
+        },
+        "bulk",
+    )
+    return {"bulk": replace(cfg.bulk, **b)}
+
+
+def _agent_section(r: _Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[str, Any]:
+    agent = _apply(
+        r,
+        r.mapping(node, "agent"),
+        {"name": lambda n: r.string(n, "agent.name"), "id": lambda n: r.string(n, "agent.id")},
+        "agent",
+    )
+    return {f"agent_{k}": v for k, v in agent.items()}
+
+
+def _labels_section(r: _Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[str, Any]:
+    labels = dict(cfg.labels)
+    for key, (knode, vnode) in r.mapping(node, "labels").items():
+        value = r.scalar(vnode, f"labels.{key}")
+        try:
+            check_label(key, value, r.source)
+        except ConfigError as exc:
+            raise r.fail(knode, exc.message) from None
+        labels[key] = value
+    return {"labels": labels}
 
 
 def _prefix(r: _Reader, node: yaml.Node) -> str:
