@@ -88,6 +88,29 @@ class Envelope:
     tags: tuple[str, ...] = ()
     ephemeral_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
+    def __post_init__(self) -> None:
+        # built once per run: every document of the run gets these
+        fields: dict[str, Any] = {
+            "agent": {
+                "type": AGENT_TYPE,
+                "version": __version__,
+                "name": self.agent_name,
+                "id": self.agent_id,
+                "ephemeral_id": self.ephemeral_id,
+            }
+        }
+        if self.labels:
+            fields["labels"] = dict(self.labels)
+        if self.tags:
+            fields["tags"] = list(self.tags)
+        object.__setattr__(self, "_fields", fields)
+        object.__setattr__(self, "tail", b"," + orjson.dumps(fields)[1:-1])
+
+    #: the run's fields (values shared by every document: read them, never change them) and
+    #: the same as JSON members, ``,"agent":{…}…``, for the end of a serialised document
+    _fields: dict[str, Any] = field(init=False, repr=False, compare=False)
+    tail: bytes = field(init=False, repr=False, compare=False)
+
     @classmethod
     def for_run(
         cls,
@@ -105,47 +128,38 @@ class Envelope:
             tags=tuple(dict.fromkeys(tags)),
         )
 
-    def fields(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "agent": {
-                "type": AGENT_TYPE,
-                "version": __version__,
-                "name": self.agent_name,
-                "id": self.agent_id,
-                "ephemeral_id": self.ephemeral_id,
-            }
-        }
-        if self.labels:
-            out["labels"] = dict(self.labels)
-        if self.tags:
-            out["tags"] = list(self.tags)
-        return out
-
-    def tail(self) -> bytes:
-        """The run's fields as JSON members, ``,"agent":{…}…``, for the end of a document."""
-        return b"," + orjson.dumps(self.fields())[1:-1]
-
-    @staticmethod
-    def log_file(source: str, label: str | None = None) -> bytes:
-        """``"file":{"path":…}`` for a document of ``source`` (absolute, or ``label`` when the
-        source is read through a handle); empty for standard input."""
-        if label is None and source == STDIN:
-            return b""
-        return b'"file":{"path":' + orjson.dumps(label or os.path.abspath(source)) + b"}"
-
-    def apply(self, doc: dict[str, Any], log_file: bytes) -> None:
+    def apply(self, doc: dict[str, Any], file: FilePath) -> None:
         """Add the run's fields and ``log.file.path`` to a document as a dict (an error
         document's own ``log.file.path`` is kept)."""
-        doc.update(self.fields())
-        if log_file:
+        doc.update(self._fields)
+        if file.path is not None:
             log = doc.setdefault("log", {})
             if isinstance(log, dict):
-                log.setdefault("file", orjson.loads(b"{" + log_file + b"}")["file"])
+                log.setdefault("file", {"path": file.path})
+
+
+@dataclass(frozen=True, slots=True)
+class FilePath:
+    """``log.file.path`` of one source's documents, as text and as the JSON member
+    ``"file":{"path":…}`` (both made once per source)."""
+
+    path: str | None  # None: standard input, which has no file
+    json: bytes = b""
+
+    @classmethod
+    def of(cls, source: str, label: str | None = None) -> FilePath:
+        """``source`` made absolute, or ``label`` for a source read through a handle."""
+        if label is None and source == STDIN:
+            return cls(None)
+        path = label or os.path.abspath(source)
+        return cls(path, b'"file":{"path":' + orjson.dumps(path) + b"}")
 
 
 def wrap(doc: bytes, tail: bytes, log_file: bytes) -> bytes:
-    """A serialised document (an object whose own ``log``, if any, holds no object before its
-    ``file``) with ``log_file`` merged into its ``log`` and ``tail`` appended."""
+    """A document the native core serialised with ``log_file`` (``FilePath.json``) merged into
+    its ``log`` and ``tail`` appended. Its first ``,"log":{`` is its own ``log``: the mapper
+    writes ``log`` at the top level only, and a string cannot hold that unescaped. The native
+    core does the same for runs (``bulk.rs``)."""
     if log_file:
         at = doc.find(_LOG)
         if at >= 0:

@@ -174,7 +174,7 @@ class Shipper:
         cp = self._checkpoint(path, ident, skip, start, persist)
         st = SourceState(path, cp, Watermark(skip), point=start, persist=persist and ident is not None)
         self._sources[path] = st
-        self.sink.label(path, label)
+        self.sink.name_source(path, label)
         self._read_points.pop(path, None)
         if start is not None:
             self._read_points[path] = start
@@ -341,6 +341,7 @@ class Shipper:
         if not st.persist:
             del self._sources[path]
             self._read_points.pop(path, None)
-            self.sink.label(path, None)
+            self.sink.forget_source(path)
         elif st.done and st.saved_acked == st.mark.acked:
             del self._sources[path]
+            self.sink.forget_source(path)

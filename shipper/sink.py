@@ -47,7 +47,7 @@ from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import ConnectionTimeout, TlsError
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
 
-from shipper.envelope import Envelope, wrap
+from shipper.envelope import Envelope, FilePath, wrap
 from shipper.errors import ClusterError
 from shipper.native import document_time, native, native_head
 from shipper.redact import mask_text
@@ -207,8 +207,7 @@ class BulkSink:
         self.client = client
         #: what every event document gets (see ``shipper.envelope``); None: documents as given
         self.envelope = envelope
-        self._tail = envelope.tail() if envelope is not None else b""
-        self._labels: dict[str, str] = {}  # source → the file name its documents carry
+        self._files: dict[str, FilePath] = {}  # per source being shipped: its log.file.path
         self.opts = options or BulkOptions()
         if self.opts.max_docs < 1 or self.opts.in_flight < 1 or self.opts.max_bytes < 1:
             raise ValueError("bulk sizes and in-flight requests must be at least 1")
@@ -229,22 +228,24 @@ class BulkSink:
 
     # ---------------------------------------------------------------- producer side
 
-    def label(self, source: str, name: str | None) -> None:
-        """The ``log.file.path`` of ``source``'s documents is ``name`` (a file read through a
-        handle after it left its folder); None: the source's own absolute path again."""
-        if name is None:
-            self._labels.pop(source, None)
-        else:
-            self._labels[source] = name
+    def name_source(self, source: str, label: str | None = None) -> None:
+        """``source``'s documents are about to come: their ``log.file.path`` is its absolute
+        path, or ``label`` (a file read through a handle after it left its folder)."""
+        if self.envelope is not None:
+            self._files[source] = FilePath.of(source, label)
 
-    def _log_file(self, source: str) -> bytes:
-        return Envelope.log_file(source, self._labels.get(source))
+    def forget_source(self, source: str) -> None:
+        self._files.pop(source, None)
+
+    def _file(self, source: str) -> FilePath:
+        file = self._files.get(source)
+        return file if file is not None else FilePath.of(source)
 
     def add(self, doc: dict[str, Any], index: str, doc_id: str, ack: tuple[str, int]) -> None:
         """Queue one document (``event.ingested`` and the envelope are set here)."""
         self._raise_if_failed()
         if self.envelope is not None:
-            self.envelope.apply(doc, self._log_file(ack[0]))
+            self.envelope.apply(doc, self._file(ack[0]))
         event = doc.get("event")
         if isinstance(event, dict):
             event["ingested"] = now_iso()
@@ -261,7 +262,7 @@ class BulkSink:
             return
         self._raise_if_failed()
         if self.envelope is not None:
-            doc_json = wrap(doc_json, self._tail, self._log_file(ack[0]))
+            doc_json = wrap(doc_json, self.envelope.tail, self._file(ack[0]).json)
         self._append(self._action(index, doc_id) + _stamped(doc_json, _now()[2]), ack)
 
     def add_json_run(
@@ -280,8 +281,9 @@ class BulkSink:
         now = _now()[1]
         items = None
         if self._core is not None:
-            log_file = self._log_file(source) if self.envelope is not None else b""
-            items = self._core.bulk_lines(docs, doc_ids, index_head, now, self._tail, log_file)
+            env = self.envelope
+            tail, log_file = (env.tail, self._file(source).json) if env is not None else (b"", b"")
+            items = self._core.bulk_lines(docs, doc_ids, index_head, now, tail, log_file)
         if items is None:  # no core, or not all native documents: one by one, the careful way
             for k, raw in enumerate(docs):
                 index = index_head + (index_suffix(document_time(raw)) or "unknown")

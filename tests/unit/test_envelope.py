@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from shipper.config import load_file, resolve
-from shipper.envelope import Envelope, agent_id, parse_labels, wrap
+from shipper.envelope import Envelope, FilePath, agent_id, parse_labels, wrap
 from shipper.errors import ConfigError
 from shipper.native import native
 
@@ -25,7 +25,7 @@ def _envelope(tmp_path: Path) -> Envelope:
 
 def test_wrap_merges_log_file_and_appends_the_run_fields(tmp_path: Path) -> None:
     env = _envelope(tmp_path)
-    out = orjson.loads(wrap(NATIVE_LIKE, env.tail(), Envelope.log_file("rel/sysmon.ndjson")))
+    out = orjson.loads(wrap(NATIVE_LIKE, env.tail, FilePath.of("rel/sysmon.ndjson").json))
     before = orjson.loads(NATIVE_LIKE)
     assert out["log"] == {"level": "information", "file": {"path": str(Path("rel/sysmon.ndjson").resolve())}}
     assert out["agent"]["type"] == "sysmon-ship" and out["agent"]["name"] == "collector-1"
@@ -33,9 +33,9 @@ def test_wrap_merges_log_file_and_appends_the_run_fields(tmp_path: Path) -> None
     assert {k: v for k, v in out.items() if k not in ("agent", "labels", "tags", "log")} == {
         k: v for k, v in before.items() if k != "log"
     }
-    no_log = orjson.loads(wrap(b'{"a":1}', env.tail(), Envelope.log_file("/x", label="/old/name")))
+    no_log = orjson.loads(wrap(b'{"a":1}', env.tail, FilePath.of("/x", label="/old/name").json))
     assert no_log["log"] == {"file": {"path": "/old/name"}} and no_log["a"] == 1
-    assert Envelope.log_file("-") == b""  # standard input has no file
+    assert FilePath.of("-") == FilePath(None, b"")  # standard input has no file
 
 
 def test_the_native_core_wraps_as_python_does(tmp_path: Path) -> None:
@@ -43,13 +43,13 @@ def test_the_native_core_wraps_as_python_does(tmp_path: Path) -> None:
     if core is None:
         pytest.skip("native core not built")
     env = _envelope(tmp_path)
-    log_file = Envelope.log_file("/var/log/sysmon.ndjson")
+    log_file = FilePath.of("/var/log/sysmon.ndjson").json
     (line,) = core.bulk_lines(
-        [NATIVE_LIKE], ["id-1"], "p-events-", "2026-01-01T00:00:00.000Z", env.tail(), log_file
+        [NATIVE_LIKE], ["id-1"], "p-events-", "2026-01-01T00:00:00.000Z", env.tail, log_file
     )
     action, doc, _ = line.split(b"\n")
     assert orjson.loads(action) == {"create": {"_index": "p-events-2024.05", "_id": "id-1"}}
-    expected = orjson.loads(wrap(NATIVE_LIKE, env.tail(), log_file))
+    expected = orjson.loads(wrap(NATIVE_LIKE, env.tail, log_file))
     expected["event"] = {"ingested": "2026-01-01T00:00:00.000Z", **expected["event"]}
     assert orjson.loads(doc) == expected
 
@@ -57,10 +57,10 @@ def test_the_native_core_wraps_as_python_does(tmp_path: Path) -> None:
 def test_dict_documents_keep_their_own_log_file_path(tmp_path: Path) -> None:
     env = _envelope(tmp_path)
     doc = {"log": {"file": {"path": "/from/the/error"}}, "error": {"message": "bad"}}
-    env.apply(doc, Envelope.log_file("/other"))
+    env.apply(doc, FilePath.of("/other"))
     assert doc["log"]["file"]["path"] == "/from/the/error" and doc["agent"]["id"] == env.agent_id
     plain: dict[str, object] = {"event": {}}
-    env.apply(plain, Envelope.log_file("/other"))
+    env.apply(plain, FilePath.of("/other"))
     assert plain["log"] == {"file": {"path": "/other"}}
 
 
