@@ -106,7 +106,8 @@ class Proxy:
         self.forwarded = 0
         self.thawed = threading.Event()
         self.thawed.set()
-        self._trip: tuple[int, float, bool] | None = None
+        self.delay = 0.0  # seconds each chunk waits before it is relayed (a slow link)
+        self._trip: tuple[int, float, bool] | None = None  # (at forwarded, outage, freeze)
         self.outages = 0
 
     def up(self) -> None:
@@ -148,11 +149,8 @@ class Proxy:
         self._trip = (self.forwarded + after_bytes, outage, freeze)
 
     def _outage(self, seconds: float, freeze: bool) -> None:
-        if freeze:
-            self.thawed.clear()
-        else:
+        if not freeze:
             self.down()
-        self.outages += 1
         time.sleep(seconds)
         if freeze:
             self.thawed.set()
@@ -179,12 +177,19 @@ class Proxy:
         try:
             while data := a.recv(65536):
                 self.thawed.wait()
+                if self.delay:
+                    time.sleep(self.delay)
                 b.sendall(data)
                 with self._lock:
                     self.forwarded += len(data)
-                    trip, self._trip = self._trip, None
-                    if trip is not None and self.forwarded < trip[0]:
-                        self._trip, trip = trip, None
+                    trip = self._trip
+                    if trip is not None and self.forwarded >= trip[0]:
+                        self._trip = None
+                        self.outages += 1
+                        if trip[2]:
+                            self.thawed.clear()  # at once: nothing more passes
+                    else:
+                        trip = None
                 if trip is not None:
                     threading.Thread(target=self._outage, args=trip[1:], daemon=True).start()
         except OSError:

@@ -33,12 +33,22 @@ def ready(prefix: str, es_settings: ClusterSettings) -> str:
 def test_sigkill_halfway_then_rerun_gives_exact_counts(
     es: Elasticsearch, es_settings: ClusterSettings, ready: str, day: Path, tmp_path: Path
 ) -> None:
+    host, port = es_settings.url.split("//")[1].split(":")
+    proxy = Proxy((host, int(port.rstrip("/"))))
+    proxy.up()
+    # a slow link (20 ms per 64 KiB): the run takes seconds, so the kill lands mid-run however
+    # fast the shipper maps
+    proxy.delay = 0.02
     state = tmp_path / "state"
     args = [*ship_args(ready, state, str(day)), "--bulk-docs", "300", "--in-flight", "2"]
-    proc = subprocess.Popen(args, env=_env(es_settings.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wait_for(lambda: acked(state) > 0 or proc.poll() is not None)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    url = f"http://127.0.0.1:{proxy.port}"
+    proc = subprocess.Popen(args, env=_env(url), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: acked(state) > 0 or proc.poll() is not None)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        proxy.down()
     assert proc.returncode == -signal.SIGKILL
     resume_at = acked(state)
     assert 0 < count(es, ready) < EVENTS
