@@ -1,13 +1,16 @@
 """Threat-intel feeds and allowlists.
 
 * :mod:`.model` — :class:`Indicator` / :class:`ParseIssue`, value normalisation, ``ecs()``.
-* :mod:`.registry` — formats by name, :func:`detect_format`, :func:`parse`, :func:`parse_path`.
-* :mod:`.parsers`, :mod:`.stix`, :mod:`.misp` — the built-in formats (they register themselves).
+* :mod:`.formats` — the feed formats, one module per family, and the registry dict built in its
+  ``__init__`` (:func:`detect_format`, :func:`~.formats.get_format`).
+* :mod:`.parsing` — :func:`parse` (a text stream) and :func:`parse_path` (a file, archive or
+  MISP feed folder) through the registry.
 * :mod:`.config` — the feeds YAML (:func:`load_feeds`); :mod:`.sources` — fetching with a cache.
 """
 
+from .formats import detect_format, format_names
 from .model import Indicator, IndicatorType, ParseIssue, ParseItem, ParseOptions
-from .registry import detect_format, formats, parse, parse_path
+from .parsing import parse, parse_path
 
 __all__ = [
     "Indicator",
@@ -16,7 +19,7 @@ __all__ = [
     "ParseItem",
     "ParseOptions",
     "detect_format",
-    "formats",
+    "format_names",
     "parse",
     "parse_path",
 ]

@@ -21,6 +21,7 @@ from shipper.es import ClusterSettings, make_client
 from shipper.redact import echo_masked_traceback, mask_text
 
 from .config import FeedConfig, FeedKind, load_feeds
+from .formats import format_names
 from .indices import DEFAULT_CHUNK_SIZE, MAX_TERMS_COUNT, setup_intel
 from .loader import (
     LoadResult,
@@ -33,7 +34,6 @@ from .loader import (
 )
 from .lookup import is_listed
 from .model import INDICATOR_TYPES, IndicatorType
-from .registry import formats
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -186,9 +186,9 @@ def load_cmd(
     """Load one feed: FEED_NAME from --config, or --file/--url."""
     if sum(x is not None for x in (file_, url)) + (feed_name is not None) != 1:
         raise click.UsageError("give exactly one of FEED_NAME (with --config), --file or --url")
-    if fmt != "auto" and fmt not in formats():
+    if fmt != "auto" and fmt not in format_names():
         raise click.BadParameter(
-            f"unknown format {fmt!r} (known: auto, {', '.join(formats())})", param_hint="--format"
+            f"unknown format {fmt!r} (known: auto, {', '.join(format_names())})", param_hint="--format"
         )
     if feed_name is not None:
         if config_path is None:

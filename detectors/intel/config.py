@@ -43,10 +43,10 @@ from yaml.constructor import SafeConstructor
 from shipper.errors import ConfigError
 from shipper.redact import mask_url
 
+from .formats import get_format
 from .guard import DEFAULT_MIN_RATIO
 from .limits import DEFAULT_MAX_BYTES, DEFAULT_MAX_LINE, DEFAULT_MAX_LINES
 from .model import INDICATOR_TYPES, IndicatorType, ParseOptions
-from .registry import get_format
 
 FeedKind = Literal["intel", "allow"]
 FEED_KINDS: frozenset[str] = frozenset(get_args(FeedKind))

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 from .config import FeedConfig
 from .limits import ReadLimits
 from .model import ParseIssue, ParseItem
-from .registry import parse_path
+from .parsing import parse_path
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from click.testing import CliRunner, Result
 from elasticsearch import Elasticsearch
 
 from detectors.cli import main
+from detectors.intel.formats import detect_format
 from detectors.intel.indices import indicators_index
-from detectors.intel.registry import detect_format
 from shipper.es import ClusterSettings
 
 # Feodo Tracker rows without their banner and header: content detection cannot tell them from a

@@ -14,7 +14,7 @@ from detectors.intel.indices import feeds_index, indicators_index, lookup_index,
 from detectors.intel.loader import feed_from_location, load_feed, read_state
 from detectors.intel.lookup import find_indicators, is_listed, lookup_clause
 from detectors.intel.model import Indicator
-from detectors.intel.registry import parse_path
+from detectors.intel.parsing import parse_path
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "intel"
 FIXTURE_FILES = [*sorted(p for p in FIXTURES.iterdir() if p.is_file()), FIXTURES / "misp_feed"]

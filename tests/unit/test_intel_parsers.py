@@ -15,17 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from detectors.intel.formats import FORMATS, build_registry, detect_format, format_names, get_format
+from detectors.intel.formats.base import FormatSpec
+from detectors.intel.formats.stix import PatternError, parse_pattern
 from detectors.intel.model import Indicator, ParseIssue, ParseItem, ParseOptions
-from detectors.intel.registry import (
-    detect_format,
-    formats,
-    get_format,
-    merge_duplicates,
-    parse,
-    parse_path,
-    register,
-)
-from detectors.intel.stix import PatternError, parse_pattern
+from detectors.intel.parsing import merge_duplicates, parse, parse_path
 from shipper.errors import InputError
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "intel"
@@ -91,7 +85,7 @@ def test_detect_format_more_variants(head: str, fmt: str) -> None:
 
 
 def test_registry_lists_every_format_and_rejects_unknown_names() -> None:
-    assert set(formats()) >= {
+    assert set(format_names()) >= {
         "plain",
         "feodo_csv",
         "feodo_text",
@@ -105,12 +99,12 @@ def test_registry_lists_every_format_and_rejects_unknown_names() -> None:
         "stix",
         "misp",
     }
-    assert formats()[-1] == "plain"
+    assert format_names()[-1] == "plain"
     assert get_format("hosts").name == "urlhaus_hosts"
     with pytest.raises(InputError, match="unknown feed format 'nope'"):
         list(parse([], "nope", source_name="t"))
     with pytest.raises(ValueError, match="twice"):
-        register("plain")(lambda lines, ctx: iter(()))
+        build_registry([*FORMATS.values(), FormatSpec("plain", lambda lines, ctx: iter(()))])
 
 
 # --- plain lists -------------------------------------------------------------------------------
@@ -642,9 +636,9 @@ def test_line_formats_stream(fmt: str) -> None:
 
 
 def test_derived_host_memory_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    import detectors.intel.registry as registry
+    import detectors.intel.formats.base as base
 
-    monkeypatch.setattr(registry, "DERIVED_MEMORY", 2)
+    monkeypatch.setattr(base, "DERIVED_MEMORY", 2)
     urls = [f"http://h{i % 3}.example/{i}\n" for i in range(6)]
     inds, _ = split(parse(urls, "plain", source_name="t"))
     derived = values(inds, derived=True)

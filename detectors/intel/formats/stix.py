@@ -19,8 +19,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .model import IndicatorType, ParseIssue, ParseItem, clean, iso_utc, parse_confidence
-from .registry import Meta, ParseContext, first_lines, load_json_document, register
+from ..model import IndicatorType, ParseIssue, ParseItem, clean, iso_utc, parse_confidence
+from .base import FormatSpec, Meta, ParseContext, first_lines, load_json_document
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -129,7 +129,6 @@ def _sniff_stix(head: str, filename: str | None) -> bool:
 _ID = re.compile(r'"id"\s*:\s*"([^"]+)"')
 
 
-@register("stix", sniff=_sniff_stix, priority=10, description="STIX 2.1 bundle or TAXII 2.1 envelope")
 def parse_stix(lines: Iterable[str], ctx: ParseContext) -> Iterator[ParseItem]:
     loaded = load_json_document(lines, ctx)
     if isinstance(loaded, ParseIssue):
@@ -243,3 +242,14 @@ def _meta(
         "extra": (("stix_id", ident),),
     }
     return meta, issues
+
+
+FORMATS = (
+    FormatSpec(
+        "stix",
+        parse_stix,
+        sniff=_sniff_stix,
+        priority=10,
+        description="STIX 2.1 bundle or TAXII 2.1 envelope",
+    ),
+)

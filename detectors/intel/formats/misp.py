@@ -16,8 +16,8 @@ from typing import Any
 
 from shipper.errors import InputError
 
-from .model import IndicatorType, ParseIssue, ParseItem, ParseOptions, clean, iso_utc, parse_port
-from .registry import Meta, ParseContext, first_lines, load_json_document, register
+from ..model import IndicatorType, ParseIssue, ParseItem, ParseOptions, clean, iso_utc, parse_port
+from .base import FormatSpec, Meta, ParseContext, first_lines, load_json_document
 
 # attribute type -> what each "|"-separated part is: an indicator type, "port" or "filename"
 MISP_TYPES: dict[str, tuple[str, ...]] = {
@@ -47,7 +47,6 @@ def _sniff_misp(head: str, filename: str | None) -> bool:
     return bool(re.match(r'\s*\{\s*"Event"\s*:', head) or _MANIFEST.match(head))
 
 
-@register("misp", sniff=_sniff_misp, priority=10, description="MISP feed event JSON (or a feed folder)")
 def parse_misp(lines: Iterable[str], ctx: ParseContext) -> Iterator[ParseItem]:
     loaded = load_json_document(lines, ctx)
     if isinstance(loaded, ParseIssue):
@@ -204,3 +203,14 @@ def _key_lines(text: str) -> dict[str, int]:
         last = m.start()
         lines.setdefault(m.group(1), line)
     return lines
+
+
+FORMATS = (
+    FormatSpec(
+        "misp",
+        parse_misp,
+        sniff=_sniff_misp,
+        priority=10,
+        description="MISP feed event JSON (or a feed folder)",
+    ),
+)
