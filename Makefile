@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint unit integration bench es-start es-stop clean
 
-NATIVE_SRC := native/Cargo.toml native/pyproject.toml $(wildcard native/src/*.rs)
+NATIVE_SRC := native/Cargo.toml native/pyproject.toml $(wildcard native/src/*.rs native/src/*/*.rs)
 
 $(STAMP): pyproject.toml $(NATIVE_SRC)
 	$(PYTHON) -m venv $(VENV)

@@ -371,7 +371,14 @@ fn bulk_lines<'py>(
         let doc = doc.cast_into::<PyBytes>()?;
         let doc_id = doc_id.extract::<PyBackedStr>()?;
         buf.clear();
-        if !bulk::append_pair(doc.as_bytes(), &doc_id, index_prefix, ingested, &env, &mut buf) {
+        if !bulk::append_pair(
+            doc.as_bytes(),
+            &doc_id,
+            index_prefix,
+            ingested,
+            &env,
+            &mut buf,
+        ) {
             return Ok(None);
         }
         out.push(PyBytes::new(py, &buf));

@@ -1,0 +1,273 @@
+//! One EVTX record (pyevtx-rs JSON shape) → the ECS document and `_id` that
+//! `shipper.readers.evtx._event_from_json` + `shipper.sysmon.ecs.to_ecs_and_id` give, for the
+//! records both agree are ordinary: a Sysmon record in the shape Windows writes, every string
+//! ASCII, every value convertible. Anything else returns `None` and is mapped by Python, so
+//! the native path never has to reproduce an error document or a Unicode rule.
+
+mod data;
+mod dns;
+mod fields;
+mod file;
+mod hashes;
+mod id;
+mod network;
+mod process;
+mod registry;
+mod spec;
+mod system;
+mod time;
+mod tree;
+
+use std::sync::Arc;
+
+use crate::json::{write_obj, Obj, J};
+use crate::psl::Psl;
+use crate::record;
+
+use data::{event_data, normalise_guid, Data};
+use fields::map_event_data;
+use id::document_id;
+use spec::spec;
+pub use spec::{spec_table, SpecRow};
+use system::system_fields;
+pub use system::System;
+use time::{parse_iso_time, parse_utc_time};
+use tree::{s, str_list, sub, St};
+
+pub const SYSMON_PROVIDER: &str = "Microsoft-Windows-Sysmon";
+const ECS_VERSION: &str = "8.17.0";
+const MAX_LONG: u64 = (1u64 << 63) - 1;
+const MAX_PORT: u64 = 65535;
+const NULL_GUID: &str = "{00000000-0000-0000-0000-000000000000}";
+
+pub struct Mapped {
+    pub event_id: i64,
+    pub record_id: Option<i64>,
+    pub doc: Vec<u8>,
+    pub doc_id: String,
+}
+
+/// Why a record is not mapped natively (kept for tests and the benchmark's curiosity only).
+type Fallback = ();
+
+fn opcode_name(op: i64) -> String {
+    match op {
+        0 => "Info",
+        1 => "Start",
+        2 => "Stop",
+        3 => "DCStart",
+        4 => "DCStop",
+        7 => "Extension",
+        8 => "Reply",
+        9 => "Resume",
+        10 => "Suspend",
+        11 => "Send",
+        240 => "Receive",
+        _ => return op.to_string(),
+    }
+    .to_string()
+}
+
+fn level_name(level: i64) -> Option<&'static str> {
+    Some(match level {
+        0 | 4 => "information",
+        1 => "critical",
+        2 => "error",
+        3 => "warning",
+        5 => "verbose",
+        _ => return None,
+    })
+}
+
+fn non_negative(v: Option<i64>) -> Option<i64> {
+    v.filter(|n| *n >= 0)
+}
+
+/// Map one record (`{"Event": …}` as pyevtx-rs renders it), or None for Python to map.
+pub fn map_record(json: &[u8], psl: Option<&Arc<Psl>>) -> Option<Mapped> {
+    let record = record::parse(json)?;
+    let items = &record.event.event_data.0;
+    // a JSON boolean in EventData sends the record down Python's careful path
+    let careful = items
+        .iter()
+        .any(|(_, v)| matches!(v, record::DataValue::Bool(_)));
+    let sys = system_fields(&record.event.system, careful)?;
+    if careful {
+        // Python's careful path reads the record: its System numbers must be plain integers
+        let s = &record.event.system;
+        let numbers = [&s.version, &s.level, &s.task, &s.opcode];
+        let exec = &s.execution.attributes;
+        if numbers.iter().any(|n| n.0.is_none())
+            || exec.process_id.0.is_none()
+            || exec.thread_id.0.is_none()
+        {
+            return None;
+        }
+    }
+    map_event(&sys, items, psl)
+}
+
+/// The document and `_id` of a record read into `sys` and EventData `items` (in document
+/// order, dict semantics already applied or not: a repeated name keeps its first place and
+/// takes the last value), or None for Python to map.
+pub fn map_event(
+    sys: &System<'_>,
+    items: &[(record::Str<'_>, record::DataValue<'_>)],
+    psl: Option<&Arc<Psl>>,
+) -> Option<Mapped> {
+    if sys.provider != SYSMON_PROVIDER
+        || sys.record_id.is_some_and(|r| r < 0)
+        || sys.computer.is_empty()
+    {
+        return None;
+    }
+    if sys.channel.is_empty() {
+        return None; // Python names the channel for the id: not worth repeating here
+    }
+    let data = event_data(items)?;
+    let doc_id = document_id(sys, &data);
+    let psl = psl.map(|p| p.as_ref());
+    let doc = map_doc(sys, data, psl)?;
+    let mut out = Vec::with_capacity(4096);
+    write_obj(&doc, &mut out);
+    Some(Mapped {
+        event_id: sys.event_id,
+        record_id: sys.record_id,
+        doc: out,
+        doc_id,
+    })
+}
+
+fn map_doc(sys: &System<'_>, data: Data, psl: Option<&Psl>) -> Option<Obj> {
+    let eid = sys.event_id;
+    let code = eid.to_string();
+    let mut st = St {
+        data,
+        ips: vec![],
+        users: vec![],
+        hashes: vec![],
+        hosts: vec![],
+    };
+    let mut doc = Obj::new();
+    let mut event = Obj::new();
+    event.insert("kind", s("event"));
+    event.insert("code", s(&code));
+    event.insert("module", s("sysmon"));
+    event.insert("dataset", s("sysmon.operational"));
+    event.insert("provider", s(&sys.provider));
+    let spec = spec(eid);
+    if let Some(x) = &spec {
+        if !x.category.is_empty() {
+            event.insert("category", J::A(x.category.iter().map(|v| s(v)).collect()));
+        }
+        event.insert("type", J::A(x.kind.iter().map(|v| s(v)).collect()));
+        event.insert("action", s(x.action));
+    }
+    let created = match &sys.time_created {
+        Some(t) => {
+            let c = parse_iso_time(t)?;
+            event.insert("created", s(&c));
+            Some(c)
+        }
+        None => None,
+    };
+    let timestamp = match st.data.get("UtcTime") {
+        Some(utc) => {
+            let t = parse_utc_time(utc)?;
+            st.data.del("UtcTime");
+            t
+        }
+        // no time at all: Python's document has no @timestamp (the pipeline picks one)
+        None => format!("{}Z", &created?[..23]),
+    };
+    doc.insert("@timestamp", J::S(timestamp));
+    doc.insert("event", J::O(event));
+    let mut host = Obj::new();
+    host.insert("name", s(&sys.computer));
+    host.insert("hostname", s(&sys.computer.to_ascii_lowercase()));
+    doc.insert("host", J::O(host));
+    if let Some(level) = non_negative(sys.level).and_then(level_name) {
+        let mut log = Obj::new();
+        log.insert("level", s(level));
+        doc.insert("log", J::O(log));
+    }
+    if let Some(rule) = st.data.pop("RuleName") {
+        let mut r = Obj::new();
+        r.insert("name", J::S(rule));
+        doc.insert("rule", J::O(r));
+    }
+    if !sys.user_sid.is_empty() {
+        let mut u = Obj::new();
+        u.insert("id", s(&sys.user_sid));
+        doc.insert("user", J::O(u));
+    }
+    map_event_data(&mut st, &mut doc, eid, psl).ok()?;
+
+    let mut related = Obj::new();
+    if !st.users.is_empty() {
+        related.insert("user", str_list(&st.users));
+    }
+    if !st.hashes.is_empty() {
+        related.insert("hash", str_list(&st.hashes));
+    }
+    if !st.ips.is_empty() {
+        related.insert("ip", str_list(&st.ips));
+    }
+    if !st.hosts.is_empty() {
+        related.insert("hosts", str_list(&st.hosts));
+    }
+    if !related.is_empty() {
+        doc.insert("related", J::O(related));
+    }
+
+    let mut winlog = Obj::new();
+    if !sys.channel.is_empty() {
+        winlog.insert("channel", s(&sys.channel));
+    }
+    winlog.insert("computer_name", s(&sys.computer));
+    winlog.insert("event_id", s(&code));
+    if let Some(r) = sys.record_id {
+        winlog.insert("record_id", J::I(r));
+    }
+    winlog.insert("provider_name", s(&sys.provider));
+    if !sys.provider_guid.is_empty() {
+        let g = normalise_guid(&sys.provider_guid).unwrap_or_else(|| sys.provider_guid.clone());
+        winlog.insert("provider_guid", J::S(g));
+    }
+    if let Some(pid) = non_negative(sys.process_id) {
+        let mut p = Obj::new();
+        p.insert("pid", J::I(pid));
+        winlog.insert("process", J::O(p));
+    }
+    if let Some(tid) = non_negative(sys.thread_id) {
+        let mut t = Obj::new();
+        t.insert("id", J::I(tid));
+        sub(&mut winlog, "process").insert("thread", J::O(t));
+    }
+    if let Some(v) = non_negative(sys.version) {
+        winlog.insert("version", J::I(v));
+    }
+    if let Some(op) = non_negative(sys.opcode) {
+        winlog.insert("opcode", J::S(opcode_name(op)));
+    }
+    if let Some(task) = non_negative(sys.task) {
+        winlog.insert("task", J::S(task.to_string()));
+    }
+    if !sys.user_sid.is_empty() {
+        let mut u = Obj::new();
+        u.insert("identifier", s(&sys.user_sid));
+        winlog.insert("user", J::O(u));
+    }
+    if !st.data.entries.is_empty() {
+        let mut ed = Obj::new();
+        for (k, v) in st.data.entries {
+            ed.insert(k, J::S(v));
+        }
+        winlog.insert("event_data", J::O(ed));
+    }
+    doc.insert("winlog", J::O(winlog));
+    let mut ecs = Obj::new();
+    ecs.insert("version", s(ECS_VERSION));
+    doc.insert("ecs", J::O(ecs));
+    Some(doc)
+}
