@@ -25,7 +25,7 @@ from detectors.commands import register as _register_detector_commands  # noqa: 
 
 _register_detector_commands(main)
 
-from detectors.kibana import kibana  # noqa: E402
+from detectors.kibana.cli import kibana  # noqa: E402
 
 main.add_command(kibana)
 

@@ -1,7 +1,7 @@
 """What the shipped Kibana saved objects run, run against a real node with the sample day.
 
 Kibana cannot run here, so each saved search's KQL is translated to the ``query_string`` it
-amounts to and each Lens layer to its aggregation (``detectors.kibana``: a strict translator of
+amounts to and each Lens layer to its aggregation (``tests/kibana_queries.py``: a strict translator of
 the subset the objects use), with the time filter Kibana adds, on ``<prefix>-events*`` /
 ``<prefix>-alerts*`` / ``<prefix>-intel-indicators``. The data: the generated sample day shipped
 with the real pipeline and sink, the sample intel loaded and every built-in rule run once."""
@@ -19,15 +19,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from detectors.alerts import set_status
-from detectors.kibana import (
-    SavedObjects,
-    lens_layers,
-    lens_request,
-    lens_rows,
-    load_objects,
-    search_request,
-    with_prefix,
-)
+from detectors.kibana.objects import SavedObjects, load_objects, with_prefix
 from detectors.query import get_path
 from shipper.pipeline import iter_documents
 from tests.integration.test_detect_support import (
@@ -39,6 +31,7 @@ from tests.integration.test_detect_support import (
     ship,
     truth,
 )
+from tests.kibana_queries import lens_layers, lens_request, lens_rows, search_request
 
 
 @dataclass(frozen=True)

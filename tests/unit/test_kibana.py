@@ -15,23 +15,18 @@ import pytest
 from click.testing import CliRunner
 
 from detectors.cli import main
-from detectors.kibana import (
+from detectors.kibana.objects import KibanaError, SavedObjects, kibana_dir, load_objects, with_prefix
+from shipper.errors import ConfigError
+from tests.kibana_kql import kql_to_lucene, parse_kql
+from tests.kibana_queries import (
     RECORDS_FIELD,
-    KibanaError,
-    SavedObjects,
     dashboard_panels,
     data_view_of,
     fields_used,
-    kibana_dir,
-    kql_to_lucene,
     lens_layers,
     lens_request,
-    load_objects,
-    parse_kql,
     search_request,
-    with_prefix,
 )
-from shipper.errors import ConfigError
 
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 AGGREGATABLE = {"keyword", "long", "integer", "float", "double", "date", "ip", "boolean"}

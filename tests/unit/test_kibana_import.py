@@ -21,15 +21,8 @@ import pytest
 from click.testing import CliRunner
 
 from detectors.cli import main
-from detectors.kibana import (
-    KibanaAuth,
-    KibanaError,
-    build_import_request,
-    import_objects,
-    load_objects,
-    ssl_context,
-    with_prefix,
-)
+from detectors.kibana.client import KibanaAuth, build_import_request, import_objects, ssl_context
+from detectors.kibana.objects import KibanaError, load_objects, with_prefix
 from shipper.errors import ConfigError
 
 OBJECTS = load_objects()
