@@ -145,14 +145,14 @@ def shipper_alone(inputs: list[str]) -> float:
     """events/s of what ``ship`` does before the network: read and map every source
     (a stream of runs, as ship reads), stamp ``event.ingested`` and build the bulk bodies (a
     sink whose requests are dropped)."""
+    from shipper.chunks import Chunk
     from shipper.pipeline import Item, ItemRun, stream
     from shipper.sink import BulkSink
     from shipper.stream import ReadOptions, SourceRead
 
     class _Drop(BulkSink):
-        def _submit(self) -> None:
-            b"".join(self._batch.items)  # the body a worker would send
-            self._batch = type(self._batch)()
+        def _submit(self, chunk: Chunk) -> None:
+            b"".join(chunk.items)  # the body a worker would send
 
     sink = _Drop(None, options=None)  # type: ignore[arg-type]  # never sends
 

@@ -13,19 +13,18 @@ time in fsync than shipping): a checkpoint that a power cut loses or leaves olde
 next run read those records again, and the deterministic ``_id`` turns them into duplicates. It
 is never ahead of what the cluster acknowledged, which is what would lose events.
 
-Only acknowledged items count: with several bulk requests in flight the answers arrive out of
-order, so :class:`Watermark` advances only over a contiguous run from the
-start. A rerun may therefore send a few items again — harmless, they come back as 409 duplicates.
+Only acknowledged items count, in the order they were read: the sink hands its results back in
+that order whatever order the requests complete in, and :class:`Watermark` advances only over a
+contiguous run from the start. A rerun may therefore send a few items again — harmless, they
+come back as 409 duplicates.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-import heapq
 import os
 import tempfile
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
@@ -253,38 +252,28 @@ class CheckpointStore:
 
 
 class Watermark:
-    """Contiguous acknowledgement per source: ``acked`` is the largest n such that items 1..n
-    are all acknowledged. Ranges may arrive in any order and overlap (thread-safe).
+    """Contiguous acknowledgement per source: ``acked`` is the largest n such that records
+    1..n are all done.
 
-    The ranges above the watermark wait in a heap by their first item, so each one costs
-    O(log n) however many wait: with several requests in flight over a file of all channels,
-    thousands do (a range per stretch of Sysmon records, and one per stretch of other
-    providers' records between them)."""
+    The sink delivers acknowledgements in the order the records were added, so each range
+    starts at or below ``acked + 1`` (one that ends at or below ``acked`` is an earlier read's,
+    already counted). One that starts beyond would step over records never acknowledged: it is
+    left out (``gaps`` counts those), so the checkpoint is never ahead."""
+
+    __slots__ = ("acked", "gaps")
 
     def __init__(self, start: int = 0) -> None:
         self.acked = start
-        self._pending: list[tuple[int, int]] = []  # (first, last) of ranges above the watermark
-        self._lock = threading.Lock()
+        self.gaps = 0
 
     def add(self, first: int, last: int) -> int:
-        with self._lock:
-            if last <= self.acked:
-                return self.acked
-            if first > self.acked + 1:
-                heapq.heappush(self._pending, (first, last))
-                return self.acked
+        if first > self.acked + 1:
+            self.gaps += 1
+        elif last > self.acked:
             self.acked = last
-            pending = self._pending
-            while pending and pending[0][0] <= self.acked + 1:  # now contiguous (or covered)
-                self.acked = max(self.acked, heapq.heappop(pending)[1])
-            return self.acked
+        return self.acked
 
     def add_all(self, ranges: Iterable[tuple[int, int]]) -> int:
         for first, last in ranges:
             self.add(first, last)
         return self.acked
-
-    @property
-    def gaps(self) -> int:
-        with self._lock:
-            return len(self._pending)

@@ -3,8 +3,9 @@
 ``SourceState`` is a source's acknowledgement state: the watermark of its records the cluster
 acknowledged, its record count once read to its end, and the resume point of the last document
 at or below the watermark. ``CheckpointWriter`` writes those states as checkpoints from its own
-thread (bulk workers must not wait on the disk), a round at a time, each round made durable by
-one fsync of the folder. A checkpoint is never ahead of what the cluster acknowledged.
+thread (the shipper's thread, which takes the sink's results, must not wait on the disk), a
+round at a time, each round made durable by one fsync of the folder. A checkpoint is never
+ahead of what the cluster acknowledged.
 """
 
 from __future__ import annotations
@@ -52,13 +53,6 @@ class SourceState:
                 return  # the rest of the run is above the watermark
             ends.popleft()
 
-    def ended(self, total: int, last_routed: int) -> None:
-        """The source was read to its end, ``total`` records: those after the last one routed
-        made no document and are acknowledged now."""
-        if total > last_routed:
-            self.mark.add(last_routed + 1, total)
-        self.total = total
-
 
 class CheckpointWriter:
     """Saves the states it is asked to, from a thread of its own; ``close`` saves them all."""
@@ -73,7 +67,7 @@ class CheckpointWriter:
         self._error: Exception | None = None
 
     def acked(self, st: SourceState, first: int, last: int, now: float) -> None:
-        """Records ``first`` … ``last`` of ``st`` are acknowledged (from a bulk worker)."""
+        """Records ``first`` … ``last`` of ``st`` are acknowledged (the sink's results, in order)."""
         st.mark.add(first, last)
         if st.done or now - st.last_saved >= SAVE_EVERY:
             self.want(st)

@@ -1,9 +1,10 @@
 """A stream's events routed to the sink and to each source's state.
 
 Acknowledgement is by record ordinal (``Item.seq`` counts every record the reader yields, other
-providers included): records that produce no document are acknowledged as soon as the stream has
-moved past them, documents when their bulk response is in. A source's trailing records without
-a document are acknowledged at its ``SourceEnded``.
+providers included): records that produce no document are passed to the sink once the stream
+has moved past them (``pass_over``: done once the documents before them are), documents are
+done when their bulk response is in; the sink hands both back in order. A source's trailing
+records without a document are passed at its ``SourceEnded``.
 
 Line-based sources also carry each record's end offset: the state keeps the ends of the
 documents sent, so that the checkpoint can store the resume point of the last document at or
@@ -84,13 +85,12 @@ class Router:
                     self._ended(r, event)
                     continue
                 if isinstance(event, ItemRun):  # native documents: never errors
-                    if event.first_seq > r.last + 1:
-                        r.state.mark.add(r.last + 1, event.first_seq - 1)  # made no document
+                    self.sink.pass_over(r.state.path, r.last + 1, event.first_seq - 1)  # no document
                     r.last = event.last_seq
                     self._send_run(event, r.state)
                 else:
                     if event.seq > r.last + 1:
-                        r.state.mark.add(r.last + 1, event.seq - 1)  # made no document
+                        self.sink.pass_over(r.state.path, r.last + 1, event.seq - 1)  # no document
                     r.last = event.seq
                     self.send(event, r.state)
                     if on_item is not None:
@@ -105,7 +105,8 @@ class Router:
 
     def _ended(self, r: Read, ended: SourceEnded) -> None:
         r.total, r.held_back = ended.records, ended.held_back
-        r.state.ended(ended.records, r.last)
+        r.state.total = ended.records  # set first: the pass below may make it done at once
+        self.sink.pass_over(r.state.path, r.last + 1, ended.records)
         if r.state.done:
             self.writer.want(r.state)
 
@@ -119,7 +120,7 @@ class Router:
     def send(self, item: Item, st: SourceState | None = None) -> None:
         end, line = item.end_offset, item.end_line
         if st is not None and end is not None and line is not None and item.source != STDIN:
-            # before the sink may acknowledge it (from another thread)
+            # before the sink may acknowledge it
             st.ends.append((item.seq, [end], [line]))
             self.read_points[item.source] = ResumePoint(end, line, item.seq)
         index = events_index(self.index_prefix, item.index_suffix)

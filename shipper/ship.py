@@ -31,7 +31,7 @@ from shipper.pipeline import effective_workers, stream
 from shipper.readers.evtx import PREFETCH_AHEAD, drop_prefetched
 from shipper.readers.evtx import prefetch as prefetch_evtx
 from shipper.routing import Read, ReadResult, Router
-from shipper.sink import AckRange, BulkOptions, BulkSink
+from shipper.sink import BatchResult, BulkOptions, BulkSink
 from shipper.stats import Stats
 from shipper.stream import Item, ReadOptions, SourceRead
 from shipper.summary import Progress, RunSummary
@@ -92,19 +92,21 @@ class Shipper:
             client,
             options=opts,
             dead_letter_path=cfg.dead_letter_path,
-            on_ack=self._on_ack,
+            on_result=self._on_result,
             envelope=self.envelope,
         )
         self.router = Router(self.sink, self.writer, cfg.index_prefix, self.progress, self._read_points)
         self._began = time.monotonic()
         self._closed = False
 
-    def _on_ack(self, ranges: list[AckRange]) -> None:
+    def _on_result(self, result: BatchResult) -> None:
+        """The sink's results, on this thread and in the order the records were routed: a
+        source's watermark advances straight over them."""
         now = time.monotonic()
-        for source, first, last in ranges:
-            st = self._sources.get(source)
+        for acked in result.acked:
+            st = self._sources.get(acked.source)
             if st is not None:
-                self.writer.acked(st, first, last, now)
+                self.writer.acked(st, acked.first, acked.last, now)
 
     # ---------------------------------------------------------------- planning
 
@@ -166,13 +168,21 @@ class Shipper:
                 start = self._resume_point(path, ident)
         if start is not None and (ident is None or start.offset > ident.size or not 0 <= start.seq <= skip):
             start = None
+        acked, point, ends = skip, start, None
         prev = self._sources.get(path)
-        if prev is not None and not prev.done and (prev.total is None or skip < prev.total):
-            # Another content under the same name (rotated, rewritten) while the last read of it
-            # waits for answers: those acknowledgements must not land on this read's records.
-            self.sink.flush()
-        cp = self._checkpoint(path, ident, skip, start, persist)
-        st = SourceState(path, cp, Watermark(skip), point=start, persist=persist and ident is not None)
+        if prev is not None and not prev.done:
+            if prev.total is not None and skip == prev.total:
+                # The same content read on (grown) while the last read waits for answers: those
+                # come first, in order, so this read's watermark goes on from where they stand.
+                acked, point, ends = prev.mark.acked, prev.point, prev.ends
+            else:
+                # Another content under the same name (rotated, rewritten): the last read's
+                # acknowledgements must not land on this read's records.
+                self.sink.flush()
+        cp = self._checkpoint(path, ident, acked, point, persist)
+        st = SourceState(path, cp, Watermark(acked), point=point, persist=persist and ident is not None)
+        if ends is not None:
+            st.ends = ends  # (shared) the resume points of the last read's documents still waiting
         self._sources[path] = st
         self.sink.name_source(path, label)
         self._read_points.pop(path, None)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from shipper.sink import BulkOptions, BulkSink, _ranges
+from shipper.sending import ack_ranges
+from shipper.sink import BulkOptions, BulkSink
 
 
 def test_ranges_merge_contiguous_acks_per_source() -> None:
     acks = [("b", 2), ("a", 3), ("a", 1), ("a", 2), ("b", 1), ("a", 7)]
-    assert _ranges(acks) == [("a", 1, 3), ("a", 7, 7), ("b", 1, 2)]
+    assert ack_ranges(acks) == [("a", 1, 3), ("a", 7, 7), ("b", 1, 2)]
 
 
 def test_backoff_is_bounded_and_jittered() -> None:
@@ -17,7 +18,7 @@ def test_backoff_is_bounded_and_jittered() -> None:
     try:
         for attempt in range(12):
             cap = min(4.0, 0.5 * 2**attempt)
-            values = {round(sink._backoff(attempt), 6) for _ in range(20)}
+            values = {round(sink._sender.backoff(attempt), 6) for _ in range(20)}
             assert all(cap / 2 <= v <= cap for v in values)
             assert len(values) > 1  # jitter
     finally:

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from shipper.sink import BulkOptions, BulkSink
+from shipper.sink import BatchResult, BulkOptions, BulkSink
 
 
 class _Response:
@@ -41,11 +41,11 @@ def _ship(docs: list[dict[str, Any]], opts: BulkOptions) -> tuple[RecordingClien
     acked: list[Any] = []
     lock = threading.Lock()
 
-    def on_ack(ranges: list[Any]) -> None:
+    def on_result(result: BatchResult) -> None:
         with lock:
-            acked.extend(ranges)
+            acked.extend(result.acked)
 
-    sink = BulkSink(client, options=opts, on_ack=on_ack)  # type: ignore[arg-type]
+    sink = BulkSink(client, options=opts, on_result=on_result)  # type: ignore[arg-type]
     with sink:
         for i, doc in enumerate(docs, 1):
             sink.add(doc, "p-events-2024.03", f"id-{i}", ("src", i))
@@ -152,7 +152,7 @@ def _native_doc(i: int, month: str = "2024-03") -> bytes:
 def _run_bodies(native: bool, docs: list[bytes], opts: BulkOptions) -> tuple[list[Any], list[Any]]:
     client = RecordingClient()
     acked: list[Any] = []
-    sink = BulkSink(client, options=opts, on_ack=acked.extend)  # type: ignore[arg-type]
+    sink = BulkSink(client, options=opts, on_result=lambda r: acked.extend(r.acked))  # type: ignore[arg-type]
     if not native:
         sink._core = None
     with sink:

@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import IO
 
-from shipper.sink import _open_dead_letters
+from shipper.dead_letters import open_dead_letters
 
 
 def test_a_writer_waiting_on_a_replay_opens_the_file_that_replaced_it(tmp_path: Path) -> None:
@@ -19,7 +19,7 @@ def test_a_writer_waiting_on_a_replay_opens_the_file_that_replaced_it(tmp_path: 
     replaying = open(path, "rb")  # noqa: SIM115
     fcntl.flock(replaying.fileno(), fcntl.LOCK_EX)
     opened: list[IO[bytes]] = []
-    writer = threading.Thread(target=lambda: opened.append(_open_dead_letters(path)))
+    writer = threading.Thread(target=lambda: opened.append(open_dead_letters(path)))
     writer.start()
     writer.join(0.3)
     assert writer.is_alive()  # waits for the replay's lock
@@ -40,7 +40,7 @@ def test_a_writer_waiting_on_a_replay_that_removed_the_file_creates_it_again(tmp
     replaying = open(path, "rb")  # noqa: SIM115
     fcntl.flock(replaying.fileno(), fcntl.LOCK_EX)
     opened: list[IO[bytes]] = []
-    writer = threading.Thread(target=lambda: opened.append(_open_dead_letters(path)))
+    writer = threading.Thread(target=lambda: opened.append(open_dead_letters(path)))
     writer.start()
     writer.join(0.3)
     path.unlink()
