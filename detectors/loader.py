@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -38,6 +38,7 @@ from detectors.model import (
     Where,
 )
 from shipper.errors import ConfigError
+from shipper.yamlnodes import NodeReader, Section, line_of, plain
 
 BUILTIN_DIR = Path(__file__).with_name("rules")
 RULES_DIRS_ENV = "SYSMON_RULES_DIRS"
@@ -46,8 +47,6 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,99}$")
 _TECHNIQUE = re.compile(r"^T\d{4}(\.\d{3})?$")
 _TACTIC = re.compile(r"^TA\d{4}$")
 _FIELD = re.compile(r"^[@A-Za-z_][A-Za-z0-9_.]*$")
-_DURATION = re.compile(r"^(\d+)\s*([smhd])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class RuleError(ConfigError):
@@ -73,268 +72,133 @@ class RuleErrors(ConfigError):
         return "\n".join(str(e) for e in self.errors)
 
 
-def parse_duration(text: object) -> int:
-    """``30s``/``5m``/``1h``/``7d`` (or a number of seconds) → seconds."""
-    if isinstance(text, bool):
-        raise ValueError("a duration like 30s, 5m, 1h or 7d")
-    if isinstance(text, int):
-        if text <= 0:
-            raise ValueError("a duration must be positive")
-        return text
-    m = _DURATION.match(str(text).strip())
-    if not m or int(m.group(1)) <= 0:
-        raise ValueError(f"{text!r} is not a duration like 30s, 5m, 1h or 7d")
-    return int(m.group(1)) * _UNITS[m.group(2)]
-
-
 def format_duration(seconds: int) -> str:
+    """The largest unit that divides it (``5m``, ``90s``), as ``sysmon-detect list`` shows it."""
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
 
 
-def _plain(node: yaml.Node) -> Any:
-    """A node as plain Python (for free-form parts: the ES query dict)."""
-    if isinstance(node, yaml.MappingNode):
-        return {_plain(k): _plain(v) for k, v in node.value}
-    if isinstance(node, yaml.SequenceNode):
-        return [_plain(v) for v in node.value]
-    return yaml.safe_load(yaml.serialize(node))
+def _rule_error(message: str, path: str, line: int | None) -> RuleError:
+    return RuleError(message, path=path, line=1 if line is None else line)
 
 
-class _Reader:
-    """Reads one mapping node, appending errors (with the line) instead of raising."""
+# A rule's values are YAML values (typed); every error is collected, each with its line.
+Reader = Section[RuleError]
 
-    def __init__(self, node: yaml.Node, path: str, errors: list[RuleError], what: str = "rule") -> None:
-        self.path = path
-        self.errors = errors
-        self.node = node
-        self.what = what
-        self.keys: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        if not isinstance(node, yaml.MappingNode):
-            self.error(node, f"{what} must be a mapping")
-            return
-        for k, v in node.value:
-            if not isinstance(k, yaml.ScalarNode):
-                self.error(k, "keys must be plain strings")
-                continue
-            if k.value in self.keys:
-                self.error(k, f"duplicate key {k.value!r}")
-            self.keys[k.value] = (k, v)
 
-    def line(self, node: yaml.Node) -> int:
-        return node.start_mark.line + 1
-
-    def error(self, node: yaml.Node, message: str) -> None:
-        self.errors.append(RuleError(message, path=self.path, line=self.line(node)))
-
-    def where(self) -> Where:
-        return Where(self.path, self.line(self.node))
-
-    def check_keys(self, allowed: Iterable[str]) -> None:
-        allowed = set(allowed)
-        for name, (k, _v) in self.keys.items():
-            if name not in allowed:
-                self.error(k, f"unknown key {name!r} in {self.what} (allowed: {', '.join(sorted(allowed))})")
-
-    def node_of(self, key: str, required: bool) -> yaml.Node | None:
-        if key in self.keys:
-            return self.keys[key][1]
-        if required:
-            self.error(self.node, f"{self.what}: missing required key {key!r}")
-        return None
-
-    def scalar(self, key: str, required: bool = True) -> tuple[Any, yaml.Node] | None:
-        n = self.node_of(key, required)
-        if n is None:
-            return None
-        if not isinstance(n, yaml.ScalarNode):
-            self.error(n, f"{key!r} must be a single value")
-            return None
-        return yaml.safe_load(yaml.serialize(n)), n
-
-    def text(self, key: str, required: bool = True, default: str = "") -> str:
-        got = self.scalar(key, required)
-        if got is None:
-            return default
-        value, n = got
-        if not isinstance(value, str) or not value.strip():
-            self.error(n, f"{key!r} must be a non-empty string")
-            return default
-        return value.strip()
-
-    def integer(self, key: str, required: bool = True, default: int = 0, lo: int = 0, hi: int = 10**9) -> int:
-        got = self.scalar(key, required)
-        if got is None:
-            return default
-        value, n = got
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            self.error(n, f"{key!r} must be an integer from {lo} to {hi}")
-            return default
-        return value
-
-    def flag(self, key: str, default: bool) -> bool:
-        got = self.scalar(key, False)
-        if got is None:
-            return default
-        value, n = got
-        if not isinstance(value, bool):
-            self.error(n, f"{key!r} must be true or false")
-            return default
-        return value
-
-    def duration(self, key: str, required: bool = True, default: int = 0) -> int:
-        got = self.scalar(key, required)
-        if got is None:
-            return default
-        value, n = got
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            self.error(n, f"{key!r}: {exc}")
-            return default
-
-    def strings(
-        self, key: str, required: bool = True, pattern: re.Pattern[str] | None = None, what: str = "value"
-    ) -> tuple[str, ...]:
-        n = self.node_of(key, required)
-        if n is None:
-            return ()
-        items = n.value if isinstance(n, yaml.SequenceNode) else None
-        if items is None:
-            if isinstance(n, yaml.ScalarNode):
-                items = [n]
-            else:
-                self.error(n, f"{key!r} must be a list of strings")
-                return ()
-        out: list[str] = []
-        for item in items:
-            value = _plain(item) if isinstance(item, yaml.ScalarNode) else None
-            if isinstance(value, bool) or not isinstance(value, str | int) or str(value).strip() == "":
-                self.error(item, f"{key!r}: each entry must be a non-empty string")
-                continue
-            text = str(value).strip()
-            if pattern is not None and not pattern.match(text):
-                self.error(item, f"{key!r}: {text!r} is not a valid {what}")
-                continue
-            out.append(text)
-        if required and not out and not any(e.line == self.line(n) for e in self.errors):
-            self.error(n, f"{key!r} must not be empty")
-        return tuple(out)
-
-    def fields(self, key: str, required: bool = True) -> tuple[str, ...]:
-        return self.strings(key, required, _FIELD, "field name")
-
-    def sub(self, key: str, required: bool = False, what: str | None = None) -> _Reader | None:
-        n = self.node_of(key, required)
-        if n is None:
-            return None
-        return _Reader(n, self.path, self.errors, what or key)
-
-    def items(self, key: str, what: str) -> list[_Reader]:
-        n = self.node_of(key, False)
-        if n is None:
-            return []
-        if not isinstance(n, yaml.SequenceNode):
-            self.error(n, f"{key!r} must be a list")
-            return []
-        return [_Reader(item, self.path, self.errors, what) for item in n.value]
+def _fields(r: Reader, key: str, required: bool = False) -> tuple[str, ...]:
+    return r.strings(key, required=required, pattern=_FIELD, kind="field name")
 
 
 # ------------------------------------------------------------------ parts
-def _intel_clause(r: _Reader) -> IntelClause:
-    r.check_keys(("fields", "field", "feeds", "types"))
-    fields = r.fields("fields", required="field" not in r.keys) + r.fields("field", required=False)
-    feeds = r.strings("feeds", required=False) or None
-    types = r.strings("types", required=False) or None
+def _intel_clause(r: Reader) -> IntelClause:
+    r.check(("fields", "field", "feeds", "types"))
+    fields = _fields(r, "fields", required="field" not in r.keys) + _fields(r, "field")
+    feeds = r.strings("feeds") or None
+    types = r.strings("types") or None
     return IntelClause(fields=fields, feeds=feeds, types=types)
 
 
-def _filter(r: _Reader) -> Filter:
-    r.check_keys(("event_codes", "query", "lucene", "intel"))
-    codes = r.strings("event_codes", pattern=re.compile(r"^\d{1,3}$"), what="Sysmon event ID")
+def _filter(r: Reader) -> Filter:
+    r.check(("event_codes", "query", "lucene", "intel"))
+    codes = r.strings("event_codes", required=True, pattern=re.compile(r"^\d{1,3}$"), kind="Sysmon event ID")
     query: dict[str, Any] | None = None
-    qn = r.node_of("query", False)
+    qn = r.get("query")
     if qn is not None:
         if not isinstance(qn, yaml.MappingNode) or len(qn.value) != 1:
-            r.error(qn, "'query' must be an Elasticsearch query: a mapping with one key (bool, term, …)")
+            r.fail(qn, "'query' must be an Elasticsearch query: a mapping with one key (bool, term, …)")
         else:
-            query = cast(dict[str, Any], _plain(qn))
-    lucene = r.text("lucene", required=False) or None
+            query = cast(dict[str, Any], plain(qn))
+    lucene = r.string("lucene") or None
     if query is not None and lucene is not None:
-        r.error(r.keys["lucene"][0], "give either 'query' or 'lucene', not both")
-    ir = r.sub("intel", what="filter.intel")
+        r.fail(r.keys["lucene"][0], "give either 'query' or 'lucene', not both")
+    ir = r.section("intel", what="filter.intel")
     intel = _intel_clause(ir) if ir is not None else None
     return Filter(event_codes=codes, query=query, lucene=lucene, intel=intel)
 
 
-def _threat(r: _Reader) -> Threat:
-    r.check_keys(("tactic", "techniques"))
-    tr = r.sub("tactic", required=True, what="threat.tactic")
+def _threat(r: Reader) -> Threat:
+    r.check(("tactic", "techniques"))
+    tr = r.section("tactic", required=True, what="threat.tactic")
     tid = tname = ""
     if tr is not None:
-        tr.check_keys(("id", "name"))
-        tid = tr.text("id")
-        tname = tr.text("name")
+        tr.check(("id", "name"))
+        tid = tr.string("id", required=True)
+        tname = tr.string("name", required=True)
         if tid and not _TACTIC.match(tid):
-            tr.error(tr.keys["id"][1], f"{tid!r} is not an ATT&CK tactic id (TA0000)")
+            tr.fail(tr.keys["id"][1], f"{tid!r} is not an ATT&CK tactic id (TA0000)")
     techniques: list[Technique] = []
-    for t in r.items("techniques", "threat technique"):
-        t.check_keys(("id", "name"))
-        i, name = t.text("id"), t.text("name")
+    for t in r.sections("techniques", "threat technique"):
+        t.check(("id", "name"))
+        i, name = t.string("id", required=True), t.string("name", required=True)
         if i and not _TECHNIQUE.match(i):
-            t.error(t.keys["id"][1], f"{i!r} is not an ATT&CK technique id (T0000 or T0000.000)")
+            t.fail(t.keys["id"][1], f"{i!r} is not an ATT&CK technique id (T0000 or T0000.000)")
         techniques.append(Technique(i, name))
     if "techniques" in r.keys and not techniques:
-        r.error(r.keys["techniques"][1], "'techniques' must list at least one technique")
+        r.fail(r.keys["techniques"][1], "'techniques' must list at least one technique")
     elif "techniques" not in r.keys:
-        r.error(r.node, "threat: missing required key 'techniques'")
+        r.fail(r.node, "threat: missing required key 'techniques'")
     return Threat(tid, tname, tuple(techniques))
 
 
-def _params(rule_type: str, r: _Reader | None, errors: list[RuleError], where: _Reader) -> Params:
+def _params(rule_type: str, r: Reader | None, where: Reader) -> Params:
     cls = PARAMS.get(rule_type)
     if cls is None:
         return QueryParams()
     if cls is QueryParams:
         if r is not None:
-            r.check_keys(())
+            r.check(())
         return QueryParams()
     if r is None:
-        where.error(where.node, f"rule type {rule_type!r} needs 'params'")
+        where.fail(where.node, f"rule type {rule_type!r} needs 'params'")
         return QueryParams()
     if cls is IntelMatchParams:
-        r.check_keys(("fields", "feeds", "types"))
+        r.check(("fields", "feeds", "types"))
         return IntelMatchParams(
-            fields=r.fields("fields"),
-            feeds=r.strings("feeds", required=False) or None,
-            types=r.strings("types", required=False) or None,
+            fields=_fields(r, "fields", required=True),
+            feeds=r.strings("feeds") or None,
+            types=r.strings("types") or None,
         )
     if cls is NewValueParams:
-        r.check_keys(("fields", "history", "require_any"))
-        fields = r.fields("fields")
-        req = r.fields("require_any", required=False)
+        r.check(("fields", "history", "require_any"))
+        fields = _fields(r, "fields", required=True)
+        req = _fields(r, "require_any")
         for f in req:
             if f not in fields:
-                r.error(r.keys["require_any"][1], f"require_any: {f!r} is not one of 'fields'")
-        return NewValueParams(fields=fields, history=r.duration("history"), require_any=req)
+                r.fail(r.keys["require_any"][1], f"require_any: {f!r} is not one of 'fields'")
+        return NewValueParams(fields=fields, history=r.duration("history", required=True), require_any=req)
     if cls is SpreadParams:
-        r.check_keys(("field", "min_hosts", "window", "host_field"))
+        r.check(("field", "min_hosts", "window", "host_field"))
         return SpreadParams(
-            field=r.text("field"),
-            min_hosts=r.integer("min_hosts", lo=2, hi=10_000),
-            window=r.duration("window"),
-            host_field=r.text("host_field", required=False, default="host.name"),
+            field=r.string("field", required=True),
+            min_hosts=r.integer("min_hosts", required=True, minimum=2, maximum=10_000),
+            window=r.duration("window", required=True),
+            host_field=r.string("host_field", default="host.name"),
         )
     if cls is ThresholdParams:
-        r.check_keys(("group_by", "threshold", "window"))
+        r.check(("group_by", "threshold", "window"))
         return ThresholdParams(
-            group_by=r.fields("group_by"),
-            threshold=r.integer("threshold", lo=1, hi=10**9),
-            window=r.duration("window"),
+            group_by=_fields(r, "group_by", required=True),
+            threshold=r.integer("threshold", required=True, minimum=1, maximum=10**9),
+            window=r.duration("window", required=True),
         )
     raise AssertionError(f"no parameter reader for {cls.__name__}")  # pragma: no cover
+
+
+def _exceptions(er: Reader | None) -> Exceptions:
+    if er is None:
+        return Exceptions()
+    er.check(("allowlists", "values"))
+    allow = tuple(_intel_clause(a) for a in er.sections("allowlists", "allowlist exception"))
+    values: list[ValueException] = []
+    for v in er.sections("values", "value exception"):
+        v.check(("field", "values"))
+        values.append(
+            ValueException(field=v.string("field", required=True), values=v.strings("values", required=True))
+        )
+    return Exceptions(allowlists=allow, values=tuple(values))
 
 
 _RULE_KEYS = (
@@ -358,65 +222,65 @@ _RULE_KEYS = (
 )
 
 
-def parse_rule(text: str, path: str, *, builtin: bool = False) -> Rule:
-    """One rule from YAML text; raises :class:`RuleErrors` with every problem found."""
-    errors: list[RuleError] = []
+def _rule_root(text: str, path: str) -> Reader:
+    """The rule file's top mapping; broken YAML, an empty file or a bad mapping raise at once."""
+    reader = NodeReader(path, _rule_error, collect=True, typed=True)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        raise RuleErrors([RuleError(f"not valid YAML: {exc.problem or exc}", path=path, line=line)]) from exc
+        node = reader.compose(text)
+    except RuleError as exc:
+        raise RuleErrors([exc]) from exc
     if node is None:
         raise RuleErrors([RuleError("empty rule file", path=path, line=1)])
-    r = _Reader(node, path, errors)
-    if errors:
-        raise RuleErrors(errors)
-    r.check_keys(_RULE_KEYS)
-    rid = r.text("id")
+    r = reader.section(node, "rule")
+    if reader.errors:
+        raise RuleErrors(reader.errors)
+    return r
+
+
+def _choice(r: Reader, key: str, choices: Sequence[str], what: str) -> str:
+    value = r.string(key, required=True)
+    if value and value not in choices:
+        r.fail(r.keys[key][1], f"{what} {value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def parse_rule(text: str, path: str, *, builtin: bool = False) -> Rule:
+    """One rule from YAML text; raises :class:`RuleErrors` with every problem found."""
+    r = _rule_root(text, path)
+    r.check(_RULE_KEYS)
+    rid = r.string("id", required=True)
     if rid and not _ID.match(rid):
-        r.error(r.keys["id"][1], f"id {rid!r}: use lower-case letters, digits, '-', '_' or '.'")
-    name = r.text("name")
-    description = r.text("description")
-    severity = r.text("severity")
-    if severity and severity not in SEVERITIES:
-        r.error(r.keys["severity"][1], f"severity {severity!r} is not one of {', '.join(SEVERITIES)}")
-    risk = r.integer("risk_score", hi=100)
-    rtype = r.text("type")
-    if rtype and rtype not in RULE_TYPES:
-        r.error(r.keys["type"][1], f"type {rtype!r} is not one of {', '.join(RULE_TYPES)}")
-    interval = r.duration("interval")
-    enabled = r.flag("enabled", True)
-    threat = [_threat(t) for t in r.items("threat", "threat entry")]
+        r.fail(r.keys["id"][1], f"id {rid!r}: use lower-case letters, digits, '-', '_' or '.'")
+    name = r.string("name", required=True)
+    description = r.string("description", required=True)
+    severity = _choice(r, "severity", SEVERITIES, "severity")
+    risk = r.integer("risk_score", required=True, maximum=100)
+    rtype = _choice(r, "type", RULE_TYPES, "type")
+    interval = r.duration("interval", required=True)
+    enabled = r.boolean("enabled", default=True)
+    threat = [_threat(t) for t in r.sections("threat", "threat entry")]
     if "threat" not in r.keys:
-        r.error(node, "rule: missing required key 'threat' (ATT&CK tactic and techniques)")
+        r.fail(r.node, "rule: missing required key 'threat' (ATT&CK tactic and techniques)")
     elif not threat:
-        r.error(r.keys["threat"][1], "'threat' must list at least one tactic with techniques")
-    references = r.strings("references", required=False)
-    fr = r.sub("filter", required=True)
+        r.fail(r.keys["threat"][1], "'threat' must list at least one tactic with techniques")
+    references = r.strings("references")
+    fr = r.section("filter", required=True)
     flt = _filter(fr) if fr is not None else Filter(event_codes=())
-    fields = r.fields("fields", required=False)
-    sr = r.sub("suppression")
+    fields = _fields(r, "fields")
+    sr = r.section("suppression")
     suppression = None
     if sr is not None:
-        sr.check_keys(("group_by", "window"))
-        suppression = Suppression(group_by=sr.fields("group_by"), window=sr.duration("window"))
-    er = r.sub("exceptions")
-    exceptions = Exceptions()
-    if er is not None:
-        er.check_keys(("allowlists", "values"))
-        allow = tuple(_intel_clause(a) for a in er.items("allowlists", "allowlist exception"))
-        values: list[ValueException] = []
-        for v in er.items("values", "value exception"):
-            v.check_keys(("field", "values"))
-            values.append(ValueException(field=v.text("field"), values=v.strings("values")))
-        exceptions = Exceptions(allowlists=allow, values=tuple(values))
-    pr = r.sub("params")
-    params = _params(rtype, pr, errors, r)
-    version = r.integer("version", required=False, default=1, lo=1)
-    tags = r.strings("tags", required=False)
-    if errors:
-        raise RuleErrors(errors)
+        sr.check(("group_by", "window"))
+        suppression = Suppression(
+            group_by=_fields(sr, "group_by", required=True), window=sr.duration("window", required=True)
+        )
+    exceptions = _exceptions(r.section("exceptions"))
+    pr = r.section("params")
+    params = _params(rtype, pr, r)
+    version = r.integer("version", default=1, minimum=1)
+    tags = r.strings("tags")
+    if r.reader.errors:
+        raise RuleErrors(r.reader.errors)
     return Rule(
         id=rid,
         name=name,
@@ -438,11 +302,15 @@ def parse_rule(text: str, path: str, *, builtin: bool = False) -> Rule:
         tags=tags,
         builtin=builtin,
         lines={
-            **{k: kn.start_mark.line + 1 for k, (kn, _v) in r.keys.items()},
-            **({f"filter.{k}": kn.start_mark.line + 1 for k, (kn, _v) in fr.keys.items()} if fr else {}),
-            **({f"params.{k}": kn.start_mark.line + 1 for k, (kn, _v) in pr.keys.items()} if pr else {}),
+            **_lines("", r),
+            **_lines("filter.", fr),
+            **_lines("params.", pr),
         },
     )
+
+
+def _lines(prefix: str, r: Reader | None) -> dict[str, int]:
+    return {f"{prefix}{k}": line_of(kn) for k, (kn, _v) in r.keys.items()} if r is not None else {}
 
 
 @dataclass(frozen=True, slots=True)

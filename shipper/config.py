@@ -45,6 +45,7 @@ from shipper.errors import ConfigError
 from shipper.es import ClusterSettings, make_client
 from shipper.redact import mask_url
 from shipper.sink import BulkOptions
+from shipper.yamlnodes import NodeReader, line_error
 
 PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 DEFAULT_PREFIX = "sysmon"
@@ -119,126 +120,29 @@ class ShipperConfig:
 
 
 # --------------------------------------------------------------------------------------------
-# YAML with line numbers
+# the file: every scalar read as its text, the first error raised with file and line
+
+Reader = NodeReader[ConfigError]
 
 
-def _line(node: yaml.Node) -> str:
-    return f"line {node.start_mark.line + 1}"
-
-
-class _Reader:
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, node: yaml.Node, message: str) -> ConfigError:
-        return ConfigError(message, source=self.source, position=_line(node))
-
-    def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, f"{what} must be a mapping")
-        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for k, v in node.value:
-            if not isinstance(k, yaml.ScalarNode):
-                raise self.fail(k, f"{what}: keys must be plain names")
-            if k.value in out:
-                raise self.fail(k, f"{what}: {k.value!r} given twice")
-            out[k.value] = (k, v)
-        return out
-
-    def scalar(self, node: yaml.Node, what: str) -> str:
-        if not isinstance(node, yaml.ScalarNode):
-            raise self.fail(node, f"{what} must be a single value")
-        return str(node.value)
-
-    def string(self, node: yaml.Node, what: str) -> str:
-        value = self.scalar(node, what).strip()
-        if not value:
-            raise self.fail(node, f"{what} must not be empty")
-        return value
-
-    def integer(self, node: yaml.Node, what: str, minimum: int = 0) -> int:
-        text = self.scalar(node, what).replace("_", "")
-        try:
-            value = int(text)
-        except ValueError:
-            raise self.fail(node, f"{what} must be a whole number, not {text!r}") from None
-        if value < minimum:
-            raise self.fail(node, f"{what} must be at least {minimum}")
-        return value
-
-    def number(self, node: yaml.Node, what: str) -> float:
-        text = self.scalar(node, what)
-        try:
-            value = float(text)
-        except ValueError:
-            raise self.fail(node, f"{what} must be a number, not {text!r}") from None
-        if value <= 0:
-            raise self.fail(node, f"{what} must be positive")
-        return value
-
-    def boolean(self, node: yaml.Node, what: str) -> bool:
-        text = self.scalar(node, what).strip().lower()
-        if text in ("true", "yes", "on", "1"):
-            return True
-        if text in ("false", "no", "off", "0"):
-            return False
-        raise self.fail(node, f"{what} must be true or false, not {text!r}")
-
-    def strings(self, node: yaml.Node, what: str) -> tuple[str, ...]:
-        if isinstance(node, yaml.ScalarNode):
-            return (self.string(node, what),)
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(node, f"{what} must be a list")
-        return tuple(self.string(n, what) for n in node.value)
-
-    def secret_file(self, node: yaml.Node, what: str) -> str:
-        path = self.string(node, what)
-        try:
-            return Path(path).read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise self.fail(node, f"{what}: cannot read {path}: {exc.strerror or exc}") from None
-
-
-def _apply(
-    r: _Reader,
-    section: dict[str, tuple[yaml.Node, yaml.Node]],
-    handlers: Mapping[str, Callable[[yaml.Node], Any]],
-    what: str,
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, (knode, vnode) in section.items():
-        handler = handlers.get(key)
-        if handler is None:
-            known = ", ".join(sorted(handlers))
-            raise r.fail(knode, f"{what}: unknown key {key!r} (known: {known})")
-        out[key] = handler(vnode)
-    return out
-
-
-def _compose(path: str | Path) -> yaml.Node | None:
+def _compose(path: str | Path) -> tuple[Reader, yaml.Node | None]:
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror or exc}", source=source) from exc
-    try:
-        return yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        pos = f"line {mark.line + 1}" if mark is not None else None
-        raise ConfigError(f"not valid YAML: {exc.problem}", source=source, position=pos) from exc
+    r = NodeReader(source, line_error)
+    return r, r.compose(text)
 
 
 def load_file(path: str | Path, base: ShipperConfig | None = None) -> ShipperConfig:
     """Read a YAML configuration file over ``base`` (defaults)."""
-    source = str(path)
-    root = _compose(path)
-    cfg = replace(base or ShipperConfig(), source=source)
+    r, root = _compose(path)
+    cfg = replace(base or ShipperConfig(), source=r.source)
     if root is None:
         return cfg
-    r = _Reader(source)
-    top = r.mapping(root, "the configuration")
-    sections: dict[str, Callable[[_Reader, yaml.Node, ShipperConfig], dict[str, Any]]] = {
+    top = r.section(root, "the configuration")
+    sections: dict[str, Callable[[Reader, yaml.Node, ShipperConfig], dict[str, Any]]] = {
         "cluster": _cluster_section,
         "index": _index_section,
         "bulk": _bulk_section,
@@ -249,19 +153,15 @@ def load_file(path: str | Path, base: ShipperConfig | None = None) -> ShipperCon
         "state_dir": lambda r, n, _: {"state_dir": r.string(n, "state_dir")},
         "dead_letter": lambda r, n, _: {"dead_letter": r.string(n, "dead_letter")},
     }
+    top.check(sections)
     changes: dict[str, Any] = {}
-    for key, (knode, vnode) in top.items():
-        section = sections.get(key)
-        if section is None:
-            raise r.fail(knode, f"unknown key {key!r} (known: {', '.join(sorted(sections))})")
-        changes.update(section(r, vnode, cfg))
+    for key, (_knode, vnode) in top.keys.items():
+        changes.update(sections[key](r, vnode, cfg))
     return replace(cfg, **changes)
 
 
-def _cluster_section(r: _Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[str, Any]:
-    c = _apply(
-        r,
-        r.mapping(node, "cluster"),
+def _cluster_section(r: Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[str, Any]:
+    c = r.section(node, "cluster").apply(
         {
             "url": lambda n: (r.string(n, "cluster.url"),),
             "urls": lambda n: r.strings(n, "cluster.urls"),
@@ -273,17 +173,16 @@ def _cluster_section(r: _Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[st
             "ca_certs": lambda n: r.string(n, "cluster.ca_certs"),
             "verify_certs": lambda n: r.boolean(n, "cluster.verify_certs"),
             "request_timeout": lambda n: r.number(n, "cluster.request_timeout"),
-        },
-        "cluster",
+        }
     )
     if "url" in c and "urls" in c:
-        raise r.fail(node, "cluster: give url or urls, not both")
+        r.fail(node, "cluster: give url or urls, not both")
     urls = cfg.urls
     new_urls = tuple(u.rstrip("/") for u in c.get("url", c.get("urls", ())))
     if new_urls:
         for u in new_urls:
             if not u.startswith(("http://", "https://")):
-                raise r.fail(node, f"cluster: {u!r} is not an http(s) URL")
+                r.fail(node, f"cluster: {u!r} is not an http(s) URL")
         urls = new_urls
     changes: dict[str, Any] = {}
     if urls:
@@ -298,63 +197,54 @@ def _cluster_section(r: _Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[st
     return {"cluster": replace(cfg.cluster, **changes), "urls": urls}
 
 
-def _index_section(r: _Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[str, Any]:
-    index = _apply(
-        r,
-        r.mapping(node, "index"),
+def _index_section(r: Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[str, Any]:
+    index = r.section(node, "index").apply(
         {
             "prefix": lambda n: _prefix(r, n),
-            "shards": lambda n: r.integer(n, "index.shards", 1),
-            "replicas": lambda n: r.integer(n, "index.replicas", 0),
-        },
-        "index",
+            "shards": lambda n: r.integer(n, "index.shards", minimum=1),
+            "replicas": lambda n: r.integer(n, "index.replicas", minimum=0),
+        }
     )
     return {{"prefix": "index_prefix"}.get(k, k): v for k, v in index.items()}
 
 
-def _bulk_section(r: _Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[str, Any]:
-    b = _apply(
-        r,
-        r.mapping(node, "bulk"),
+def _bulk_section(r: Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[str, Any]:
+    b = r.section(node, "bulk").apply(
         {
-            "max_bytes": lambda n: r.integer(n, "bulk.max_bytes", 1024),
-            "max_docs": lambda n: r.integer(n, "bulk.max_docs", 1),
-            "in_flight": lambda n: r.integer(n, "bulk.in_flight", 1),
-            "max_retries": lambda n: r.integer(n, "bulk.max_retries", 0),
+            "max_bytes": lambda n: r.integer(n, "bulk.max_bytes", minimum=1024),
+            "max_docs": lambda n: r.integer(n, "bulk.max_docs", minimum=1),
+            "in_flight": lambda n: r.integer(n, "bulk.in_flight", minimum=1),
+            "max_retries": lambda n: r.integer(n, "bulk.max_retries", minimum=0),
             "backoff_initial": lambda n: r.number(n, "bulk.backoff_initial"),
             "backoff_max": lambda n: r.number(n, "bulk.backoff_max"),
-        },
-        "bulk",
+        }
     )
     return {"bulk": replace(cfg.bulk, **b)}
 
 
-def _agent_section(r: _Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[str, Any]:
-    agent = _apply(
-        r,
-        r.mapping(node, "agent"),
-        {"name": lambda n: r.string(n, "agent.name"), "id": lambda n: r.string(n, "agent.id")},
-        "agent",
+def _agent_section(r: Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[str, Any]:
+    agent = r.section(node, "agent").apply(
+        {"name": lambda n: r.string(n, "agent.name"), "id": lambda n: r.string(n, "agent.id")}
     )
     return {f"agent_{k}": v for k, v in agent.items()}
 
 
-def _labels_section(r: _Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[str, Any]:
+def _labels_section(r: Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[str, Any]:
     labels = dict(cfg.labels)
     for key, (knode, vnode) in r.mapping(node, "labels").items():
         value = r.scalar(vnode, f"labels.{key}")
         try:
             check_label(key, value, r.source)
         except ConfigError as exc:
-            raise r.fail(knode, exc.message) from None
+            r.fail(knode, exc.message)
         labels[key] = value
     return {"labels": labels}
 
 
-def _prefix(r: _Reader, node: yaml.Node) -> str:
+def _prefix(r: Reader, node: yaml.Node) -> str:
     value = r.string(node, "index.prefix")
     if not PREFIX_RE.match(value):
-        raise r.fail(node, f"index.prefix {value!r}: use lower-case letters, digits, '-', '_' and '.'")
+        r.fail(node, f"index.prefix {value!r}: use lower-case letters, digits, '-', '_' and '.'")
     return value
 
 

@@ -38,10 +38,11 @@ from typing import Any, Literal, cast, get_args
 from urllib.parse import urlsplit
 
 import yaml
-from yaml.constructor import SafeConstructor
 
+from shipper.durations import UNITS
 from shipper.errors import ConfigError
 from shipper.redact import mask_url
+from shipper.yamlnodes import NodeReader, line_error, line_of
 
 from .formats import get_format
 from .guard import DEFAULT_MIN_RATIO
@@ -161,37 +162,15 @@ class FeedConfig:
 # ---------------------------------------------------------------------------------------------
 # values
 
-_DURATION = re.compile(r"(\d+)\s*([smhdw])")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
-def parse_duration(text: str | int) -> timedelta:
-    """``90s``, ``30m``, ``1h``, ``1d``, ``1w``, ``1h30m`` or a number of seconds."""
-    if isinstance(text, int) and not isinstance(text, bool):
-        seconds = text
-    elif isinstance(text, str) and text.strip():
-        compact = text.strip().lower().replace(" ", "")
-        if compact.isdigit():
-            seconds = int(compact)
-        else:
-            parts = _DURATION.findall(compact)
-            if "".join(n + u for n, u in parts) != compact:
-                raise ValueError(f"not a duration: {text!r} (use e.g. 30m, 1h, 1d)")
-            seconds = sum(int(n) * _UNITS[u] for n, u in parts)
-    else:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 30m, 1h, 1d)")
-    if seconds <= 0:
-        raise ValueError("duration must be positive")
-    return timedelta(seconds=seconds)
-
-
 def format_duration(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     out = ""
-    for unit, size in sorted(_UNITS.items(), key=lambda kv: -kv[1]):
+    for unit, size in sorted(UNITS.items(), key=lambda kv: -kv[1]):
         if unit == "w":
             continue
         count, seconds = divmod(seconds, size)
@@ -228,20 +207,9 @@ class FeedConfigErrors(ConfigError):
         super().__init__(f"{len(errors)} problems:\n{lines}", source=source)
 
 
-class _Errors:
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.items: list[ConfigError] = []
-
-    def add(self, node: yaml.Node, message: str) -> None:
-        self.items.append(ConfigError(message, source=self.source, position=_line(node)))
-
-
-def _line(node: yaml.Node) -> str:
-    return f"line {node.start_mark.line + 1}"
-
-
-FieldParser = Callable[[Any, "_FieldContext"], Any]
+# Feed values are YAML values (typed); every error of the file is collected, each with its line.
+Reader = NodeReader[ConfigError]
+FieldReader = Callable[[Reader, yaml.Node, "_FieldContext"], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,17 +219,20 @@ class _FieldContext:
     enabled: bool
 
 
-def _f_name(value: Any, ctx: _FieldContext) -> str:
-    if not isinstance(value, str) or not _NAME.fullmatch(value):
-        raise ValueError("name must be letters, digits, '_', '.' or '-'")
+def _f_name(r: Reader, n: yaml.Node, ctx: _FieldContext) -> str:
+    value = r.string(n, "name")
+    if value and not _NAME.fullmatch(value):
+        r.fail(n, "name must be letters, digits, '_', '.' or '-'")
     return value
 
 
-def _f_location(value: Any, ctx: _FieldContext) -> tuple[str | Secret, str | None]:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("location must be a path or an http(s) URL")
-    template = value.strip()
-    expanded = expand_env(template, ctx.env) if ctx.enabled else template
+def _f_location(r: Reader, n: yaml.Node, ctx: _FieldContext) -> tuple[str | Secret, str | None]:
+    template = r.string(n, "location")
+    try:
+        expanded = expand_env(template, ctx.env) if ctx.enabled else template
+    except ValueError as exc:
+        r.fail(n, f"location: {exc}")
+        return template, None
     scheme = urlsplit(expanded).scheme.lower()
     if scheme in ("http", "https"):
         loc = expanded
@@ -271,126 +242,76 @@ def _f_location(value: Any, ctx: _FieldContext) -> tuple[str | Secret, str | Non
         path = Path(expanded).expanduser()
         loc = str(path if path.is_absolute() else ctx.base_dir / path)
     else:
-        raise ValueError(f"location scheme {scheme!r} not supported (use a path, http or https)")
+        r.fail(n, f"location: scheme {scheme!r} not supported (use a path, http or https)")
+        return template, None
     if expanded != template:
         return Secret(loc), template
     return loc, None
 
 
-def _f_format(value: Any, ctx: _FieldContext) -> str:
-    if not isinstance(value, str):
-        raise ValueError("format must be a format name or auto")
-    if value != "auto":
+def _f_format(r: Reader, n: yaml.Node, ctx: _FieldContext) -> str:
+    value = r.string(n, "format")
+    if value and value != "auto":
         try:
             return get_format(value).name
         except Exception as exc:
-            raise ValueError(str(exc)) from None
+            r.fail(n, f"format: {exc}")
     return value
 
 
-def _f_types(value: Any, ctx: _FieldContext) -> tuple[IndicatorType, ...]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list) or not all(isinstance(t, str) for t in items):
-        raise ValueError("types must be a list of indicator types")
+def _f_types(r: Reader, n: yaml.Node, ctx: _FieldContext) -> tuple[IndicatorType, ...]:
+    items = r.strings(n, "types")
     bad = [t for t in items if t not in INDICATOR_TYPES]
     if bad:
-        raise ValueError(f"unknown indicator type(s) {bad} (known: {', '.join(sorted(INDICATOR_TYPES))})")
-    return tuple(dict.fromkeys(cast(list[IndicatorType], items)))
+        known = ", ".join(sorted(INDICATOR_TYPES))
+        r.fail(n, f"types: unknown indicator type(s) {bad} (known: {known})")
+    return tuple(dict.fromkeys(cast(tuple[IndicatorType, ...], items)))
 
 
-def _f_confidence(value: Any, ctx: _FieldContext) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100:
-        raise ValueError("confidence must be an integer from 0 to 100")
+def _f_kind(r: Reader, n: yaml.Node, ctx: _FieldContext) -> str:
+    value = r.string(n, "kind")
+    if value and value not in FEED_KINDS:
+        r.fail(n, f"kind must be one of {', '.join(sorted(FEED_KINDS))}")
     return value
 
 
-def _f_refresh(value: Any, ctx: _FieldContext) -> timedelta:
-    return parse_duration(value)
-
-
-def _f_enabled(value: Any, ctx: _FieldContext) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("enabled must be true or false")
-    return value
-
-
-def _f_kind(value: Any, ctx: _FieldContext) -> str:
-    if value not in FEED_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(sorted(FEED_KINDS))}")
-    return cast(str, value)
-
-
-def _f_headers(value: Any, ctx: _FieldContext) -> tuple[tuple[str, Secret], ...]:
-    if not isinstance(value, dict):
-        raise ValueError("headers must be a mapping of header name to value")
+def _f_headers(r: Reader, n: yaml.Node, ctx: _FieldContext) -> tuple[tuple[str, Secret], ...]:
     out: list[tuple[str, Secret]] = []
-    for key, raw in value.items():
-        if not isinstance(key, str) or not _HEADER_NAME.fullmatch(key):
-            raise ValueError(f"invalid header name {key!r}")
-        if not isinstance(raw, str | int):
-            raise ValueError(f"header {key}: value must be a string")
+    for key, (knode, vnode) in r.mapping(n, "headers").items():
+        if not _HEADER_NAME.fullmatch(key):
+            r.fail(knode, f"headers: invalid header name {key!r}")
+            continue
+        raw = r.scalar(vnode, f"header {key}")
         try:
-            text = expand_env(str(raw), ctx.env) if ctx.enabled else str(raw)
+            text = expand_env(raw, ctx.env) if ctx.enabled else raw
         except ValueError as exc:
-            raise ValueError(f"header {key}: {exc}") from None
+            r.fail(vnode, f"header {key}: {exc}")
+            continue
         if "\n" in text or "\r" in text:
-            raise ValueError(f"header {key}: value contains a line break")
+            r.fail(vnode, f"header {key}: value contains a line break")
         out.append((key, Secret(text)))
     return tuple(out)
 
 
-def _f_timeout(value: Any, ctx: _FieldContext) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError("timeout must be a positive number of seconds")
-    return float(value)
-
-
-def _f_deadline(value: Any, ctx: _FieldContext) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ValueError("deadline must be a positive number of seconds")
-    return float(value)
-
-
-def _f_retries(value: Any, ctx: _FieldContext) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10:
-        raise ValueError("retries must be an integer from 0 to 10")
-    return value
-
-
-def _f_min_ratio(value: Any, ctx: _FieldContext) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ValueError("min_ratio must be a number from 0 to 1")
-    return float(value)
-
-
-def _positive_int(name: str) -> FieldParser:
-    def parse(value: Any, ctx: _FieldContext) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer")
-        return value
-
-    return parse
-
-
-FIELDS: dict[str, FieldParser] = {
+FIELDS: dict[str, FieldReader] = {
     "name": _f_name,
     "location": _f_location,
     "format": _f_format,
     "types": _f_types,
-    "confidence": _f_confidence,
-    "refresh": _f_refresh,
-    "enabled": _f_enabled,
+    "confidence": lambda r, n, _: r.integer(n, "confidence", minimum=0, maximum=100),
+    "refresh": lambda r, n, _: timedelta(seconds=r.duration(n, "refresh", default=1)),
     "kind": _f_kind,
     "headers": _f_headers,
-    "timeout": _f_timeout,
-    "deadline": _f_deadline,
-    "retries": _f_retries,
-    "min_ratio": _f_min_ratio,
-    "max_bytes": _positive_int("max_bytes"),
-    "max_line": _positive_int("max_line"),
-    "max_lines": _positive_int("max_lines"),
+    "timeout": lambda r, n, _: r.number(n, "timeout"),
+    "deadline": lambda r, n, _: r.number(n, "deadline"),
+    "retries": lambda r, n, _: r.integer(n, "retries", minimum=0, maximum=10),
+    "min_ratio": lambda r, n, _: r.number(n, "min_ratio", maximum=1),
+    "max_bytes": lambda r, n, _: r.integer(n, "max_bytes", minimum=1),
+    "max_line": lambda r, n, _: r.integer(n, "max_line", minimum=1),
+    "max_lines": lambda r, n, _: r.integer(n, "max_lines", minimum=1),
 }
 REQUIRED = ("name", "location")
+KEYS = (*FIELDS, "enabled")  # enabled is read before the others (below)
 
 
 def load_feeds(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> list[FeedConfig]:
@@ -411,83 +332,58 @@ def loads_feeds(
     base_dir: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> list[FeedConfig]:
-    errors = _Errors(source)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        position = f"line {mark.line + 1}" if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"invalid YAML: {problem}", source=source, position=position) from None
+    r = NodeReader(source, line_error, collect=True, typed=True)
+    root = r.compose(text)
     if root is None:
         return []
-    seq = root
+    seq: yaml.Node | None = root
     if isinstance(root, yaml.MappingNode):
-        keys = {k.value: v for k, v in root.value}
-        unknown = [k for k, _ in root.value if k.value != "feeds"]
-        for key_node in unknown:
-            errors.add(key_node, f"unknown top-level key {key_node.value!r} (expected 'feeds')")
-        seq = keys.get(
-            "feeds", yaml.SequenceNode("tag:yaml.org,2002:seq", [], root.start_mark, root.end_mark)
-        )
+        top = r.section(root, "the feed configuration")
+        top.check(("feeds",))
+        seq = top.get("feeds")
     feeds: list[FeedConfig] = []
-    if not isinstance(seq, yaml.SequenceNode):
-        errors.add(seq, "expected a list of feeds")
-    else:
+    if seq is not None and not isinstance(seq, yaml.SequenceNode):
+        r.fail(seq, "expected a list of feeds")
+    elif seq is not None:
         ctx_env = os.environ if env is None else env
-        seen: dict[str, str] = {}
+        seen: dict[str, int] = {}
         for node in seq.value:
-            feed = _feed(node, errors, ctx_env, base_dir or Path.cwd())
+            feed = _feed(r, node, ctx_env, base_dir or Path.cwd())
             if feed is None:
                 continue
             if feed.name in seen:
-                errors.add(node, f"feed name {feed.name!r} already used ({seen[feed.name]})")
+                r.fail(node, f"feed name {feed.name!r} already used (line {seen[feed.name]})")
                 continue
-            seen[feed.name] = _line(node)
+            seen[feed.name] = line_of(node)
             feeds.append(feed)
-    if errors.items:
-        if len(errors.items) == 1:
-            raise errors.items[0]
-        raise FeedConfigErrors(errors.items, source=source)
+    if len(r.errors) == 1:
+        raise r.errors[0]
+    if r.errors:
+        raise FeedConfigErrors(r.errors, source=source)
     return feeds
 
 
-def _feed(node: yaml.Node, errors: _Errors, env: Mapping[str, str], base_dir: Path) -> FeedConfig | None:
+def _feed(r: Reader, node: yaml.Node, env: Mapping[str, str], base_dir: Path) -> FeedConfig | None:
     if not isinstance(node, yaml.MappingNode):
-        errors.add(node, "a feed must be a mapping (name, location, ...)")
+        r.fail(node, "a feed must be a mapping (name, location, ...)")
         return None
-    before = len(errors.items)
-    constructor = SafeConstructor()
-    nodes: dict[str, yaml.Node] = {}
-    for key_node, value_node in node.value:
-        key = key_node.value
-        if key not in FIELDS:
-            errors.add(key_node, f"unknown feed key {key!r} (known: {', '.join(FIELDS)})")
-        elif key in nodes:
-            errors.add(key_node, f"feed key {key!r} given twice")
-        else:
-            nodes[key] = value_node
+    before = len(r.errors)
+    s = r.section(node, "feed")
+    s.check(KEYS)
     for key in REQUIRED:
-        if key not in nodes:
-            errors.add(node, f"feed without {key!r}")
-    values: dict[str, Any] = {}
-    enabled = True
-    if "enabled" in nodes:
-        raw_enabled = constructor.construct_object(nodes["enabled"], deep=True)
-        enabled = raw_enabled if isinstance(raw_enabled, bool) else True
+        s.get(key, required=True)
+    # read first: a disabled feed's ${VAR}s are not expanded, so they need not be set
+    enabled_node = s.get("enabled")
+    enabled = enabled_node is None or r.boolean(enabled_node, "enabled", default=True)
     ctx = _FieldContext(env, base_dir, enabled)
-    for key, value_node in nodes.items():
-        try:
-            raw = constructor.construct_object(value_node, deep=True)
-            values[key] = FIELDS[key](raw, ctx)
-        except (ValueError, yaml.YAMLError) as exc:
-            errors.add(value_node, f"{key}: {exc}")
-    if len(errors.items) > before:
+    values = {k: FIELDS[k](r, v, ctx) for k, (_kn, v) in s.keys.items() if k in FIELDS}
+    if len(r.errors) > before:
         return None
     location, display = values.pop("location")
     return FeedConfig(
         location=location,
         location_display=display,
-        defined_at=f"{errors.source}:{node.start_mark.line + 1}",
+        enabled=enabled,
+        defined_at=f"{r.source}:{line_of(node)}",
         **values,
     )

@@ -53,7 +53,7 @@ def test_file_env_flags_precedence_and_masking(tmp_path: Path) -> None:
     [
         ("cluster:\n  url: http://x:9200\n  pasword: x\n", 3, "unknown key 'pasword'"),
         ("index:\n  prefix: Bad Prefix\n", 2, "index.prefix"),
-        ("bulk:\n  max_docs: lots\n", 2, "whole number"),
+        ("bulk:\n  max_docs: lots\n", 2, "bulk.max_docs must be an integer"),
         ("cluster:\n  verify_certs: maybe\n", 2, "true or false"),
         ("inputs: [a\n", 2, "not valid YAML"),
         ("cluster:\n  url: ftp://x\n", 2, "not an http(s) URL"),

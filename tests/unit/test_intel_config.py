@@ -17,8 +17,8 @@ from detectors.intel.config import (
     format_duration,
     load_feeds,
     loads_feeds,
-    parse_duration,
 )
+from shipper.durations import parse_duration
 from shipper.errors import ConfigError
 
 SECRET = "s3cr3t-abuse-ch-key-0123456789"
@@ -96,15 +96,15 @@ def test_top_level_list_and_empty_file() -> None:
 @pytest.mark.parametrize(
     ("text", "line", "message"),
     [
-        ("feeds:\n  - name: a\n    location: x\n    refresh: soon\n", 4, "refresh: not a duration"),
+        ("feeds:\n  - name: a\n    location: x\n    refresh: soon\n", 4, "refresh: 'soon' is not a duration"),
         ("feeds:\n  - name: a\n    location: x\n    format: csvish\n", 4, "unknown feed format 'csvish'"),
         ("feeds:\n  - name: a\n    location: x\n    types: [ip, mutex]\n", 4, "unknown indicator type"),
         ("feeds:\n  - name: a\n    location: x\n    confidence: 101\n", 4, "confidence must be"),
         ("feeds:\n  - name: a\n    location: x\n    kind: block\n", 4, "kind must be one of"),
-        ("feeds:\n  - name: a\n    location: x\n    colour: red\n", 4, "unknown feed key 'colour'"),
+        ("feeds:\n  - name: a\n    location: x\n    colour: red\n", 4, "unknown key 'colour' in feed"),
         ("feeds:\n  - name: a\n    location: ftp://x/y\n", 3, "scheme 'ftp' not supported"),
         ("feeds:\n  - name: a b\n    location: x\n", 2, "name must be"),
-        ("feeds:\n  - name: a\n", 2, "feed without 'location'"),
+        ("feeds:\n  - name: a\n", 2, "feed: missing required key 'location'"),
         ("feeds:\n  - name: a\n    location: x\n    retries: 99\n", 4, "retries must be"),
         (
             "feeds:\n  - name: a\n    location: x\n    headers:\n      Auth-Key: ${NOPE}\n",
@@ -112,9 +112,9 @@ def test_top_level_list_and_empty_file() -> None:
             "NOPE is not set",
         ),
         ("feeds:\n  - name: a\n    location: x\n  - name: a\n    location: y\n", 4, "already used"),
-        ("feeds:\n  - name: a\n    location: [x\n", 4, "invalid YAML"),
+        ("feeds:\n  - name: a\n    location: [x\n", 4, "not valid YAML"),
         ("feeds: {a: 1}\n", 1, "expected a list of feeds"),
-        ("feedz: []\n", 1, "unknown top-level key 'feedz'"),
+        ("feedz: []\n", 1, "unknown key 'feedz' in the feed configuration"),
     ],
 )
 def test_errors_name_file_and_line(text: str, line: int, message: str) -> None:
@@ -144,9 +144,9 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_durations_and_env() -> None:
-    assert parse_duration("30m") == timedelta(minutes=30)
-    assert parse_duration("1d") == timedelta(days=1)
-    assert parse_duration(90) == timedelta(seconds=90)
+    assert parse_duration("30m") == timedelta(minutes=30).total_seconds()
+    assert parse_duration("1d") == timedelta(days=1).total_seconds()
+    assert parse_duration(90) == timedelta(seconds=90).total_seconds()
     assert format_duration(timedelta(hours=1, minutes=30)) == "1h30m"
     for bad in ("0s", "1x", "", "h", -5):
         with pytest.raises(ValueError):

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from detectors.builders import BUILDERS
-from detectors.loader import BUILTIN_DIR, RuleErrors, format_duration, load_rules, parse_duration, parse_rule
+from detectors.loader import BUILTIN_DIR, RuleErrors, format_duration, load_rules, parse_rule
 from detectors.model import RULE_TYPES, IntelMatchParams, NewValueParams, SpreadParams
+from shipper.durations import parse_duration
 from shipper.sysmon.fields import EMITTED_FIELDS
 
 GOOD = """\
@@ -103,7 +104,7 @@ def test_all_errors_of_a_file_with_lines(tmp_path: Path) -> None:
     assert errs == [
         "5: severity 'severe' is not one of low, medium, high, critical",
         "6: 'risk_score' must be an integer from 0 to 100",
-        "7: 'interval': 'soon' is not a duration like 30s, 5m, 1h or 7d",
+        "7: 'interval': 'soon' is not a duration like 30s, 5m, 1h30m, 7d or 2w",
         "11: 'X1059' is not an ATT&CK technique id (T0000 or T0000.000)",
         "14: unknown key 'colour' in filter (allowed: event_codes, intel, lucene, query)",
         "13: 'event_codes': 'abc' is not a valid Sysmon event ID",
