@@ -2,243 +2,43 @@
 //!
 //! `EvtxDocuments(path, threads)` parses an EVTX file with the `evtx` crate (the same version
 //! the `evtx` Python wheel is built on) on a background thread, renders and maps records on
-//! the crate's rayon pool, and hands batches back to Python:
-//!
-//! - `(0, header_ids, event_ids, record_ids, docs, doc_ids)` — a run of Sysmon records mapped
-//!   here (lists of equal length; each doc the JSON of the document, with the `_id`, that the
-//!   Python mapper gives for that record);
-//! - `(1, header_id, record_json: bytes)` — any other record (another provider, or a Sysmon
-//!   record outside the native mapper's ASCII / ordinary-shape subset): Python maps it;
-//! - `(2, message)` — a record or chunk the parser rejected ("Failed to parse record number
-//!   N…", "Failed to parse chunk number N…", as pyevtx-rs words them), for Python's recovery.
+//! the crate's rayon pool, and hands batches back to Python (see `runs`): a `MappedRun` for
+//! consecutive Sysmon records mapped here, a `PythonRecord` for any other record (another
+//! provider, or a Sysmon record outside the native mapper's subset, with its `Fallback`
+//! reason), a `ParserError` for a record or chunk the parser rejected.
 
 mod bulk;
 mod cmdline;
 mod dnstables;
+mod evtx_docs;
+mod fallback;
 mod ip;
 mod json;
 mod jv;
 mod map;
 mod psl;
 mod record;
+mod runs;
 mod util;
 mod wlb;
 
 use std::collections::HashSet;
-use std::error::Error;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
 
-use evtx::{EvtxParser, ParserSettings};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyBytes, PyList};
 
-const BATCH: usize = 64;
-const BATCHES_AHEAD: usize = 16;
+use evtx_docs::{EvtxDocuments, STARTED};
+use fallback::Fallback;
+use runs::{LinesRun, MappedRun, ParserError, PythonRecord};
 
 static PSL: RwLock<Option<Arc<psl::Psl>>> = RwLock::new(None);
 
 fn current_psl() -> Option<Arc<psl::Psl>> {
     PSL.read().ok().and_then(|g| g.clone())
-}
-
-enum Out {
-    Mapped(u64, map::Mapped),
-    Raw(u64, Vec<u8>),
-    Error(String),
-}
-
-fn error_chain(e: &dyn Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(x) = src {
-        s.push_str(": ");
-        s.push_str(&x.to_string());
-        src = x.source();
-    }
-    s
-}
-
-fn classify(header: u64, json: Vec<u8>, psl: Option<&Arc<psl::Psl>>) -> Out {
-    match map::map_record(&json, psl) {
-        Some(m) => Out::Mapped(header, m),
-        None => Out::Raw(header, json),
-    }
-}
-
-struct Job {
-    parser: EvtxParser<std::fs::File>,
-    psl: Option<Arc<psl::Psl>>,
-    tx: SyncSender<Vec<Out>>,
-}
-
-/// Idle worker threads, each waiting for its next file: a thread per file would cost more
-/// than reading a small file. A busy worker (a reader not drained yet) is never waited for:
-/// another thread is started instead.
-static IDLE: Mutex<Vec<Sender<Job>>> = Mutex::new(Vec::new());
-/// The process the idle workers belong to: a forked child has none of its parent's threads.
-static POOL_PID: AtomicU32 = AtomicU32::new(0);
-/// Whether this process has started threads (workers, rayon's pool): then `fork` is unsafe.
-static STARTED: AtomicBool = AtomicBool::new(false);
-
-fn run(job: Job) {
-    let Job {
-        mut parser,
-        psl,
-        tx,
-    } = job;
-    let records = parser.serialized_records(move |record| {
-        let rendered = record?.into_json_bytes()?;
-        Ok(classify(
-            rendered.event_record_id,
-            rendered.data,
-            psl.as_ref(),
-        ))
-    });
-    let mut batch = Vec::with_capacity(BATCH);
-    for item in records {
-        batch.push(item.unwrap_or_else(|e| Out::Error(error_chain(&e))));
-        if batch.len() >= BATCH
-            && tx
-                .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
-                .is_err()
-        {
-            return; // the Python side is gone
-        }
-    }
-    if !batch.is_empty() {
-        let _ = tx.send(batch);
-    }
-}
-
-fn submit(job: Job) -> PyResult<()> {
-    let idle = {
-        let mut idle = IDLE
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("poisoned"))?;
-        let pid = std::process::id();
-        if POOL_PID.swap(pid, Ordering::SeqCst) != pid {
-            // forked: the parent's workers are not here; forget them (never send to them)
-            std::mem::forget(std::mem::take(&mut *idle));
-        }
-        idle.pop()
-    };
-    let job = match idle {
-        Some(worker) => match worker.send(job) {
-            Ok(()) => return Ok(()),
-            Err(failed) => failed.0, // that worker is gone: start another
-        },
-        None => job,
-    };
-    let (jobs, inbox) = channel::<Job>();
-    jobs.send(job).expect("the receiver is alive");
-    std::thread::Builder::new()
-        .name("sysmon-native-evtx".into())
-        .spawn(move || {
-            while let Ok(job) = inbox.recv() {
-                run(job);
-                match IDLE.lock() {
-                    Ok(mut idle) if idle.len() < 8 => idle.push(jobs.clone()),
-                    _ => return,
-                }
-            }
-        })
-        .map_err(|e| PyRuntimeError::new_err(format!("cannot start the EVTX thread: {e}")))?;
-    Ok(())
-}
-
-/// The records of one EVTX file, mapped where the native mapper can (see the module doc).
-#[pyclass]
-struct EvtxDocuments {
-    rx: Mutex<Option<Receiver<Vec<Out>>>>,
-}
-
-#[pymethods]
-impl EvtxDocuments {
-    #[new]
-    #[pyo3(signature = (path, threads=0))]
-    fn new(path: String, threads: usize) -> PyResult<Self> {
-        let parser =
-            EvtxParser::from_path(&path).map_err(|e| PyRuntimeError::new_err(error_chain(&e)))?;
-        STARTED.store(true, Ordering::SeqCst);
-        let settings = ParserSettings::new().num_threads(threads).indent(false);
-        let parser = parser.with_configuration(settings);
-        let (tx, rx) = sync_channel::<Vec<Out>>(BATCHES_AHEAD);
-        submit(Job {
-            parser,
-            psl: current_psl(),
-            tx,
-        })?;
-        Ok(EvtxDocuments {
-            rx: Mutex::new(Some(rx)),
-        })
-    }
-
-    /// The next batch of records (a list of tuples), or None at the end of the file.
-    fn next_batch(&self, py: Python<'_>) -> PyResult<Option<Py<PyList>>> {
-        let Some(rx) = self
-            .rx
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("poisoned"))?
-            .take()
-        else {
-            return Ok(None);
-        };
-        let (rx, got) = py.detach(move || {
-            let got = rx.recv();
-            (rx, got)
-        });
-        let Ok(batch) = got else {
-            return Ok(None); // the thread ended: the receiver is dropped with it
-        };
-        *self
-            .rx
-            .lock()
-            .map_err(|_| PyRuntimeError::new_err("poisoned"))? = Some(rx);
-        let list = PyList::empty(py);
-        let mut run: Vec<(u64, map::Mapped)> = Vec::new();
-        for out in batch {
-            match out {
-                Out::Mapped(h, m) => {
-                    run.push((h, m));
-                    continue;
-                }
-                Out::Raw(h, json) => {
-                    flush_run(py, &list, &mut run)?;
-                    list.append((1u8, h, PyBytes::new(py, &json)))?;
-                }
-                Out::Error(message) => {
-                    flush_run(py, &list, &mut run)?;
-                    list.append((2u8, message))?;
-                }
-            }
-        }
-        flush_run(py, &list, &mut run)?;
-        Ok(Some(list.unbind()))
-    }
-}
-
-/// A run of consecutive mapped records as one item:
-/// `(0, header_ids, event_ids, record_ids, docs, doc_ids)`, lists of equal length.
-fn flush_run(
-    py: Python<'_>,
-    list: &Bound<'_, PyList>,
-    run: &mut Vec<(u64, map::Mapped)>,
-) -> PyResult<()> {
-    if run.is_empty() {
-        return Ok(());
-    }
-    let headers = PyList::new(py, run.iter().map(|(h, _)| *h))?;
-    let events = PyList::new(py, run.iter().map(|(_, m)| m.event_id))?;
-    let records = PyList::new(py, run.iter().map(|(_, m)| m.record_id))?;
-    let docs = PyList::new(py, run.iter().map(|(_, m)| PyBytes::new(py, &m.doc)))?;
-    let ids = PyList::new(py, run.iter().map(|(_, m)| m.doc_id.as_str()))?;
-    list.append((0u8, headers, events, records, docs, ids))?;
-    run.clear();
-    Ok(())
 }
 
 /// Hand over the public suffix rules (`publicsuffixlist`'s parsed set and longest rule).
@@ -256,7 +56,31 @@ fn set_public_suffixes(rules: Vec<String>, max_label: usize) -> PyResult<()> {
 #[pyfunction]
 fn map_record_json(py: Python<'_>, json: &[u8]) -> PyResult<Option<(Py<PyBytes>, String)>> {
     let psl = current_psl();
-    Ok(map::map_record(json, psl.as_ref()).map(|m| (PyBytes::new(py, &m.doc).unbind(), m.doc_id)))
+    Ok(map::map_record(json, psl.as_ref())
+        .ok()
+        .map(|m| (PyBytes::new(py, &m.doc).unbind(), m.doc_id)))
+}
+
+/// Why `map_record_json` leaves a record to Python (a `FallbackReason` value), or None.
+#[pyfunction]
+fn record_fallback(json: &[u8]) -> Option<&'static str> {
+    map::map_record(json, current_psl().as_ref())
+        .err()
+        .map(Fallback::name)
+}
+
+/// Why `map_json_line` leaves a line to Python (a `FallbackReason` value), or None.
+#[pyfunction]
+fn line_fallback(line: &str) -> Option<&'static str> {
+    wlb::map_line(line, current_psl().as_ref())
+        .err()
+        .map(Fallback::name)
+}
+
+/// Every `Fallback` reason's name, in order (the tests compare them with Python's).
+#[pyfunction]
+fn fallback_reasons() -> Vec<&'static str> {
+    Fallback::ALL.iter().map(|f| f.name()).collect()
 }
 
 /// `(NXLOG_METADATA, NXLOG_EVENT_TYPES)` as the native reader knows them (for the tests).
@@ -279,24 +103,9 @@ fn map_json_line(py: Python<'_>, line: &str) -> Option<(Option<Py<PyBytes>>, Str
     }
 }
 
-type LinesRun = (
-    usize,
-    Py<PyList>,
-    Py<PyList>,
-    Py<PyList>,
-    Py<PyList>,
-    Py<PyList>,
-    Py<PyAny>,
-    Py<PyList>,
-);
-
 /// The winlogbeat / NXLog lines at the start of `text` read (see `wlb::map_lines`), `width`
 /// the file's code unit in bytes, `text` starting on line `first_line` of its file and at byte
-/// `offset` (None: not known): `(chars, event_ids, record_ids, docs, doc_ids, start_lines,
-/// end_offsets, others)` — the characters consumed; per document (Sysmon record) its values;
-/// per record (line) the line it starts on and the file offset just past its newline (None
-/// without `offset`; the last is where the text consumed ends); and `(record index,
-/// provider)` of each record of another provider.
+/// `offset` (None: not known), as a `LinesRun`.
 #[pyfunction]
 fn map_json_lines(
     py: Python<'_>,
@@ -307,7 +116,7 @@ fn map_json_lines(
 ) -> PyResult<LinesRun> {
     let psl = current_psl();
     let run = py.detach(|| wlb::map_lines(text, width, psl.as_ref()));
-    lines_run(py, &run, first_line, offset)
+    LinesRun::new(py, &run, first_line, offset)
 }
 
 /// `map_json_lines` on the bytes of a UTF-8 file from `data[start]` (see `wlb::map_bytes`):
@@ -322,30 +131,7 @@ fn map_json_bytes(
 ) -> PyResult<LinesRun> {
     let psl = current_psl();
     let run = py.detach(|| wlb::map_bytes(data, start, psl.as_ref()));
-    lines_run(py, &run, first_line, offset)
-}
-
-fn lines_run(
-    py: Python<'_>,
-    run: &wlb::Run,
-    first_line: usize,
-    offset: Option<usize>,
-) -> PyResult<LinesRun> {
-    let m = &run.mapped;
-    let ends = match offset {
-        Some(at) => PyList::new(py, run.ends.iter().map(|e| at + e.1))?.into_any(),
-        None => py.None().into_bound(py),
-    };
-    Ok((
-        run.chars,
-        PyList::new(py, m.iter().map(|x| x.event_id))?.unbind(),
-        PyList::new(py, m.iter().map(|x| x.record_id))?.unbind(),
-        PyList::new(py, m.iter().map(|x| PyBytes::new(py, &x.doc)))?.unbind(),
-        PyList::new(py, m.iter().map(|x| x.doc_id.as_str()))?.unbind(),
-        PyList::new(py, run.ends.iter().map(|e| first_line + e.0))?.unbind(),
-        ends.unbind(),
-        PyList::new(py, run.others.iter().map(|(k, p)| (*k, p.as_str())))?.unbind(),
-    ))
+    LinesRun::new(py, &run, first_line, offset)
 }
 
 /// The bulk lines of native documents (see `bulk::append_pair`), one bytes per document (its
@@ -435,6 +221,13 @@ fn dns_tables() -> (Table, Table) {
 #[pymodule]
 fn sysmon_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<EvtxDocuments>()?;
+    m.add_class::<MappedRun>()?;
+    m.add_class::<PythonRecord>()?;
+    m.add_class::<ParserError>()?;
+    m.add_class::<LinesRun>()?;
+    m.add_function(wrap_pyfunction!(record_fallback, m)?)?;
+    m.add_function(wrap_pyfunction!(line_fallback, m)?)?;
+    m.add_function(wrap_pyfunction!(fallback_reasons, m)?)?;
     m.add_function(wrap_pyfunction!(set_public_suffixes, m)?)?;
     m.add_function(wrap_pyfunction!(map_record_json, m)?)?;
     m.add_function(wrap_pyfunction!(map_json_line, m)?)?;

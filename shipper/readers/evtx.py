@@ -353,24 +353,25 @@ def _read_native(
         return
     loads = orjson.loads
     recent: deque[int] = deque(maxlen=_RECENT)
+    mapped_run, python_record = core.MappedRun, core.PythonRecord
     while (batch := records.next_batch()) is not None:
         for item in batch:
-            tag = item[0]
-            if tag == 0:
-                recent.extend(item[1])
-                yield MappedBatch(item[2], item[4], item[5], item[3], source)
-            elif tag == 1:
-                header_id = item[1]
+            kind = type(item)
+            if kind is mapped_run:
+                recent.extend(item.header_ids)
+                yield MappedBatch(item.event_ids, item.docs, item.ids, item.record_ids, source)
+            elif kind is python_record:
+                header_id = item.header_id
                 try:
-                    event = _event_from_json(loads(item[2]), source, header_id)
+                    event = _event_from_json(loads(item.json), source, header_id)
                 except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as exc:
                     where = f"record {header_id}"
                     yield ReadError("evtx_record", f"undecodable record: {exc}", source, where)
                     continue
                 recent.append(header_id)
                 yield event
-            else:
-                yield from _parser_error(item[1], path, source, recent, fallback)
+            else:  # a ParserError
+                yield from _parser_error(item.message, path, source, recent, fallback)
     if fallback:
         yield from _recover_tail(path, source, recent)
 

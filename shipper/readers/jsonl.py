@@ -394,11 +394,13 @@ def read_json(
                         run = map_lines(buf[pos : pos + NATIVE_TEXT_WINDOW], counter.width, line, at)
                     except UnicodeEncodeError:  # lone surrogates: not text the core can borrow
                         run = None
-                if run is not None and run[5]:
+                if run is not None and run.start_lines:
                     misses = 0
-                    chars, eids, rids, docs, ids, starts, ends, others = run
-                    yield MappedBatch(eids, docs, ids, rids, source, starts, ends, others)
-                    pos += chars
+                    starts, ends = run.start_lines, run.end_offsets
+                    yield MappedBatch(
+                        run.event_ids, run.docs, run.ids, run.record_ids, source, starts, ends, run.others
+                    )
+                    pos += run.chars
                     mark = pos
                     line = starts[-1] + 1  # the run ends just past its last line's newline
                     if ends is not None:

@@ -332,7 +332,7 @@ def test_utf8_bytes_read_by_the_core_equal_the_python_path(
 
     def counted(data: bytes, start: int, line: int, offset: int | None) -> Any:
         run = read_bytes(data, start, line, offset)
-        from_bytes.append(len(run[3]))
+        from_bytes.append(len(run.docs))
         return run
 
     monkeypatch.setattr(sysmon_native, "map_json_bytes", counted)

@@ -1,6 +1,6 @@
 //! EventData normalisation (`shipper.sysmon.normalise.normalise_event_data`).
 
-use super::NULL_GUID;
+use super::{Fallback, NULL_GUID};
 use crate::record;
 use crate::util::{is_hex, py_strip};
 
@@ -163,12 +163,14 @@ pub(super) fn special(name: &str) -> bool {
 }
 
 /// `normalise_event_data` over the record's EventData (values str / int / null only).
-pub(super) fn event_data(items: &[(record::Str<'_>, record::DataValue<'_>)]) -> Option<Data> {
+pub(super) fn event_data(
+    items: &[(record::Str<'_>, record::DataValue<'_>)],
+) -> Result<Data, Fallback> {
     let mut entries: Vec<(String, String)> = Vec::with_capacity(items.len());
     for (name, value) in items {
         let name = name.0.as_ref();
         if !name.is_ascii() {
-            return None;
+            return Err(Fallback::NonAscii);
         }
         let raw: String = match value {
             record::DataValue::Text(s) => s.to_string(),
@@ -182,7 +184,7 @@ pub(super) fn event_data(items: &[(record::Str<'_>, record::DataValue<'_>)]) -> 
         let b = raw.as_bytes();
         let edge = is_blank_edge(b[0]) || is_blank_edge(b[b.len() - 1]);
         if !raw.is_ascii() && (edge || ASCII_ONLY.contains(&name) || special(name)) {
-            return None; // Unicode case and white-space rules: Python's
+            return Err(Fallback::NonAscii); // Unicode case and white-space rules: Python's
         }
         if edge {
             let stripped = py_strip(&raw);
@@ -210,5 +212,5 @@ pub(super) fn event_data(items: &[(record::Str<'_>, record::DataValue<'_>)]) -> 
             entries.push((name.to_string(), value));
         }
     }
-    Some(Data { entries })
+    Ok(Data { entries })
 }

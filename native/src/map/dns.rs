@@ -32,9 +32,9 @@ pub(super) fn map_dns(
         if host.contains('.') {
             // an IP address is not split (Python asks `ipaddress`): leave such names to Python
             if host.contains(':') || host.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
-                return Err(());
+                return Err(Fallback::UnusualValue);
             }
-            let psl = psl.ok_or(())?;
+            let psl = psl.ok_or(Fallback::UnusualValue)?;
             if let Some(parts) = psl.split_domain(&name) {
                 question.insert("registered_domain", J::S(parts.registered));
                 question.insert("top_level_domain", J::S(parts.tld));
@@ -68,7 +68,7 @@ pub(super) fn map_dns(
                     complete = false;
                     continue;
                 }
-                let n = parse_u64(number).ok_or(())?;
+                let n = parse_u64(number).ok_or(Fallback::UnusualValue)?;
                 let mut a = Obj::new();
                 a.insert("type", J::S(crate::dnstables::type_name(n)));
                 a.insert("data", s(host));

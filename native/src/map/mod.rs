@@ -1,7 +1,7 @@
 //! One EVTX record (pyevtx-rs JSON shape) → the ECS document and `_id` that
 //! `shipper.readers.evtx._event_from_json` + `shipper.sysmon.ecs.to_ecs_and_id` give, for the
 //! records both agree are ordinary: a Sysmon record in the shape Windows writes, every string
-//! ASCII, every value convertible. Anything else returns `None` and is mapped by Python, so
+//! ASCII, every value convertible. Anything else returns its `Fallback` and is mapped by Python, so
 //! the native path never has to reproduce an error document or a Unicode rule.
 
 mod data;
@@ -47,8 +47,7 @@ pub struct Mapped {
     pub doc_id: String,
 }
 
-/// Why a record is not mapped natively (kept for tests and the benchmark's curiosity only).
-type Fallback = ();
+pub use crate::fallback::Fallback;
 
 fn opcode_name(op: i64) -> String {
     match op {
@@ -83,9 +82,9 @@ fn non_negative(v: Option<i64>) -> Option<i64> {
     v.filter(|n| *n >= 0)
 }
 
-/// Map one record (`{"Event": …}` as pyevtx-rs renders it), or None for Python to map.
-pub fn map_record(json: &[u8], psl: Option<&Arc<Psl>>) -> Option<Mapped> {
-    let record = record::parse(json)?;
+/// Map one record (`{"Event": …}` as pyevtx-rs renders it), or why Python maps it.
+pub fn map_record(json: &[u8], psl: Option<&Arc<Psl>>) -> Result<Mapped, Fallback> {
+    let record = record::parse(json).ok_or(Fallback::Shape)?;
     let items = &record.event.event_data.0;
     // a JSON boolean in EventData sends the record down Python's careful path
     let careful = items
@@ -101,7 +100,7 @@ pub fn map_record(json: &[u8], psl: Option<&Arc<Psl>>) -> Option<Mapped> {
             || exec.process_id.0.is_none()
             || exec.thread_id.0.is_none()
         {
-            return None;
+            return Err(Fallback::Shape);
         }
     }
     map_event(&sys, items, psl)
@@ -109,20 +108,20 @@ pub fn map_record(json: &[u8], psl: Option<&Arc<Psl>>) -> Option<Mapped> {
 
 /// The document and `_id` of a record read into `sys` and EventData `items` (in document
 /// order, dict semantics already applied or not: a repeated name keeps its first place and
-/// takes the last value), or None for Python to map.
+/// takes the last value), or why Python maps it.
 pub fn map_event(
     sys: &System<'_>,
     items: &[(record::Str<'_>, record::DataValue<'_>)],
     psl: Option<&Arc<Psl>>,
-) -> Option<Mapped> {
-    if sys.provider != SYSMON_PROVIDER
-        || sys.record_id.is_some_and(|r| r < 0)
-        || sys.computer.is_empty()
-    {
-        return None;
+) -> Result<Mapped, Fallback> {
+    if sys.provider != SYSMON_PROVIDER {
+        return Err(Fallback::OtherProvider);
+    }
+    if sys.record_id.is_some_and(|r| r < 0) || sys.computer.is_empty() {
+        return Err(Fallback::Shape);
     }
     if sys.channel.is_empty() {
-        return None; // Python names the channel for the id: not worth repeating here
+        return Err(Fallback::Shape); // Python names the channel for the id: not worth repeating here
     }
     let data = event_data(items)?;
     let doc_id = document_id(sys, &data);
@@ -130,7 +129,7 @@ pub fn map_event(
     let doc = map_doc(sys, data, psl)?;
     let mut out = Vec::with_capacity(4096);
     write_obj(&doc, &mut out);
-    Some(Mapped {
+    Ok(Mapped {
         event_id: sys.event_id,
         record_id: sys.record_id,
         doc: out,
@@ -138,7 +137,7 @@ pub fn map_event(
     })
 }
 
-fn map_doc(sys: &System<'_>, data: Data, psl: Option<&Psl>) -> Option<Obj> {
+fn map_doc(sys: &System<'_>, data: Data, psl: Option<&Psl>) -> Result<Obj, Fallback> {
     let eid = sys.event_id;
     let code = eid.to_string();
     let mut st = St {
@@ -165,7 +164,7 @@ fn map_doc(sys: &System<'_>, data: Data, psl: Option<&Psl>) -> Option<Obj> {
     }
     let created = match &sys.time_created {
         Some(t) => {
-            let c = parse_iso_time(t)?;
+            let c = parse_iso_time(t).ok_or(Fallback::UnusualValue)?;
             event.insert("created", s(&c));
             Some(c)
         }
@@ -173,12 +172,12 @@ fn map_doc(sys: &System<'_>, data: Data, psl: Option<&Psl>) -> Option<Obj> {
     };
     let timestamp = match st.data.get("UtcTime") {
         Some(utc) => {
-            let t = parse_utc_time(utc)?;
+            let t = parse_utc_time(utc).ok_or(Fallback::UnusualValue)?;
             st.data.del("UtcTime");
             t
         }
         // no time at all: Python's document has no @timestamp (the pipeline picks one)
-        None => format!("{}Z", &created?[..23]),
+        None => format!("{}Z", &created.ok_or(Fallback::Shape)?[..23]),
     };
     doc.insert("@timestamp", J::S(timestamp));
     doc.insert("event", J::O(event));
@@ -201,7 +200,7 @@ fn map_doc(sys: &System<'_>, data: Data, psl: Option<&Psl>) -> Option<Obj> {
         u.insert("id", s(&sys.user_sid));
         doc.insert("user", J::O(u));
     }
-    map_event_data(&mut st, &mut doc, eid, psl).ok()?;
+    map_event_data(&mut st, &mut doc, eid, psl)?;
 
     let mut related = Obj::new();
     if !st.users.is_empty() {
@@ -269,5 +268,5 @@ fn map_doc(sys: &System<'_>, data: Data, psl: Option<&Psl>) -> Option<Obj> {
     let mut ecs = Obj::new();
     ecs.insert("version", s(ECS_VERSION));
     doc.insert("ecs", J::O(ecs));
-    Some(doc)
+    Ok(doc)
 }

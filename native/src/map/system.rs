@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use super::Fallback;
 use crate::record;
 use crate::util::py_strip;
 
@@ -28,16 +29,19 @@ pub struct System<'a> {
 
 /// `careful`: Python reads this record on its careful path (`_event_from_json_careful`), which
 /// renders the provider GUID with `guid_braced` (stripped; empty: none).
-pub(super) fn system_fields<'a>(sys: &'a record::System<'a>, careful: bool) -> Option<System<'a>> {
+pub(super) fn system_fields<'a>(
+    sys: &'a record::System<'a>,
+    careful: bool,
+) -> Result<System<'a>, Fallback> {
     let provider = sys.provider.attributes.name.0.as_ref();
     let guid = sys.provider.attributes.guid.0.as_ref();
     let stamp = sys.time_created.attributes.system_time.0.as_ref();
     let computer = sys.computer.0.as_ref();
     if !provider.is_ascii() || !guid.is_ascii() || !stamp.is_ascii() || !computer.is_ascii() {
-        return None;
+        return Err(Fallback::NonAscii);
     }
     if !stamp.ends_with('Z') {
-        return None;
+        return Err(Fallback::Shape);
     }
     let guid = if careful { py_strip(guid) } else { guid };
     let provider_guid = if careful && guid.is_empty() {
@@ -48,7 +52,7 @@ pub(super) fn system_fields<'a>(sys: &'a record::System<'a>, careful: bool) -> O
         format!("{{{}}}", guid.to_ascii_uppercase())
     };
     let _ = &sys.keywords; // must be a string (the parse checked it)
-    Some(System {
+    Ok(System {
         provider: Cow::Borrowed(provider),
         event_id: sys.event_id,
         record_id: Some(sys.event_record_id),

@@ -75,7 +75,7 @@ impl St {
                 self.data.del(name);
                 Ok(Some(n))
             }
-            _ => Err(()),
+            _ => Err(Fallback::PipelineError),
         }
     }
 
@@ -96,12 +96,12 @@ impl St {
                 // `false - shredded file …`: the first word; the raw value stays
                 let (head, sep, _) = partition(value, " - ");
                 if !sep {
-                    return Err(());
+                    return Err(Fallback::PipelineError);
                 }
                 match py_strip(head).to_ascii_lowercase().as_str() {
                     "true" => Ok(Some(true)),
                     "false" => Ok(Some(false)),
-                    _ => Err(()),
+                    _ => Err(Fallback::PipelineError),
                 }
             }
         }
@@ -111,7 +111,7 @@ impl St {
         let Some(value) = self.data.get(name) else {
             return Ok(None);
         };
-        let ip = parse_ip(value).ok_or(())?;
+        let ip = parse_ip(value).ok_or(Fallback::PipelineError)?;
         self.data.del(name);
         Ok(Some(ip))
     }
