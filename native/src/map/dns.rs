@@ -26,27 +26,7 @@ pub(super) fn map_dns(
     psl: Option<&Psl>,
 ) -> Result<(), Fallback> {
     if let Some(name) = st.data.pop("QueryName") {
-        let mut question = Obj::new();
-        question.insert("name", s(&name));
-        let host = py_strip(&name).trim_end_matches('.');
-        if host.contains('.') {
-            // an IP address is not split (Python asks `ipaddress`): leave such names to Python
-            if host.contains(':') || host.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
-                return Err(Fallback::UnusualValue);
-            }
-            let psl = psl.ok_or(Fallback::UnusualValue)?;
-            if let Some(parts) = psl.split_domain(&name) {
-                question.insert("registered_domain", J::S(parts.registered));
-                question.insert("top_level_domain", J::S(parts.tld));
-                if let Some(sd) = parts.sub {
-                    question.insert("subdomain", J::S(sd));
-                }
-            }
-        }
-        sub(doc, "dns").insert("question", J::O(question));
-        if !name.is_empty() {
-            add_unique(&mut st.hosts, &name);
-        }
+        map_question(st, doc, &name, psl)?;
     }
     if let Some(status) = st.data.pop("QueryStatus") {
         sub(sub(doc, "sysmon"), "dns").insert("status", J::S(dns_status(&status)));
@@ -108,6 +88,32 @@ pub(super) fn map_dns(
     }
     if eid == 22 {
         sub(doc, "network").insert("protocol", s("dns"));
+    }
+    Ok(())
+}
+
+/// `dns.question.*` of the query `name`, split by the public suffix list.
+fn map_question(st: &mut St, doc: &mut Obj, name: &str, psl: Option<&Psl>) -> Result<(), Fallback> {
+    let mut question = Obj::new();
+    question.insert("name", s(name));
+    let host = py_strip(name).trim_end_matches('.');
+    if host.contains('.') {
+        // an IP address is not split (Python asks `ipaddress`): leave such names to Python
+        if host.contains(':') || host.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+            return Err(Fallback::UnusualValue);
+        }
+        let psl = psl.ok_or(Fallback::UnusualValue)?;
+        if let Some(parts) = psl.split_domain(name) {
+            question.insert("registered_domain", J::S(parts.registered));
+            question.insert("top_level_domain", J::S(parts.tld));
+            if let Some(sd) = parts.sub {
+                question.insert("subdomain", J::S(sd));
+            }
+        }
+    }
+    sub(doc, "dns").insert("question", J::O(question));
+    if !name.is_empty() {
+        add_unique(&mut st.hosts, name);
     }
     Ok(())
 }

@@ -17,6 +17,7 @@ mod spec;
 mod system;
 mod time;
 mod tree;
+mod winlog;
 
 use std::sync::Arc;
 
@@ -24,7 +25,7 @@ use crate::json::{write_obj, Obj, J};
 use crate::psl::Psl;
 use crate::record;
 
-use data::{event_data, normalise_guid, Data};
+use data::{event_data, Data};
 use fields::map_event_data;
 use id::document_id;
 use spec::spec;
@@ -32,7 +33,8 @@ pub use spec::{spec_table, SpecRow};
 use system::system_fields;
 pub use system::System;
 use time::{parse_iso_time, parse_utc_time};
-use tree::{s, str_list, sub, St};
+use tree::{s, str_list, St};
+use winlog::{level_name, non_negative, winlog};
 
 pub const SYSMON_PROVIDER: &str = "Microsoft-Windows-Sysmon";
 const ECS_VERSION: &str = "8.17.0";
@@ -48,39 +50,6 @@ pub struct Mapped {
 }
 
 pub use crate::fallback::Fallback;
-
-fn opcode_name(op: i64) -> String {
-    match op {
-        0 => "Info",
-        1 => "Start",
-        2 => "Stop",
-        3 => "DCStart",
-        4 => "DCStop",
-        7 => "Extension",
-        8 => "Reply",
-        9 => "Resume",
-        10 => "Suspend",
-        11 => "Send",
-        240 => "Receive",
-        _ => return op.to_string(),
-    }
-    .to_string()
-}
-
-fn level_name(level: i64) -> Option<&'static str> {
-    Some(match level {
-        0 | 4 => "information",
-        1 => "critical",
-        2 => "error",
-        3 => "warning",
-        5 => "verbose",
-        _ => return None,
-    })
-}
-
-fn non_negative(v: Option<i64>) -> Option<i64> {
-    v.filter(|n| *n >= 0)
-}
 
 /// Map one record (`{"Event": …}` as pyevtx-rs renders it), or why Python maps it.
 pub fn map_record(json: &[u8], psl: Option<&Arc<Psl>>) -> Result<Mapped, Fallback> {
@@ -148,37 +117,8 @@ fn map_doc(sys: &System<'_>, data: Data, psl: Option<&Psl>) -> Result<Obj, Fallb
         hosts: vec![],
     };
     let mut doc = Obj::new();
-    let mut event = Obj::new();
-    event.insert("kind", s("event"));
-    event.insert("code", s(&code));
-    event.insert("module", s("sysmon"));
-    event.insert("dataset", s("sysmon.operational"));
-    event.insert("provider", s(&sys.provider));
-    let spec = spec(eid);
-    if let Some(x) = &spec {
-        if !x.category.is_empty() {
-            event.insert("category", J::A(x.category.iter().map(|v| s(v)).collect()));
-        }
-        event.insert("type", J::A(x.kind.iter().map(|v| s(v)).collect()));
-        event.insert("action", s(x.action));
-    }
-    let created = match &sys.time_created {
-        Some(t) => {
-            let c = parse_iso_time(t).ok_or(Fallback::UnusualValue)?;
-            event.insert("created", s(&c));
-            Some(c)
-        }
-        None => None,
-    };
-    let timestamp = match st.data.get("UtcTime") {
-        Some(utc) => {
-            let t = parse_utc_time(utc).ok_or(Fallback::UnusualValue)?;
-            st.data.del("UtcTime");
-            t
-        }
-        // no time at all: Python's document has no @timestamp (the pipeline picks one)
-        None => format!("{}Z", &created.ok_or(Fallback::Shape)?[..23]),
-    };
+    let mut event = event_fields(sys, &code);
+    let timestamp = times(sys, &mut st, &mut event)?;
     doc.insert("@timestamp", J::S(timestamp));
     doc.insert("event", J::O(event));
     let mut host = Obj::new();
@@ -201,72 +141,67 @@ fn map_doc(sys: &System<'_>, data: Data, psl: Option<&Psl>) -> Result<Obj, Fallb
         doc.insert("user", J::O(u));
     }
     map_event_data(&mut st, &mut doc, eid, psl)?;
-
-    let mut related = Obj::new();
-    if !st.users.is_empty() {
-        related.insert("user", str_list(&st.users));
-    }
-    if !st.hashes.is_empty() {
-        related.insert("hash", str_list(&st.hashes));
-    }
-    if !st.ips.is_empty() {
-        related.insert("ip", str_list(&st.ips));
-    }
-    if !st.hosts.is_empty() {
-        related.insert("hosts", str_list(&st.hosts));
-    }
-    if !related.is_empty() {
+    if let Some(related) = related(&st) {
         doc.insert("related", J::O(related));
     }
-
-    let mut winlog = Obj::new();
-    if !sys.channel.is_empty() {
-        winlog.insert("channel", s(&sys.channel));
-    }
-    winlog.insert("computer_name", s(&sys.computer));
-    winlog.insert("event_id", s(&code));
-    if let Some(r) = sys.record_id {
-        winlog.insert("record_id", J::I(r));
-    }
-    winlog.insert("provider_name", s(&sys.provider));
-    if !sys.provider_guid.is_empty() {
-        let g = normalise_guid(&sys.provider_guid).unwrap_or_else(|| sys.provider_guid.clone());
-        winlog.insert("provider_guid", J::S(g));
-    }
-    if let Some(pid) = non_negative(sys.process_id) {
-        let mut p = Obj::new();
-        p.insert("pid", J::I(pid));
-        winlog.insert("process", J::O(p));
-    }
-    if let Some(tid) = non_negative(sys.thread_id) {
-        let mut t = Obj::new();
-        t.insert("id", J::I(tid));
-        sub(&mut winlog, "process").insert("thread", J::O(t));
-    }
-    if let Some(v) = non_negative(sys.version) {
-        winlog.insert("version", J::I(v));
-    }
-    if let Some(op) = non_negative(sys.opcode) {
-        winlog.insert("opcode", J::S(opcode_name(op)));
-    }
-    if let Some(task) = non_negative(sys.task) {
-        winlog.insert("task", J::S(task.to_string()));
-    }
-    if !sys.user_sid.is_empty() {
-        let mut u = Obj::new();
-        u.insert("identifier", s(&sys.user_sid));
-        winlog.insert("user", J::O(u));
-    }
-    if !st.data.entries.is_empty() {
-        let mut ed = Obj::new();
-        for (k, v) in st.data.entries {
-            ed.insert(k, J::S(v));
-        }
-        winlog.insert("event_data", J::O(ed));
-    }
-    doc.insert("winlog", J::O(winlog));
+    doc.insert("winlog", J::O(winlog(sys, &code, st.data)));
     let mut ecs = Obj::new();
     ecs.insert("version", s(ECS_VERSION));
     doc.insert("ecs", J::O(ecs));
     Ok(doc)
+}
+
+/// `event.*` but `created`: kind, code, module, dataset, provider and the event table's.
+fn event_fields(sys: &System<'_>, code: &str) -> Obj {
+    let mut event = Obj::new();
+    event.insert("kind", s("event"));
+    event.insert("code", s(code));
+    event.insert("module", s("sysmon"));
+    event.insert("dataset", s("sysmon.operational"));
+    event.insert("provider", s(&sys.provider));
+    if let Some(x) = spec(sys.event_id) {
+        if !x.category.is_empty() {
+            event.insert("category", J::A(x.category.iter().map(|v| s(v)).collect()));
+        }
+        event.insert("type", J::A(x.kind.iter().map(|v| s(v)).collect()));
+        event.insert("action", s(x.action));
+    }
+    event
+}
+
+/// `event.created` (into `event`) and the `@timestamp`: `UtcTime`, else TimeCreated.
+fn times(sys: &System<'_>, st: &mut St, event: &mut Obj) -> Result<String, Fallback> {
+    let created = match &sys.time_created {
+        Some(t) => {
+            let c = parse_iso_time(t).ok_or(Fallback::UnusualValue)?;
+            event.insert("created", s(&c));
+            Some(c)
+        }
+        None => None,
+    };
+    Ok(match st.data.get("UtcTime") {
+        Some(utc) => {
+            let t = parse_utc_time(utc).ok_or(Fallback::UnusualValue)?;
+            st.data.del("UtcTime");
+            t
+        }
+        // no time at all: Python's document has no @timestamp (the pipeline picks one)
+        None => format!("{}Z", &created.ok_or(Fallback::Shape)?[..23]),
+    })
+}
+
+/// `related.*`: the users, hashes, IPs and hosts gathered, None when there are none.
+fn related(st: &St) -> Option<Obj> {
+    let mut related = Obj::new();
+    for (key, items) in [
+        ("user", &st.users),
+        ("hash", &st.hashes),
+        ("ip", &st.ips),
+        ("hosts", &st.hosts),
+    ] {
+        if !items.is_empty() {
+            related.insert(key, str_list(items));
+        }
+    }
+    (!related.is_empty()).then_some(related)
 }

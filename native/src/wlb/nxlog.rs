@@ -96,23 +96,7 @@ pub(super) fn map_nxlog(doc: &Top<'_>, psl: Option<&Arc<Psl>>) -> R<Line> {
         }
         return other(provider);
     }
-    let sysmon_event_type = doc.contains_key("EventTypeOrignal");
-    let mut values: Vec<(&str, V<'_>)> = Vec::with_capacity(doc.0.len());
-    for (key, slot) in &doc.0 {
-        let key = key.as_ref();
-        let metadata = NXLOG_METADATA.contains(&key);
-        if metadata && key != "EventType" {
-            continue; // never parsed (NXLog's Message is the longest value)
-        }
-        let value = slot.value().map_err(|_| Fallback::Shape)?;
-        if metadata {
-            let sysmon_type = matches!(&value, V::S(t) if !NXLOG_EVENT_TYPES.contains(&t.as_ref()));
-            if !(sysmon_event_type || sysmon_type) {
-                continue;
-            }
-        }
-        values.push((key, value));
-    }
+    let values = event_data(doc)?;
     let mut items: Vec<(Str<'_>, DataValue<'_>)> = Vec::with_capacity(values.len());
     for (key, value) in &values {
         items.push((Str(Cow::Borrowed(key)), data_value(value)?));
@@ -163,4 +147,27 @@ pub(super) fn map_nxlog(doc: &Top<'_>, psl: Option<&Arc<Psl>>) -> R<Line> {
         user_sid,
     };
     map::map_event(&sys, &items, psl).map(Line::Doc)
+}
+
+/// The EventData of an NXLog document: every top-level value but the metadata (NXLog's own
+/// `EventType` aside from Sysmon's), parsed.
+fn event_data<'d, 'a>(doc: &'d Top<'a>) -> R<Vec<(&'d str, V<'a>)>> {
+    let sysmon_event_type = doc.contains_key("EventTypeOrignal");
+    let mut values: Vec<(&str, V<'_>)> = Vec::with_capacity(doc.0.len());
+    for (key, slot) in &doc.0 {
+        let key = key.as_ref();
+        let metadata = NXLOG_METADATA.contains(&key);
+        if metadata && key != "EventType" {
+            continue; // never parsed (NXLog's Message is the longest value)
+        }
+        let value = slot.value().map_err(|_| Fallback::Shape)?;
+        if metadata {
+            let sysmon_type = matches!(&value, V::S(t) if !NXLOG_EVENT_TYPES.contains(&t.as_ref()));
+            if !(sysmon_event_type || sysmon_type) {
+                continue;
+            }
+        }
+        values.push((key, value));
+    }
+    Ok(values)
 }

@@ -163,27 +163,8 @@ pub(super) fn utc_iso(v: Option<&V<'_>>) -> R<Option<String>> {
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' {
         return Ok(None);
     }
-    let (body, offset_minutes): (&[u8], i64) = if matches!(b[b.len() - 1], b'Z' | b'z') {
-        (&b[..b.len() - 1], 0)
-    } else {
-        // the last sign at or after index 19, as `max(rfind("+", 19), rfind("-", 19))`
-        let sign_at = match b[19..].iter().rposition(|c| *c == b'+' || *c == b'-') {
-            Some(i) => i + 19,
-            None => return Ok(None),
-        };
-        let off = &b[sign_at..];
-        if off.len() != 6 || off[3] != b':' {
-            return Err(Fallback::UnusualValue);
-        }
-        let (hh, mm) = (
-            two(off, 1).ok_or(Fallback::UnusualValue)?,
-            two(off, 4).ok_or(Fallback::UnusualValue)?,
-        );
-        if hh > 23 || mm > 59 {
-            return Err(Fallback::UnusualValue);
-        }
-        let m = (hh * 60 + mm) as i64;
-        (&b[..sign_at], if off[0] == b'-' { -m } else { m })
+    let Some((body, offset_minutes)) = split_zone(b)? else {
+        return Ok(None);
     };
     // body: base[.fraction]
     let (base, fraction) = match body.iter().position(|c| *c == b'.') {
@@ -236,6 +217,33 @@ pub(super) fn utc_iso(v: Option<&V<'_>>) -> R<Option<String>> {
     }
     out.push('Z');
     Ok(Some(out))
+}
+
+/// `(the time before its zone, the zone's offset in minutes)`: `Z`, or `±hh:mm` after the
+/// seconds; None without a zone.
+fn split_zone(b: &[u8]) -> R<Option<(&[u8], i64)>> {
+    if matches!(b[b.len() - 1], b'Z' | b'z') {
+        Ok(Some((&b[..b.len() - 1], 0)))
+    } else {
+        // the last sign at or after index 19, as `max(rfind("+", 19), rfind("-", 19))`
+        let sign_at = match b[19..].iter().rposition(|c| *c == b'+' || *c == b'-') {
+            Some(i) => i + 19,
+            None => return Ok(None),
+        };
+        let off = &b[sign_at..];
+        if off.len() != 6 || off[3] != b':' {
+            return Err(Fallback::UnusualValue);
+        }
+        let (hh, mm) = (
+            two(off, 1).ok_or(Fallback::UnusualValue)?,
+            two(off, 4).ok_or(Fallback::UnusualValue)?,
+        );
+        if hh > 23 || mm > 59 {
+            return Err(Fallback::UnusualValue);
+        }
+        let m = (hh * 60 + mm) as i64;
+        Ok(Some((&b[..sign_at], if off[0] == b'-' { -m } else { m })))
+    }
 }
 
 /// `guid_braced` (empty: none).
