@@ -86,12 +86,19 @@ def python_evtx(files: list[str]) -> int:
     return n
 
 
-def convert(files: list[str], repeat: int, fmt: str | None = None, workers: int | None = None) -> int:
-    """The path of ``sysmon-ship convert``: ``workers=None`` is its default (one per core)."""
+def convert(
+    files: list[str],
+    repeat: int,
+    fmt: str | None = None,
+    workers: int | None = None,
+    stats: Stats | None = None,
+) -> int:
+    """The path of ``sysmon-ship convert``: ``workers=None`` is its default (one per core).
+    ``stats``: where the counts of every pass add up."""
     n = 0
     size = 0
     for _ in range(repeat):
-        for item in iter_documents(files, fmt=fmt, stats=Stats(), workers=workers):
+        for item in iter_documents(files, fmt=fmt, stats=stats or Stats(), workers=workers):
             size += len(item.json())
             n += 1
     return n
@@ -190,11 +197,17 @@ def peak_rss_mb(inputs: list[str]) -> float:
     return int(proc.stderr.strip().splitlines()[-1]) / 1024
 
 
+def fallbacks(st: Stats, passes: int) -> str:
+    """Why the native core left records to Python, per pass (``Stats.native_fallbacks``)."""
+    counts = sorted(st.native_fallbacks.items())
+    return " ".join(f"{k}={v // passes}" for k, v in counts) or "none"
+
+
 def rate(n: int, secs: float) -> str:
     return f"{n:>9,} records in {secs:7.2f}s = {n / secs:>10,.0f}/s"
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=1_000_000, help="generated JSON-lines events (default 1M)")
     ap.add_argument("--repeat", type=int, default=5, help="passes over the shared EVTX files")
@@ -208,13 +221,19 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.events, args.repeat = 50_000, 1
+    return args
+
+
+def main() -> None:
+    args = arguments()
     files = shared_evtx()
     print(f"EVTX: {len(files)} files from the shared attack samples, {args.repeat} passes")
     raw_evtx(files, 1)  # warm the page cache and imports
     convert(files, 1, workers=1)  # …and the one-time loads (public suffix list) of convert
     n_raw, t_raw = timed(lambda: raw_evtx(files, args.repeat))
     n_raw1, t_raw1 = timed(lambda: raw_evtx(files, args.repeat, threads=1))
-    n_conv, t_conv = timed(lambda: convert(files, args.repeat, workers=1))
+    st_conv = Stats()
+    n_conv, t_conv = timed(lambda: convert(files, args.repeat, workers=1, stats=st_conv))
     n_convp, t_convp = timed(lambda: convert(files, args.repeat, workers=args.workers or None))
     core = native_available()
     n_pure, t_pure = timed(lambda: pure_python(lambda: convert(files, args.repeat, workers=1)))
@@ -226,6 +245,7 @@ def main() -> None:
     print(f"  convert, {used} worker processes   {rate(n_convp, t_convp)}")
     print(f"  convert, pure Python (no native)  {rate(n_pure, t_pure)}   (SYSMON_NATIVE=0)")
     print(f"  native core installed: {'yes' if core else 'NO (pip install ./native)'}")
+    print(f"  records the native core left to Python, by reason: {fallbacks(st_conv, args.repeat)}")
     print(f"  python-evtx (XML render)        {rate(n_py, t_py)}")
     r_evtx = (n_conv / t_conv) / (n_raw / t_raw)
     r_evtx1 = (n_conv / t_conv) / (n_raw1 / t_raw1)
@@ -249,9 +269,11 @@ def main() -> None:
         print(f"JSON lines: generating {args.events:,} winlogbeat events …")
         big = generate(t / "big", args.events)
         n_rj, t_rj = timed(lambda: raw_json(str(big)))
-        n_cj, t_cj = timed(lambda: convert([str(big)], 1, fmt="json"))
+        st_json = Stats()
+        n_cj, t_cj = timed(lambda: convert([str(big)], 1, fmt="json", stats=st_json))
         print(f"  raw orjson.loads per line       {rate(n_rj, t_rj)}")
         print(f"  convert (read+map+serialise)    {rate(n_cj, t_cj)}")
+        print(f"  lines the native core left to Python, by reason: {fallbacks(st_json, 1)}")
         r_json = (n_cj / t_cj) / (n_rj / t_rj)
         print(f"  ratio convert / raw JSON decode = {r_json:.2f}x")
 

@@ -27,9 +27,8 @@ from shipper.config import ShipperConfig
 from shipper.envelope import Envelope
 from shipper.errors import InputError
 from shipper.inputs import STDIN
+from shipper.native import PREFETCH_AHEAD, NativeSession, native_session
 from shipper.pipeline import effective_workers, stream
-from shipper.readers.evtx import PREFETCH_AHEAD, drop_prefetched
-from shipper.readers.evtx import prefetch as prefetch_evtx
 from shipper.routing import Read, ReadResult, Router
 from shipper.sink import BatchResult, BulkOptions, BulkSink
 from shipper.stats import Stats
@@ -259,26 +258,28 @@ class Shipper:
         the ones to read in that many worker processes as one stream; the documents, checkpoints
         and summary are those of ``workers=1``. Standard input, or a single source, is read in
         this process."""
-        with fewer_collections():
+        with fewer_collections(), native_session() as session:
+            given = self.options
+            self.options = replace(given, native=session)  # one session for the run's streams
             try:
                 if workers == 1 or effective_workers(workers, paths) <= 1:
                     for i, path in enumerate(paths, 1):
                         if self.stop.is_set():
                             break
-                        self._prefetch(paths[i : i + PREFETCH_AHEAD - 1])
+                        self._prefetch(session, paths[i : i + PREFETCH_AHEAD - 1])
                         self.progress.source_started(path, i, len(paths))
                         self.ship_source(path)
                 else:
                     self._run_planned(paths, workers)
             finally:
-                drop_prefetched()
+                self.options = given
                 self.close()
         return self.summary
 
-    def _prefetch(self, upcoming: Sequence[str]) -> None:
+    def _prefetch(self, session: NativeSession | None, upcoming: Sequence[str]) -> None:
         """Let the native core parse the next EVTX sources while this one ships (finished ones
         are not read at all, so they are not prefetched either)."""
-        if self.options.evtx_backend == "python" or self.options.fmt not in (None, "evtx"):
+        if session is None or self.options.evtx_backend == "python" or self.options.fmt not in (None, "evtx"):
             return
         for path in upcoming:
             if path == STDIN or path in self._prefetch_seen:
@@ -286,7 +287,7 @@ class Shipper:
             self._prefetch_seen.add(path)
             try:
                 if self.plan(path)[0] != "done":
-                    prefetch_evtx(path)
+                    session.prefetch(path)
             except InputError:
                 continue  # its own turn reports it
 

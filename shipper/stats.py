@@ -1,5 +1,6 @@
 """The counts of a run: records, documents, Sysmon events by ID, other providers, unknown IDs,
-and errors by kind with samples of where they happened."""
+errors by kind with samples of where they happened, and why the native core left records to
+Python."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ class Stats:
     errors: Counter[str] = field(default_factory=Counter)
     errors_skipped: int = 0
     error_samples: list[str] = field(default_factory=list)
+    #: ``shipper.native.FallbackReason`` value → records the native core left to Python
+    native_fallbacks: Counter[str] = field(default_factory=Counter)
 
     @property
     def sysmon(self) -> int:
@@ -42,6 +45,7 @@ class Stats:
         self.unknown_ids.update(part.unknown_ids)
         self.errors.update(part.errors)
         self.errors_skipped += part.errors_skipped
+        self.native_fallbacks.update(part.native_fallbacks)
         room = MAX_ERROR_SAMPLES - len(self.error_samples)
         if room > 0:
             self.error_samples.extend(part.error_samples[:room])
@@ -58,11 +62,13 @@ class Stats:
             errors=self.errors,
             errors_skipped=self.errors_skipped,
             error_samples=self.error_samples,
+            native_fallbacks=self.native_fallbacks,
         )
         self.records = self.documents = self.errors_skipped = 0
         self.sysmon_by_id, self.other_providers = Counter(), Counter()
         self.unknown_ids, self.errors = Counter(), Counter()
         self.error_samples = []
+        self.native_fallbacks = Counter()
         return part
 
     def as_dict(self) -> dict[str, Any]:
@@ -77,6 +83,7 @@ class Stats:
             "errors": dict(sorted(self.errors.items())),
             "errors_skipped": self.errors_skipped,
             "error_samples": list(self.error_samples),
+            "native_fallbacks": dict(sorted(self.native_fallbacks.items())),
         }
 
     def summary(self) -> str:

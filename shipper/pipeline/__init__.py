@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import replace
 
 from shipper.checkpoint import ResumePoint
 from shipper.inputs import STDIN, expand_inputs
+from shipper.native import PREFETCH_AHEAD, native_session
 from shipper.pipeline.parallel import parallel_events
 from shipper.pipeline.serial import source_events
-from shipper.readers.evtx import PREFETCH_AHEAD, EvtxBackend, drop_prefetched
-from shipper.readers.evtx import prefetch as prefetch_evtx
+from shipper.readers.evtx import EvtxBackend
 from shipper.stats import MAX_ERROR_SAMPLES, Stats
 from shipper.stream import Event, Item, ItemRun, ReadOptions, SourceEnded, SourceRead, SourceStarted
 
@@ -71,18 +73,17 @@ def stream(
         yield from parallel_events(reads, options, st, count)
         return
     ahead = options.evtx_backend != "python" and options.fmt in (None, "evtx") and len(paths) > 1
-    try:
+    # the run's session (a shipping run's spans its streams), else one for this stream
+    with nullcontext(options.native) if options.native is not None else native_session() as session:
+        options = replace(options, native=session)
         for i, read in enumerate(reads):
             st.sources += 1
-            if ahead:  # the next EVTX sources are parsed by the native core meanwhile
+            if ahead and session is not None:  # the next EVTX sources are parsed meanwhile
                 for nxt in paths[i + 1 : i + PREFETCH_AHEAD]:
                     if nxt != STDIN:
-                        prefetch_evtx(nxt)
+                        session.prefetch(nxt)
             yield SourceStarted(i, read.path)
             yield from source_events(i, read, options, st, runs=runs)
-    finally:
-        if ahead:
-            drop_prefetched()
 
 
 def iter_documents(

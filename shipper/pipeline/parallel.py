@@ -20,12 +20,13 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
 from shipper.errors import InputError
+from shipper.native import native_session
 from shipper.native import threads_started as native_threads_started
 from shipper.parent_watch import die_with_parent
 from shipper.pipeline.serial import source_events
@@ -97,6 +98,12 @@ def _worker(tasks: Any, results: Any, options: ReadOptions, parent: int) -> None
         if size >= BATCH_DOCUMENTS or end.get("failure") is not None:
             flush()
 
+    with native_session() as session:
+        _work(tasks, replace(options, native=session), flush, add)
+
+
+def _work(tasks: Any, options: ReadOptions, flush: Any, add: Any) -> None:
+    """Map every source that arrives on ``tasks`` until ``None`` (see ``_worker``)."""
     while True:
         if tasks.empty():  # nothing more to do at once: let the parent have what is ready
             flush()
@@ -151,7 +158,7 @@ class _Pool:
         self.procs = [
             ctx.Process(
                 target=_worker,
-                args=(self.tasks[w], self.results[w], options, os.getpid()),
+                args=(self.tasks[w], self.results[w], replace(options, native=None), os.getpid()),
                 daemon=True,
                 name=f"map-{w}",
             )

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shipper.inputs import STDIN
-from shipper.native import document_time
-from shipper.raw import MappedBatch, RawEvent, ReadError
-from shipper.readers.registry import open_source
+from shipper.native import MappedBatch, document_time
+from shipper.raw import RawEvent, ReadError
+from shipper.readers.registry import closed_after, open_input, read_opened
 from shipper.stats import Stats
 from shipper.stream import Docs, Item, ItemRun, ReadOptions, SourceEnded, SourceRead
 from shipper.sysmon.ecs import error_document, to_ecs_and_id
@@ -174,7 +174,7 @@ def source_events(
     source, already = read.path, read.skip
     start = read.start
     seq = start.seq if start is not None else 0
-    events = open_source(
+    opened = open_input(
         source,
         options.fmt,
         evtx_backend=options.evtx_backend,
@@ -182,9 +182,11 @@ def source_events(
         evtx_threads=evtx_threads,
         start_offset=start.offset if start is not None else 0,
         start_line=start.line if start is not None else 1,
-        premapped=True,
         name=read.label,
     )
+    # the native core reads what it can (EVTX, JSON lines), the readers the rest
+    natively = options.native.read(opened, st) if options.native is not None else None
+    events = read_opened(opened) if natively is None else closed_after(opened, natively)
     mapper = _Mapper(source, options, st)
     held: tuple[ReadError, int] | None = None  # a read error that may be the last record
     for rec in events:

@@ -1,4 +1,5 @@
-"""Input form → reader, format detection, and ``open_source``: the one entry point."""
+"""Input form → reader, format detection, and ``open_source``: the one entry point (``open_input``
+and ``read_opened`` are its two halves, for a caller that reads some forms another way)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from shipper.errors import InputError
 from shipper.inputs import STDIN
-from shipper.raw import MappedBatch, RawEvent, ReadError
+from shipper.raw import RawEvent, ReadError
 from shipper.readers._common import decoding, peekable, sniff_encoding
 from shipper.readers.evtx import CHUNK_MAGIC, FILE_MAGIC, EvtxBackend, read_evtx
 from shipper.readers.jsonl import read_json
@@ -36,20 +37,20 @@ class Opened:
     start_offset: int | None = 0  # None: not a file (standard input), records get no offsets
     start_line: int = 1
     codec: str | None = None  # the file's BOM-less codec when the stream does not start at 0
-    premapped: bool = False  # EVTX, JSON lines: let the native core yield MappedBatchs
+    form: str = ""  # the input form (a READERS key)
 
 
-Reader = Callable[[Opened], Iterator[RawEvent | MappedBatch | ReadError]]
+Reader = Callable[[Opened], Iterator[RawEvent | ReadError]]
+_T = TypeVar("_T")
 
 
-def _evtx(opened: Opened) -> Iterator[RawEvent | MappedBatch | ReadError]:
+def _evtx(opened: Opened) -> Iterator[RawEvent | ReadError]:
     assert opened.path is not None  # open_source refuses EVTX without a path
     return read_evtx(
         opened.path,
         source=opened.source,
         backend=opened.evtx_backend,
         threads=opened.evtx_threads,
-        premapped=opened.premapped,
     )
 
 
@@ -68,7 +69,6 @@ READERS: dict[str, Reader] = {
         start_offset=opened.start_offset,
         start_line=opened.start_line,
         codec=opened.codec,
-        premapped=opened.premapped,
     ),
     "text": lambda opened: read_text(
         opened.stream,
@@ -141,17 +141,54 @@ def open_source(
     *,
     start_offset: int = 0,
     start_line: int = 1,
-    premapped: bool = False,
     name: str | None = None,
-) -> Iterator[RawEvent | MappedBatch | ReadError]:
+) -> Iterator[RawEvent | ReadError]:
     """Read one input (a file path, or ``-`` for standard input) in format ``fmt`` (detected
-    from content when None). Raises InputError at once when the source cannot be opened at
-    all or the format is unknown; everything after that arrives in the stream.
+    from content when None): :func:`open_input`, then :func:`read_opened`. Raises InputError at
+    once when the source cannot be opened at all or the format is unknown; everything after
+    that arrives in the stream."""
+    return read_opened(
+        open_input(
+            path,
+            fmt,
+            evtx_backend,
+            host,
+            evtx_threads,
+            start_offset=start_offset,
+            start_line=start_line,
+            name=name,
+        )
+    )
+
+
+def read_opened(opened: Opened) -> Iterator[RawEvent | ReadError]:
+    """The records of a source :func:`open_input` opened, by its form's reader (the file is
+    closed when they end)."""
+    return closed_after(opened, READERS[opened.form](opened))
+
+
+def closed_after(opened: Opened, events: Iterator[_T]) -> Iterator[_T]:
+    """``events`` read from ``opened``, its file closed when they end (standard input stays
+    open)."""
+    return events if opened.path is None else _closing(opened.stream, events)
+
+
+def open_input(
+    path: str | Path,
+    fmt: str | None = None,
+    evtx_backend: EvtxBackend = "auto",
+    host: str | None = None,
+    evtx_threads: int | None = None,
+    *,
+    start_offset: int = 0,
+    start_line: int = 1,
+    name: str | None = None,
+) -> Opened:
+    """Open one input (a file path, or ``-`` for standard input) and tell its form (``fmt``,
+    or detected from content when None): what a reader reads. Raises InputError when the
+    source cannot be opened or the format is unknown.
 
     ``evtx_threads``: threads the fast EVTX parser may use (None: its default, all cores).
-    ``premapped``: EVTX records and winlogbeat JSON lines the native core maps arrive as
-    MappedBatch (see ``shipper.native``); without the core, or for other forms, nothing
-    changes.
     ``start_offset``/``start_line``: resume a line-based file (JSON lines, event XML, rendered
     text) at a record's ``end_offset``/``end_line``; the format and encoding are still
     detected from the file's head. Any other source refuses an offset > 0 (InputError).
@@ -172,7 +209,7 @@ def open_source(
             raise InputError(
                 f"{chosen} input cannot be read from standard input; give a file", source=STDIN_NAME
             )
-        return READERS[chosen](Opened(stream, None, STDIN_NAME, host, evtx_backend, evtx_threads, None))
+        return Opened(stream, None, STDIN_NAME, host, evtx_backend, evtx_threads, None, form=chosen)
     where = Path(path)
     try:
         handle = open(where, "rb")  # noqa: SIM115 - closed by _closing when the stream ends
@@ -199,15 +236,12 @@ def open_source(
     except OSError as exc:
         handle.close()
         raise InputError(f"cannot read: {exc.strerror or exc}", source=label) from exc
-    opened = Opened(
-        handle, where, label, host, evtx_backend, evtx_threads, start_offset, start_line, codec, premapped
+    return Opened(
+        handle, where, label, host, evtx_backend, evtx_threads, start_offset, start_line, codec, chosen
     )
-    return _closing(handle, READERS[chosen](opened))
 
 
-def _closing(
-    handle: IO[bytes], events: Iterator[RawEvent | MappedBatch | ReadError]
-) -> Iterator[RawEvent | MappedBatch | ReadError]:
+def _closing(handle: IO[bytes], events: Iterator[_T]) -> Iterator[_T]:
     try:
         yield from events
     finally:

@@ -19,10 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shipper import native as native_mod
+from shipper.native import MappedBatch, native_session
 from shipper.pipeline import Item, Stats, iter_documents
-from shipper.raw import MappedBatch, RawEvent
-from shipper.readers import open_source
-from shipper.readers.evtx import CHUNK_SIZE, FILE_HEADER_SIZE, _event_from_json
+from shipper.raw import RawEvent, ReadError
+from shipper.readers.evtx import CHUNK_SIZE, FILE_HEADER_SIZE, event_from_json
+from shipper.readers.registry import closed_after, open_input
 from shipper.sysmon import cmdline, dns, psl
 from shipper.sysmon.ecs import to_ecs_and_id
 from shipper.sysmon.events import EVENTS
@@ -59,6 +60,12 @@ def _run(
     return items, st
 
 
+def counts(st: Stats) -> dict[str, Any]:
+    """The counts of a run but why the core left records to Python (only a native run has
+    those: ``test_native_fallbacks.py``)."""
+    return {k: v for k, v in st.as_dict().items() if k != "native_fallbacks"}
+
+
 def _evtx_files() -> list[str]:
     return sorted(str(p) for p in sysmon_data().rglob("*.evtx"))
 
@@ -68,16 +75,26 @@ def test_shared_evtx_documents_equal_the_python_path(monkeypatch: pytest.MonkeyP
     assert len(files) > 100
     python, st_python = _run(files, False, monkeypatch)
     fast, st_fast = _run(files, True, monkeypatch)
-    assert st_fast.as_dict() == st_python.as_dict()
+    assert counts(st_fast) == counts(st_python)
     assert len(fast) == len(python) == 3160
     for a, b in zip(python, fast, strict=True):
         assert a == b, a[5]
 
 
+def _native_records(path: str) -> Iterator[RawEvent | MappedBatch | ReadError]:
+    """The records of the EVTX file at ``path`` as the native core reads them."""
+    opened = open_input(path)
+    with native_session() as session:
+        assert session is not None
+        events = session.read(opened, Stats())
+        assert events is not None
+        yield from closed_after(opened, events)
+
+
 def test_most_shared_records_are_mapped_natively() -> None:
     mapped = other = 0
     for path in _evtx_files():
-        for rec in open_source(path, premapped=True):
+        for rec in _native_records(path):
             if isinstance(rec, MappedBatch):
                 mapped += len(rec)
             elif isinstance(rec, RawEvent):
@@ -88,7 +105,7 @@ def test_most_shared_records_are_mapped_natively() -> None:
 
 def test_native_documents_have_the_layout_the_sink_splices() -> None:
     path = _evtx_files()[0]
-    for rec in open_source(path, premapped=True):
+    for rec in _native_records(path):
         if isinstance(rec, MappedBatch):
             for raw in rec.docs:
                 assert raw.startswith(b'{"@timestamp":"')
@@ -136,7 +153,7 @@ def test_corrupted_copies_equal_the_python_path(
     path.write_bytes(_corrupt(data, how))
     python, st_python = _run([str(path)], False, monkeypatch, "evtx")
     fast, st_fast = _run([str(path)], True, monkeypatch, "evtx")
-    assert st_fast.as_dict() == st_python.as_dict()
+    assert counts(st_fast) == counts(st_python)
     assert fast == python
     assert bool(st_python.errors) == reported  # the damage is reported (or silently repaired)
     assert len(python) > (120 if how == "truncated" else 500)  # the intact records are all there
@@ -333,7 +350,7 @@ def test_random_records_map_exactly_like_python(case: tuple[bytes, int]) -> None
     if got is None:
         return  # left to Python: nothing to compare
     doc_json, doc_id = got
-    event = _event_from_json(orjson.loads(raw_json), "test", header)
+    event = event_from_json(orjson.loads(raw_json), "test", header)
     expected_doc, expected_id = to_ecs_and_id(event)
     assert orjson.loads(doc_json) == expected_doc
     assert doc_id == expected_id
@@ -348,7 +365,7 @@ def test_ordinary_records_are_mapped_natively_and_equal() -> None:
         raw_json, header = _plain_record(i)
         got = sysmon_native.map_record_json(raw_json)
         assert got is not None, i
-        expected_doc, expected_id = to_ecs_and_id(_event_from_json(orjson.loads(raw_json), "t", header))
+        expected_doc, expected_id = to_ecs_and_id(event_from_json(orjson.loads(raw_json), "t", header))
         assert (orjson.loads(got[0]), got[1]) == (expected_doc, expected_id)
 
 

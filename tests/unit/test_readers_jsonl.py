@@ -7,13 +7,17 @@ import io
 import json
 import zipfile
 from collections import Counter
-from typing import Any
+from collections.abc import Iterator
+from typing import IO, Any
 
 import pytest
 
+from shipper.native import native
+from shipper.native.jsonl import read_json_native
 from shipper.raw import RawEvent, ReadError
 from shipper.readers import jsonl
 from shipper.readers.jsonl import read_json
+from shipper.stats import Stats
 from tests.shared_data import otrf_manifest
 
 WINLOGBEAT: dict[str, Any] = {
@@ -251,13 +255,21 @@ def _wlb_line(record: int, command: str) -> str:
     )
 
 
-@pytest.mark.parametrize("premapped", [False, True])
+def _read(stream: IO[bytes], source: str, natively: bool) -> Iterator[Any]:
+    """``read_json``, or the native core's reading of the same (where it is installed)."""
+    core = native() if natively else None
+    if core is None:
+        return read_json(stream, source)
+    return read_json_native(core, stream, source, Stats())
+
+
+@pytest.mark.parametrize("natively", [False, True])
 def test_an_over_long_valid_line_names_the_limit_and_how_to_raise_it(
-    monkeypatch: pytest.MonkeyPatch, premapped: bool
+    monkeypatch: pytest.MonkeyPatch, natively: bool
 ) -> None:
     monkeypatch.setenv(jsonl.MAX_DOCUMENT_ENV, "4096")
     data = "\n".join([_wlb_line(1, "x" * (3 << 20)), _wlb_line(2, "short"), ""]).encode()
-    got = list(read_json(io.BytesIO(data), "f.ndjson", premapped=premapped))
+    got = list(_read(io.BytesIO(data), "f.ndjson", natively))
     errors = [g for g in got if isinstance(g, ReadError)]
     assert len(errors) == 1 and errors[0].position == "line 1"
     assert errors[0].message == (
