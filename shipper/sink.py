@@ -13,10 +13,11 @@ The three parts are kept apart, as in ``elasticsearch.helpers``:
   or raises :class:`ShipError` for refusals that stop the run;
 - results: they come back to the caller's thread in the order the documents were added,
   whatever order the requests complete in, through ``on_result``, called from inside the
-  sink's own methods (``add*``, ``pass_over``, ``maybe_flush``, ``flush``, ``close``). A chunk
-  still in flight holds back the results of every later one, and a chunk that failed raises
-  its error in its place: nothing after it is ever delivered. So whoever turns results into
-  checkpoints is never ahead of what the cluster acknowledged.
+  sink's own methods (``add*``, ``pass_over``, ``maybe_flush``, ``flush``, ``close``: what was
+  answered while the caller was elsewhere waits for its next call). A chunk still in flight
+  holds back the results of every later one, and a chunk that failed raises its error in its
+  place: nothing after it is ever delivered. So whoever turns results into checkpoints is
+  never ahead of what the cluster acknowledged.
 
 Records that made no document are passed with :meth:`BulkSink.pass_over`: they are done once
 every document added before them is, and are delivered in order with those.
@@ -82,6 +83,9 @@ class BulkSink:
         #: chunks sent and records passed, in the order they were added, until delivered
         self._order: deque[Future[BatchResult] | BatchResult] = deque()
         self._failed: BaseException | None = None  # the first failure a worker saw
+        #: a chunk was answered since the last delivery (set by workers, read without a lock: a
+        #: flag missed is seen at the next call, or the next chunk sent)
+        self._answered = False
         self._core = native()
         self._closed = False
 
@@ -102,7 +106,7 @@ class BulkSink:
 
     def add(self, doc: dict[str, Any], index: str, doc_id: str, ack: Ack) -> None:
         """Queue one document (``event.ingested`` and the envelope are set here)."""
-        self._raise_if_failed()
+        self._take_answers()
         if self.envelope is not None:
             self.envelope.apply(doc, self._file(ack[0]))
         event = doc.get("event")
@@ -119,7 +123,7 @@ class BulkSink:
         if not native_head(doc_json):
             self.add(orjson.loads(doc_json), index, doc_id, ack)
             return
-        self._raise_if_failed()
+        self._take_answers()
         if self.envelope is not None:
             doc_json = wrap(doc_json, self.envelope.tail, self._file(ack[0]).json)
         self._chunker.append(self._lines(index, doc_id) + stamped(doc_json, now_parts()[2]), ack)
@@ -135,7 +139,7 @@ class BulkSink:
         """:meth:`add_json` for consecutive documents of ``source`` (acks ``first_seq`` on), each
         into the index ``index_head`` + ``yyyy.MM`` of its ``@timestamp``. The native core builds
         the bulk lines of the whole run at once; they are cut into chunks as one by one."""
-        self._raise_if_failed()
+        self._take_answers()
         items = None
         if self._core is not None:
             env = self.envelope
@@ -153,7 +157,7 @@ class BulkSink:
         document added before them is, and delivered in order with those."""
         if last < first:
             return
-        self._raise_if_failed()
+        self._take_answers()
         chunk = self._chunker.chunk
         if chunk.items:
             chunk.passed.append((source, first, last))
@@ -213,6 +217,7 @@ class BulkSink:
         """(worker thread) A request slot is free; a failure stops further adds at once."""
         if fut.exception() is not None and self._failed is None:
             self._failed = fut.exception()
+        self._answered = True
         self._slots.release()
 
     def _results(self, wait: bool) -> Iterator[BatchResult]:
@@ -235,7 +240,14 @@ class BulkSink:
             order.popleft()
             yield result
 
+    def _take_answers(self) -> None:
+        """At every call that adds: stop on a failure, deliver what was answered meanwhile."""
+        self._raise_if_failed()
+        if self._answered:
+            self._deliver(wait=False)
+
     def _deliver(self, wait: bool) -> None:
+        self._answered = False  # (first: an answer from now on sets it again)
         for result in self._results(wait):
             if self.on_result is not None:
                 self.on_result(result)
