@@ -26,7 +26,6 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -271,9 +270,4 @@ class Watermark:
             self.gaps += 1
         elif last > self.acked:
             self.acked = last
-        return self.acked
-
-    def add_all(self, ranges: Iterable[tuple[int, int]]) -> int:
-        for first, last in ranges:
-            self.add(first, last)
         return self.acked
