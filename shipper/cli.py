@@ -323,6 +323,7 @@ def _run_shipping(
     ctx: click.Context, kw: dict[str, Any], inputs: tuple[str, ...], watch_folder: str | None
 ) -> None:
     from shipper.errors import SysmonError
+    from shipper.inputs import SourceLabels
     from shipper.pipeline import expand_inputs
     from shipper.progress import for_terminal
     from shipper.ship import Shipper
@@ -348,6 +349,9 @@ def _run_shipping(
     try:
         _check_templates(cfg, client, do_setup)
         paths = expand_inputs(inputs) if watch_folder is None else []
+        # a configured input's labels go to the sources it names, given again here or not
+        named = list(inputs) if watch_folder is None else [watch_folder]
+        source_labels = SourceLabels(named, cfg.input_labels) if cfg.input_labels else None
     except SysmonError as exc:
         _fail(ctx, exc)
     with _stop_on_signals() as stop:
@@ -360,6 +364,7 @@ def _run_shipping(
             flush_interval=flush_interval,
             progress=progress,
             stop=stop,
+            source_labels=source_labels,
         )
         try:
             if watch_folder is None:

@@ -17,7 +17,11 @@ Example (every key optional)::
       max_docs: 2000
       in_flight: 4
       max_retries: 8
-    inputs: [/var/log/sysmon]
+    inputs:
+      - /var/log/sysmon
+      - path: /cases/IR-2026-114               # an input of its own labels and tags
+        labels: {case: IR-2026-114}
+        tags: [ir]
     state_dir: /var/lib/sysmon-detect
     dead_letter: /var/lib/sysmon-detect/dead-letter.ndjson
 
@@ -40,7 +44,7 @@ import yaml
 from elasticsearch import Elasticsearch
 
 from shipper.checkpoint import default_state_dir
-from shipper.envelope import check_label
+from shipper.envelope import InputLabels, check_label
 from shipper.errors import ConfigError
 from shipper.es import ClusterSettings, make_client
 from shipper.redact import mask_url
@@ -60,6 +64,8 @@ class ShipperConfig:
     replicas: int = 0
     bulk: BulkOptions = field(default_factory=BulkOptions)
     inputs: tuple[str, ...] = ()
+    #: per configured input (as written in ``inputs``): the labels and tags of its documents
+    input_labels: Mapping[str, InputLabels] = field(default_factory=dict)
     state_dir: str = field(default_factory=lambda: str(default_state_dir()))
     dead_letter: str | None = None
     #: the collector as documents name it (``agent.name``/``agent.id``; None: host name, and an
@@ -90,13 +96,19 @@ class ShipperConfig:
                 "in_flight": self.bulk.in_flight,
                 "max_retries": self.bulk.max_retries,
             },
-            "inputs": list(self.inputs),
+            "inputs": [self._input_shown(i) for i in self.inputs],
             "state_dir": self.state_dir,
             "dead_letter": self.dead_letter_path,
             "agent": {"name": self.agent_name, "id": self.agent_id},
             "labels": dict(self.labels),
             "tags": list(self.tags),
         }
+
+    def _input_shown(self, path: str) -> str | dict[str, Any]:
+        extra = self.input_labels.get(path)
+        if extra is None:
+            return path
+        return {"path": path, "labels": dict(extra.labels), "tags": list(extra.tags)}
 
     def client(self, **kwargs: Any) -> Elasticsearch:
         """A client for all configured URLs (TLS and credentials as ``shipper.es.make_client``)."""
@@ -148,7 +160,7 @@ def load_file(path: str | Path, base: ShipperConfig | None = None) -> ShipperCon
         "bulk": _bulk_section,
         "agent": _agent_section,
         "labels": _labels_section,
-        "inputs": lambda r, n, _: {"inputs": r.strings(n, "inputs")},
+        "inputs": _inputs_section,
         "tags": lambda r, n, _: {"tags": r.strings(n, "tags")},
         "state_dir": lambda r, n, _: {"state_dir": r.string(n, "state_dir")},
         "dead_letter": lambda r, n, _: {"dead_letter": r.string(n, "dead_letter")},
@@ -230,15 +242,39 @@ def _agent_section(r: Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[str, 
 
 
 def _labels_section(r: Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[str, Any]:
-    labels = dict(cfg.labels)
-    for key, (knode, vnode) in r.mapping(node, "labels").items():
-        value = r.scalar(vnode, f"labels.{key}")
+    return {"labels": {**cfg.labels, **_labels(r, node, "labels")}}
+
+
+def _labels(r: Reader, node: yaml.Node, what: str) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for key, (knode, vnode) in r.mapping(node, what).items():
+        value = r.scalar(vnode, f"{what}.{key}")
         try:
             check_label(key, value, r.source)
         except ConfigError as exc:
             r.fail(knode, exc.message)
         labels[key] = value
-    return {"labels": labels}
+    return labels
+
+
+def _inputs_section(r: Reader, node: yaml.Node, cfg: ShipperConfig) -> dict[str, Any]:
+    """``inputs``: paths, each a string or ``{path:, labels:, tags:}``."""
+    if not isinstance(node, yaml.SequenceNode):
+        return {"inputs": r.strings(node, "inputs"), "input_labels": {}}
+    paths: list[str] = []
+    extra: dict[str, InputLabels] = {}
+    for item in node.value:
+        if not isinstance(item, yaml.MappingNode):
+            paths.extend(r.strings(item, "inputs"))
+            continue
+        entry = r.section(item, "an input")
+        entry.check(("path", "labels", "tags"))
+        path = entry.string("path", required=True)
+        labels_node = entry.get("labels")
+        labels = _labels(r, labels_node, f"inputs[{path}].labels") if labels_node is not None else {}
+        paths.append(path)
+        extra[path] = InputLabels(labels, tuple(dict.fromkeys(entry.strings("tags"))))
+    return {"inputs": tuple(paths), "input_labels": extra}
 
 
 def _prefix(r: Reader, node: yaml.Node) -> str:

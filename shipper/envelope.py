@@ -14,7 +14,7 @@ import re
 import socket
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
@@ -79,6 +79,15 @@ def agent_id(state_dir: str | Path) -> str:
 
 
 @dataclass(frozen=True)
+class InputLabels:
+    """Labels and tags of one configured input (``inputs: [{path:, labels:, tags:}]``), added to
+    the run's for the documents of every source that input names."""
+
+    labels: Mapping[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Envelope:
     """What every document of one run gets (``tail``), and per source its ``log.file.path``."""
 
@@ -128,6 +137,15 @@ class Envelope:
             tags=tuple(dict.fromkeys(tags)),
         )
 
+    def extended(self, extra: InputLabels) -> Envelope:
+        """This run's envelope with an input's labels (an input's value wins over the run's for
+        the same key) and tags (after the run's) added; the same agent and ephemeral id."""
+        return replace(
+            self,
+            labels={**self.labels, **extra.labels},
+            tags=tuple(dict.fromkeys((*self.tags, *extra.tags))),
+        )
+
     def apply(self, doc: dict[str, Any], file: FilePath) -> None:
         """Add the run's fields and ``log.file.path`` to a document as a dict (an error
         document's own ``log.file.path`` is kept)."""
@@ -136,6 +154,15 @@ class Envelope:
             log = doc.setdefault("log", {})
             if isinstance(log, dict):
                 log.setdefault("file", {"path": file.path})
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFields:
+    """What the documents of one source get: the envelope (the run's, or extended by its
+    input's labels) and ``log.file.path``."""
+
+    envelope: Envelope
+    file: FilePath
 
 
 @dataclass(frozen=True, slots=True)

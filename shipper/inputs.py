@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from shipper.errors import InputError
 
 STDIN = "-"
+T = TypeVar("T")
 #: File names inside input folders that are never event logs.
 _IGNORED_SUFFIXES = (".md", ".tsv", ".zip", ".gz", ".json.sig", ".sha256")
 
@@ -51,3 +53,37 @@ def expand_inputs(inputs: Iterable[str]) -> list[str]:
                 for sub in expand_inputs([m]) if Path(m).is_dir() else [m]:
                     add(sub)
     return out
+
+
+class SourceLabels(Generic[T]):
+    """Which configured input's labels a source gets: the sources an input names (its files,
+    glob matches, and anything found later under its folder, as ``watch`` finds them). The
+    first input that names a source wins, as in :func:`expand_inputs`."""
+
+    def __init__(self, inputs: Iterable[str], labelled: Mapping[str, T]) -> None:
+        self._exact: dict[str, T] = {}
+        self._folders: list[tuple[str, T]] = []
+        by_path = {os.path.abspath(k): v for k, v in labelled.items() if k != STDIN}
+        for item in inputs:
+            extra = labelled.get(item) if item in labelled else by_path.get(os.path.abspath(item))
+            if extra is None or item == STDIN:
+                continue
+            if Path(item).is_dir():
+                self._folders.append((os.path.join(os.path.abspath(item), ""), extra))
+            for path in expand_inputs([item]):
+                self._exact.setdefault(os.path.abspath(path), extra)
+
+    def __bool__(self) -> bool:
+        return bool(self._exact or self._folders)
+
+    def get(self, source: str) -> T | None:
+        if source == STDIN:
+            return None
+        path = os.path.abspath(source)
+        found = self._exact.get(path)
+        if found is not None:
+            return found
+        for folder, extra in self._folders:
+            if path.startswith(folder):
+                return extra
+        return None

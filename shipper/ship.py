@@ -24,9 +24,9 @@ from shipper.checkpoint import Checkpoint, CheckpointStore, FileIdentity, Head, 
 from shipper.checkpoint import resume_point as checkpoint_resume_point
 from shipper.checkpointing import CheckpointWriter, SourceState
 from shipper.config import ShipperConfig
-from shipper.envelope import Envelope
+from shipper.envelope import Envelope, InputLabels
 from shipper.errors import InputError
-from shipper.inputs import STDIN
+from shipper.inputs import STDIN, SourceLabels
 from shipper.native import PREFETCH_AHEAD, NativeSession, native_session
 from shipper.pipeline import effective_workers, stream
 from shipper.routing import Read, ReadResult, Router
@@ -68,8 +68,11 @@ class Shipper:
         flush_interval: float | None = None,
         progress: Progress | None = None,
         stop: threading.Event | None = None,
+        source_labels: SourceLabels[InputLabels] | None = None,
     ) -> None:
         self.cfg = cfg
+        #: the labels and tags of the configured input that names a source, if it has any
+        self.source_labels = source_labels
         self.options = options or ReadOptions()
         self.from_start = from_start
         self.progress = progress or Progress()
@@ -183,7 +186,8 @@ class Shipper:
         if ends is not None:
             st.ends = ends  # (shared) the resume points of the last read's documents still waiting
         self._sources[path] = st
-        self.sink.name_source(path, label)
+        labels = self.source_labels
+        self.sink.name_source(path, label, labels.get(label or path) if labels else None)
         self._read_points.pop(path, None)
         if start is not None:
             self._read_points[path] = start

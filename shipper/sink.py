@@ -41,7 +41,7 @@ from elasticsearch import Elasticsearch
 
 from shipper.chunks import Ack, ActionLines, Chunk, Chunker, now_iso, now_parts, stamped
 from shipper.dead_letters import DeadLetters
-from shipper.envelope import Envelope, FilePath, wrap
+from shipper.envelope import Envelope, FilePath, InputLabels, SourceFields, wrap
 from shipper.errors import ClusterError
 from shipper.native import document_time, native, native_head
 from shipper.sending import AckRange, BatchResult, BulkOptions, Sender, ShipError, SinkStats
@@ -70,7 +70,9 @@ class BulkSink:
             raise ValueError("bulk sizes and in-flight requests must be at least 1")
         #: what every event document gets (see ``shipper.envelope``); None: documents as given
         self.envelope = envelope
-        self._files: dict[str, FilePath] = {}  # per source being shipped: its log.file.path
+        self._sources: dict[str, SourceFields] = {}  # per source being shipped
+        #: the run's envelope extended by each input's labels, made once per input
+        self._extended: dict[tuple[object, ...], Envelope] = {}
         self.dead_letter_path = Path(dead_letter_path) if dead_letter_path else None
         self._dead = DeadLetters(self.dead_letter_path) if self.dead_letter_path else None
         self.on_result = on_result
@@ -91,24 +93,31 @@ class BulkSink:
 
     # ---------------------------------------------------------------- documents in
 
-    def name_source(self, source: str, label: str | None = None) -> None:
+    def name_source(self, source: str, label: str | None = None, extra: InputLabels | None = None) -> None:
         """``source``'s documents are about to come: their ``log.file.path`` is its absolute
-        path, or ``label`` (a file read through a handle after it left its folder)."""
-        if self.envelope is not None:
-            self._files[source] = FilePath.of(source, label)
+        path, or ``label`` (a file read through a handle after it left its folder), and they
+        get the labels and tags of the input that named it (``extra``) besides the run's."""
+        env = self.envelope
+        if env is None:
+            return
+        if extra is not None:
+            key = (*sorted(extra.labels.items()), None, *extra.tags)
+            env = self._extended.get(key) or self._extended.setdefault(key, env.extended(extra))
+        self._sources[source] = SourceFields(env, FilePath.of(source, label))
 
     def forget_source(self, source: str) -> None:
-        self._files.pop(source, None)
+        self._sources.pop(source, None)
 
-    def _file(self, source: str) -> FilePath:
-        file = self._files.get(source)
-        return file if file is not None else FilePath.of(source)
+    def _fields(self, source: str, envelope: Envelope) -> SourceFields:
+        fields = self._sources.get(source)
+        return fields if fields is not None else SourceFields(envelope, FilePath.of(source))
 
     def add(self, doc: dict[str, Any], index: str, doc_id: str, ack: Ack) -> None:
         """Queue one document (``event.ingested`` and the envelope are set here)."""
         self._take_answers()
         if self.envelope is not None:
-            self.envelope.apply(doc, self._file(ack[0]))
+            fields = self._fields(ack[0], self.envelope)
+            fields.envelope.apply(doc, fields.file)
         event = doc.get("event")
         if isinstance(event, dict):
             event["ingested"] = now_iso()
@@ -125,7 +134,8 @@ class BulkSink:
             return
         self._take_answers()
         if self.envelope is not None:
-            doc_json = wrap(doc_json, self.envelope.tail, self._file(ack[0]).json)
+            fields = self._fields(ack[0], self.envelope)
+            doc_json = wrap(doc_json, fields.envelope.tail, fields.file.json)
         self._chunker.append(self._lines(index, doc_id) + stamped(doc_json, now_parts()[2]), ack)
 
     def add_json_run(
@@ -142,8 +152,10 @@ class BulkSink:
         self._take_answers()
         items = None
         if self._core is not None:
-            env = self.envelope
-            tail, log_file = (env.tail, self._file(source).json) if env is not None else (b"", b"")
+            tail = log_file = b""
+            if self.envelope is not None:
+                fields = self._fields(source, self.envelope)
+                tail, log_file = fields.envelope.tail, fields.file.json
             items = self._core.bulk_lines(docs, doc_ids, index_head, now_parts()[1], tail, log_file)
         if items is None:  # no core, or not all native documents: one by one, the careful way
             for k, raw in enumerate(docs):

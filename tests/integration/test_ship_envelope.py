@@ -11,6 +11,7 @@ import pytest
 from elasticsearch import Elasticsearch
 
 from shipper.es import ClusterSettings
+from shipper.inputs import expand_inputs
 from shipper.pipeline import iter_documents
 from tests.shipping import SHIP, count, generate_day, run
 
@@ -58,3 +59,45 @@ def test_documents_carry_agent_file_labels_and_tags(
     assert second["shipped"] == 0 and second["duplicates"] == 1500
     es.indices.refresh(index=alias)
     assert count(es, prefix) == 1500 and hits({"term": {"labels.case": "OTHER"}}) == 0
+
+
+def test_each_configured_input_adds_its_own_labels_and_tags(
+    es: Elasticsearch, es_settings: ClusterSettings, prefix: str, day: Path, tmp_path: Path
+) -> None:
+    """``inputs: [{path:, labels:, tags:}]``: every document of a source gets the labels of the
+    input that names it on top of the run's (the input's value wins for a shared key); a source
+    of an input without labels gets the run's alone. The _ids stay the event's."""
+    run([*SHIP, "setup", "--index-prefix", prefix], es_settings.url)
+    case = tmp_path / "case-114"
+    case.mkdir()
+    other = generate_day(tmp_path / "other", events=700, seed=23)
+    (case / "evidence.ndjson").write_bytes(other.read_bytes())
+    config = tmp_path / "shipper.yml"
+    config.write_text(
+        "labels: {site: hq, case: none}\n"
+        "tags: [wef]\n"
+        "inputs:\n"
+        f"  - {day}\n"
+        f"  - path: {case}/\n"
+        "    labels: {case: IR-2026-114}\n"
+        "    tags: [ir]\n"
+    )
+    args = [*SHIP, "ship", "--config", str(config), "--index-prefix", prefix]
+    out = json.loads(
+        run([*args, "--state-dir", str(tmp_path / "s"), "--json", "--no-progress"], es_settings.url).stdout
+    )
+    assert out["shipped"] == 2200
+    alias = f"{prefix}-events"
+    es.indices.refresh(index=alias)
+
+    def hits(*terms: tuple[str, str]) -> int:
+        query = {"bool": {"filter": [{"term": {k: v}} for k, v in terms]}}
+        return int(es.count(index=alias, query=query)["count"])
+
+    evidence = str((case / "evidence.ndjson").resolve())
+    assert hits(("labels.case", "IR-2026-114"), ("log.file.path", evidence)) == 700
+    assert hits(("labels.site", "hq"), ("tags", "ir"), ("tags", "wef")) == 700
+    assert hits(("labels.case", "none"), ("log.file.path", str(day.resolve()))) == 1500
+    assert hits(("tags", "ir")) == 700 and hits(("tags", "wef")) == 2200
+    ids = sorted(h["_id"] for h in es.search(index=alias, size=3000, source=False)["hits"]["hits"])
+    assert ids == sorted(item.doc_id for item in iter_documents(expand_inputs([str(day), str(case)])))
