@@ -84,6 +84,7 @@ class Shipper:
         self._sources: dict[str, SourceState] = {}
         self._read_points: dict[str, ResumePoint] = {}
         self._prefetch_seen: set[str] = set()  # sources _prefetch has already looked at
+        self._session: NativeSession | None = None  # the native core's, while ``run`` runs
         opts: BulkOptions = cfg.bulk
         if flush_interval is not None:
             opts = replace(opts, flush_interval=flush_interval)
@@ -252,7 +253,9 @@ class Shipper:
         """Read ``reads`` as one stream and route it. ``announce(index)``: a read begins."""
         if not reads:
             return []
-        events = stream([r.spec for r in reads], options, self.stats, workers=workers, runs=on_item is None)
+        specs = [r.spec for r in reads]
+        runs = on_item is None
+        events = stream(specs, options, self.stats, workers=workers, runs=runs, native=self._session)
         return self.router.route(events, reads, self.stop, on_item=on_item, announce=announce)
 
     def run(self, paths: Sequence[str], workers: int | None = 1) -> RunSummary:
@@ -263,8 +266,7 @@ class Shipper:
         and summary are those of ``workers=1``. Standard input, or a single source, is read in
         this process."""
         with fewer_collections(), native_session() as session:
-            given = self.options
-            self.options = replace(given, native=session)  # one session for the run's streams
+            self._session = session  # one session for the run's streams
             try:
                 if workers == 1 or effective_workers(workers, paths) <= 1:
                     for i, path in enumerate(paths, 1):
@@ -276,7 +278,7 @@ class Shipper:
                 else:
                     self._run_planned(paths, workers)
             finally:
-                self.options = given
+                self._session = None
                 self.close()
         return self.summary
 

@@ -9,16 +9,13 @@ counting anything itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from shipper.checkpoint import ResumePoint
 from shipper.readers.evtx import EvtxBackend
-
-if TYPE_CHECKING:
-    from shipper.native import NativeSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +30,6 @@ class ReadOptions:
     #: a read error on a source's very last record is held back (not counted, not yielded):
     #: watch mode reads that line again on its next pass, as it was probably being written
     hold_last_error: bool = False
-    #: the native core's session for the stream or run (None: ``stream`` opens its own); live,
-    #: so never sent to worker processes, which open their own
-    native: NativeSession | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,11 +10,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import replace
 
 from shipper.checkpoint import ResumePoint
 from shipper.inputs import STDIN, expand_inputs
-from shipper.native import PREFETCH_AHEAD, native_session
+from shipper.native import PREFETCH_AHEAD, NativeSession, native_session
 from shipper.pipeline.parallel import parallel_events
 from shipper.pipeline.serial import source_events
 from shipper.readers.evtx import EvtxBackend
@@ -51,6 +50,7 @@ def stream(
     *,
     workers: int | None = 1,
     runs: bool = False,
+    native: NativeSession | None = None,
 ) -> Iterator[Event]:
     """The stream of ``reads``, counting everything in ``stats``.
 
@@ -74,8 +74,7 @@ def stream(
         return
     ahead = options.evtx_backend != "python" and options.fmt in (None, "evtx") and len(paths) > 1
     # the run's session (a shipping run's spans its streams), else one for this stream
-    with nullcontext(options.native) if options.native is not None else native_session() as session:
-        options = replace(options, native=session)
+    with nullcontext(native) if native is not None else native_session() as session:
         for i, read in enumerate(reads):
             st.sources += 1
             if ahead and session is not None:  # the next EVTX sources are parsed meanwhile
@@ -83,7 +82,7 @@ def stream(
                     if nxt != STDIN:
                         session.prefetch(nxt)
             yield SourceStarted(i, read.path)
-            yield from source_events(i, read, options, st, runs=runs)
+            yield from source_events(i, read, options, st, runs=runs, native=session)
 
 
 def iter_documents(

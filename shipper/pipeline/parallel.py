@@ -20,13 +20,13 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from shipper.errors import InputError
-from shipper.native import native_session
+from shipper.native import NativeSession, native_session
 from shipper.native import threads_started as native_threads_started
 from shipper.parent_watch import die_with_parent
 from shipper.pipeline.serial import source_events
@@ -98,11 +98,11 @@ def _worker(tasks: Any, results: Any, options: ReadOptions, parent: int) -> None
         if size >= BATCH_DOCUMENTS or end.get("failure") is not None:
             flush()
 
-    with native_session() as session:
-        _work(tasks, replace(options, native=session), flush, add)
+    with native_session() as session:  # its own: a session never crosses processes
+        _work(tasks, options, flush, add, session)
 
 
-def _work(tasks: Any, options: ReadOptions, flush: Any, add: Any) -> None:
+def _work(tasks: Any, options: ReadOptions, flush: Any, add: Any, session: NativeSession | None) -> None:
     """Map every source that arrives on ``tasks`` until ``None`` (see ``_worker``)."""
     while True:
         if tasks.empty():  # nothing more to do at once: let the parent have what is ready
@@ -116,7 +116,7 @@ def _work(tasks: Any, options: ReadOptions, flush: Any, add: Any) -> None:
         rows: list[Row] = []
         try:
             # one thread for the EVTX parser: the workers already use the cores
-            for event in source_events(index, read, options, st, evtx_threads=1):
+            for event in source_events(index, read, options, st, evtx_threads=1, native=session):
                 if isinstance(event, SourceEnded):
                     add(index, rows, st, ended=event)
                     break
@@ -158,7 +158,7 @@ class _Pool:
         self.procs = [
             ctx.Process(
                 target=_worker,
-                args=(self.tasks[w], self.results[w], replace(options, native=None), os.getpid()),
+                args=(self.tasks[w], self.results[w], options, os.getpid()),
                 daemon=True,
                 name=f"map-{w}",
             )

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shipper.inputs import STDIN
-from shipper.native import MappedBatch, document_time
+from shipper.native import MappedBatch, NativeSession, document_time
 from shipper.raw import RawEvent, ReadError
 from shipper.readers.registry import closed_after, open_input, read_opened
 from shipper.stats import Stats
@@ -168,9 +168,11 @@ def source_events(
     *,
     evtx_threads: int | None = None,
     runs: bool = False,
+    native: NativeSession | None = None,
 ) -> Iterator[Docs | SourceEnded]:
     """The documents of one source, counted in ``st`` (all but ``sources``), then its
-    ``SourceEnded``. ``runs``: documents the native core mapped come as ItemRun, not Items."""
+    ``SourceEnded``. ``runs``: documents the native core mapped come as ItemRun, not Items.
+    ``native``: the session that reads what the native core can (None: the readers alone)."""
     source, already = read.path, read.skip
     start = read.start
     seq = start.seq if start is not None else 0
@@ -185,7 +187,7 @@ def source_events(
         name=read.label,
     )
     # the native core reads what it can (EVTX, JSON lines), the readers the rest
-    natively = options.native.read(opened, st) if options.native is not None else None
+    natively = native.read(opened, st) if native is not None else None
     events = read_opened(opened) if natively is None else closed_after(opened, natively)
     mapper = _Mapper(source, options, st)
     held: tuple[ReadError, int] | None = None  # a read error that may be the last record
