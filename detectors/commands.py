@@ -16,11 +16,11 @@ import orjson
 
 from detectors.loader import RuleError, format_duration, load_rules, rule_dirs
 from detectors.model import Rule
+from detectors.prefix import prefix_option
 from detectors.sigma.options import SigmaArgs, selected_rules, sigma_options
 from shipper.clifail import fail as _fail
 from shipper.errors import SysmonError
 
-PREFIX_ENV = "SYSMON_INDEX_PREFIX"
 #: ``run``: a due rule could not run because another run holds its lease (sysexits EX_TEMPFAIL).
 EXIT_LOCKED = 75
 
@@ -32,10 +32,6 @@ def _client() -> Any:
     es = make_client(settings)
     check_cluster(es, settings.url)
     return es
-
-
-def _prefix(prefix: str | None) -> str:
-    return prefix or os.environ.get(PREFIX_ENV) or "sysmon"
 
 
 def _load(
@@ -67,18 +63,17 @@ rules_dir_option = click.option(
     help="A folder of your own rules (repeatable; also SYSMON_RULES_DIRS).",
 )
 no_builtin_option = click.option("--no-builtin", is_flag=True, help="Leave out the built-in rules.")
-prefix_option = click.option("--prefix", help="Index prefix (default: SYSMON_INDEX_PREFIX or sysmon).")
 
 
 @click.command("setup")
 @prefix_option
 @click.pass_context
-def setup_cmd(ctx: click.Context, prefix: str | None) -> None:
+def setup_cmd(ctx: click.Context, prefix: str) -> None:
     """Install the event and alert templates and create the state index (idempotent)."""
     from detectors.setup import setup_alerts
 
     try:
-        for line in setup_alerts(_client(), _prefix(prefix)):
+        for line in setup_alerts(_client(), prefix):
             click.echo(line)
     except SysmonError as exc:
         _fail(ctx, exc)
@@ -139,7 +134,7 @@ def validate_cmd(
     rules_dirs: tuple[str, ...],
     no_builtin: bool,
     cluster: bool | None,
-    prefix: str | None,
+    prefix: str,
     sigma: SigmaArgs,
 ) -> None:
     """Check every rule (all errors, with file and line); with a cluster, build and run each
@@ -154,7 +149,7 @@ def validate_cmd(
             es = _client()
         except SysmonError as exc:
             _fail(ctx, exc)
-        messages += [str(e) for e in check_queries(es, rules, _prefix(prefix))]
+        messages += [str(e) for e in check_queries(es, rules, prefix)]
     for m in messages:
         click.echo(m, err=True)
     click.echo(
@@ -165,11 +160,11 @@ def validate_cmd(
         sys.exit(1)
 
 
-def _engine(prefix: str | None, ingest_delay: float, owner: str | None = None, **kw: Any) -> Any:
+def _engine(prefix: str, ingest_delay: float, owner: str | None = None, **kw: Any) -> Any:
     from detectors.engine import Engine, EngineOptions
     from detectors.setup import setup_alerts
 
-    es, p = _client(), _prefix(prefix)
+    es, p = _client(), prefix
     if not es.indices.exists_index_template(name=f"{p}-alerts"):
         setup_alerts(es, p)  # first run without `setup`: alerts must never get dynamic mappings
     return Engine(es, p, [], EngineOptions(ingest_delay=ingest_delay, **kw), owner=owner)
@@ -206,7 +201,7 @@ def run_cmd(
     ingest_delay: float,
     rules_dirs: tuple[str, ...],
     no_builtin: bool,
-    prefix: str | None,
+    prefix: str,
     as_json: bool,
     sigma: SigmaArgs,
 ) -> None:
@@ -258,7 +253,7 @@ def daemon_cmd(
     ingest_delay: float,
     rules_dirs: tuple[str, ...],
     no_builtin: bool,
-    prefix: str | None,
+    prefix: str,
     as_json: bool,
     sigma: SigmaArgs,
 ) -> None:
@@ -286,14 +281,14 @@ def daemon_cmd(
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def status_cmd(
-    ctx: click.Context, rules_dirs: tuple[str, ...], no_builtin: bool, prefix: str | None, as_json: bool
+    ctx: click.Context, rules_dirs: tuple[str, ...], no_builtin: bool, prefix: str, as_json: bool
 ) -> None:
     """Each rule's last run, next run, status and last error."""
     from detectors.state import StateStore
 
     rules, errors = _load(rules_dirs, no_builtin)
     try:
-        states = StateStore(_client(), _prefix(prefix)).all()
+        states = StateStore(_client(), prefix).all()
     except SysmonError as exc:
         _fail(ctx, exc)
     now = datetime.now(UTC)
@@ -331,9 +326,7 @@ def alerts_group() -> None:
     """Triage alerts: acknowledge or close them."""
 
 
-def _set(
-    ctx: click.Context, ids: tuple[str, ...], status: str, reason: str | None, prefix: str | None
-) -> None:
+def _set(ctx: click.Context, ids: tuple[str, ...], status: str, reason: str | None, prefix: str) -> None:
     from detectors.alerts import set_status
 
     try:
@@ -343,7 +336,7 @@ def _set(
     missing = 0
     for aid in ids:
         try:
-            before = set_status(es, _prefix(prefix), aid, status, reason=reason)
+            before = set_status(es, prefix, aid, status, reason=reason)
         except KeyError:
             click.echo(f"{aid}: no such alert", err=True)
             missing += 1
@@ -358,7 +351,7 @@ def _set(
 @click.option("--reason")
 @prefix_option
 @click.pass_context
-def ack_cmd(ctx: click.Context, ids: tuple[str, ...], reason: str | None, prefix: str | None) -> None:
+def ack_cmd(ctx: click.Context, ids: tuple[str, ...], reason: str | None, prefix: str) -> None:
     """Mark alerts acknowledged."""
     _set(ctx, ids, "acknowledged", reason, prefix)
 
@@ -368,7 +361,7 @@ def ack_cmd(ctx: click.Context, ids: tuple[str, ...], reason: str | None, prefix
 @click.option("--reason")
 @prefix_option
 @click.pass_context
-def close_cmd(ctx: click.Context, ids: tuple[str, ...], reason: str | None, prefix: str | None) -> None:
+def close_cmd(ctx: click.Context, ids: tuple[str, ...], reason: str | None, prefix: str) -> None:
     """Close alerts."""
     _set(ctx, ids, "closed", reason, prefix)
 
@@ -377,7 +370,7 @@ def close_cmd(ctx: click.Context, ids: tuple[str, ...], reason: str | None, pref
 @click.argument("ids", nargs=-1, required=True)
 @prefix_option
 @click.pass_context
-def reopen_cmd(ctx: click.Context, ids: tuple[str, ...], prefix: str | None) -> None:
+def reopen_cmd(ctx: click.Context, ids: tuple[str, ...], prefix: str) -> None:
     """Re-open alerts."""
     _set(ctx, ids, "open", None, prefix)
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 import click
 from elasticsearch import Elasticsearch
 
+from detectors.prefix import prefix_option
 from shipper.errors import SysmonError
 from shipper.es import ClusterSettings, make_client
 from shipper.redact import echo_masked_traceback, mask_text
@@ -46,14 +47,7 @@ def _client() -> Elasticsearch:
 
 
 def _common(func: F) -> F:
-    func = click.option(
-        "--prefix",
-        envvar="SYSMON_INDEX_PREFIX",
-        default="sysmon",
-        show_default=True,
-        help="Index name prefix (env SYSMON_INDEX_PREFIX).",
-    )(func)
-    return func
+    return prefix_option(func)
 
 
 def _cache_option(func: F) -> F:

@@ -3,24 +3,17 @@ written out or posted to Kibana."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
 
+from detectors.prefix import prefix_option
 from shipper.clifail import fail as _fail
 from shipper.errors import SysmonError
 
 from .client import KibanaAuth, import_objects
-from .objects import DEFAULT_PREFIX, check_prefix, export, load_objects, with_prefix
-
-
-def _prefix(prefix: str | None) -> str:
-    return check_prefix(prefix or os.environ.get("SYSMON_INDEX_PREFIX") or DEFAULT_PREFIX)
-
-
-_prefix_option = click.option("--prefix", help="Index prefix (default: SYSMON_INDEX_PREFIX or sysmon).")
+from .objects import export, load_objects, with_prefix
 
 
 @click.group("kibana")
@@ -29,7 +22,7 @@ def kibana() -> None:
 
 
 @kibana.command("export")
-@_prefix_option
+@prefix_option
 @click.option(
     "--out",
     "out",
@@ -37,11 +30,11 @@ def kibana() -> None:
     help="Write one NDJSON file per dashboard (and the data views) into DIR; default: all to stdout.",
 )
 @click.pass_context
-def export_cmd(ctx: click.Context, prefix: str | None, out: Path | None) -> None:
+def export_cmd(ctx: click.Context, prefix: str, out: Path | None) -> None:
     """Write the saved objects with the index prefix filled in (Kibana: Stack Management → Saved
     objects → Import, data-views.ndjson first)."""
     try:
-        objects = with_prefix(load_objects(), _prefix(prefix))
+        objects = with_prefix(load_objects(), prefix)
         if out is None:
             click.echo(objects.ndjson().decode("utf-8"), nl=False)
             return
@@ -56,7 +49,7 @@ def export_cmd(ctx: click.Context, prefix: str | None, out: Path | None) -> None
 @click.option(
     "--kibana-url", envvar="KIBANA_URL", required=True, help="e.g. https://kibana:5601 (or KIBANA_URL)."
 )
-@_prefix_option
+@prefix_option
 @click.option("--space", help="Kibana space id (default: the default space).")
 @click.option(
     "--ca-certs",
@@ -66,12 +59,12 @@ def export_cmd(ctx: click.Context, prefix: str | None, out: Path | None) -> None
 )
 @click.pass_context
 def import_cmd(
-    ctx: click.Context, kibana_url: str, prefix: str | None, space: str | None, ca_certs: str | None
+    ctx: click.Context, kibana_url: str, prefix: str, space: str | None, ca_certs: str | None
 ) -> None:
     """Import (overwrite) the saved objects into Kibana. Auth: KIBANA_API_KEY, else
     ES_USERNAME/ES_PASSWORD (each also as *_FILE)."""
     try:
-        objects = with_prefix(load_objects(), _prefix(prefix))
+        objects = with_prefix(load_objects(), prefix)
         res = import_objects(objects, kibana_url, KibanaAuth.from_env(), space=space, ca_certs=ca_certs)
     except SysmonError as exc:
         _fail(ctx, exc)
