@@ -72,6 +72,71 @@ def render_text(event_id: int, event_data: dict[str, str], newline: str = "\r\n"
     return newline.join([head, *(f"{key}: {value}" for key, value in event_data.items())])
 
 
+class _Blocks:
+    """The rendered-text block being read: its event ID (None outside a block), first line,
+    ``Name: value`` pairs and lines; ``skipping`` inside a block that was already reported."""
+
+    def __init__(self, source: str, host: str | None) -> None:
+        self.source = source
+        self.host = host
+        self.event_id: int | None = None
+        self.start = 0
+        self.data: dict[str, str] = {}
+        self.last_key: str | None = None
+        self.original: list[str] = []
+        self.skipping = False
+
+    def finish(self, end: int | None = None, end_line: int | None = None) -> RawEvent | None:
+        """The block read so far as a RawEvent (None if there is none); starts afresh."""
+        done = None
+        if self.event_id is not None:
+            done = RawEvent(
+                provider=SYSMON_PROVIDER,
+                event_id=self.event_id,
+                event_data=self.data,
+                computer=self.host,
+                channel=SYSMON_CHANNEL,
+                source=self.source,
+                position=f"line {self.start}",
+                original="\n".join(self.original),
+                end_offset=end,
+                end_line=end_line if end is not None else None,
+            )
+        self.event_id, self.data, self.last_key, self.original = None, {}, None, []
+        return done
+
+    def title(self, title: tuple[str, int | None], number: int, line: str) -> ReadError | None:
+        """Start the block a title line opens (after :meth:`finish`)."""
+        name, found = title
+        if found is None:
+            self.skipping = True
+            return ReadError("text", f"unknown event title {name!r}", self.source, f"line {number}", line)
+        self.skipping = False
+        self.event_id, self.start, self.original = found, number, [line]
+        return None
+
+    def value(self, number: int, line: str) -> ReadError | None:
+        """Take a ``Name: value`` line or a continuation line of the previous value."""
+        key, sep, value = line.partition(": ")
+        if not sep and line.endswith(":"):
+            key, sep, value = line[:-1], ":", ""
+        if self.event_id is None:
+            self.skipping = True
+            what = "text outside an event (no title line before it)"
+            return ReadError("text", what, self.source, f"line {number}", line)
+        self.original.append(line)
+        if sep and _is_name(key):
+            self.data[key] = value
+            self.last_key = key
+        elif self.last_key is not None:
+            self.data[self.last_key] += "\n" + line
+        else:
+            self.skipping = True
+            self.event_id, self.data, self.original = None, {}, []
+            return ReadError("text", "expected a 'Name: value' line", self.source, f"line {number}", line)
+        return None
+
+
 def read_text(
     stream: IO[bytes],
     source: str,
@@ -87,73 +152,24 @@ def read_text(
     ``end_line``), with ``codec`` the file's BOM-less codec when that is not the start. A
     block ended by a blank line or the next title carries ``end_offset``: the start of that
     line; the last block, ended by the end of input, does not (it may still be growing)."""
-    event_id: int | None = None
-    start = 0
-    data: dict[str, str] = {}
-    last_key: str | None = None
-    original: list[str] = []
-    skipping = False  # inside a block that was already reported
-
-    def finish(end: int | None = None, end_line: int | None = None) -> RawEvent | None:
-        nonlocal event_id, data, last_key, original
-        done = None
-        if event_id is not None:
-            done = RawEvent(
-                provider=SYSMON_PROVIDER,
-                event_id=event_id,
-                event_data=data,
-                computer=host,
-                channel=SYSMON_CHANNEL,
-                source=source,
-                position=f"line {start}",
-                original="\n".join(original),
-                end_offset=end,
-                end_line=end_line if end is not None else None,
-            )
-        event_id, data, last_key, original = None, {}, None, []
-        return done
-
+    block = _Blocks(source, host)
     for number, (line, at) in enumerate(_lines(stream, start_offset, codec), start_line):
+        err: ReadError | None = None
         if not line.strip():
-            done = finish(at, number)
-            if done is not None:
-                yield done
-            skipping = False
+            done = block.finish(at, number)
+            block.skipping = False
+        elif (title := _title(line)) is not None:
+            done = block.finish(at, number)
+            err = block.title(title, number, line)
+        elif block.skipping:
             continue
-        title = _title(line)
-        if title is not None:
-            done = finish(at, number)
-            if done is not None:
-                yield done
-            name, found = title
-            if found is None:
-                skipping = True
-                yield ReadError("text", f"unknown event title {name!r}", source, f"line {number}", line)
-                continue
-            skipping = False
-            event_id, start, original = found, number, [line]
-            continue
-        if skipping:
-            continue
-        key, sep, value = line.partition(": ")
-        if not sep and line.endswith(":"):
-            key, sep, value = line[:-1], ":", ""
-        if event_id is None:
-            skipping = True
-            yield ReadError(
-                "text", "text outside an event (no title line before it)", source, f"line {number}", line
-            )
-            continue
-        original.append(line)
-        if sep and _is_name(key):
-            data[key] = value
-            last_key = key
-        elif last_key is not None:
-            data[last_key] += "\n" + line
         else:
-            skipping = True
-            yield ReadError("text", "expected a 'Name: value' line", source, f"line {number}", line)
-            event_id, data, original = None, {}, []
-    done = finish()
+            done = None
+            err = block.value(number, line)
+        if done is not None:
+            yield done
+        if err is not None:
+            yield err
+    done = block.finish()
     if done is not None:
         yield done

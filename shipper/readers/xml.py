@@ -56,6 +56,38 @@ def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
 
+def _system(
+    part: ET.Element, fields: dict[str, object], provider: str | None, guid: str | None, event_id: int | None
+) -> tuple[str | None, str | None, int | None]:
+    """(provider, provider GUID, event ID) as updated by a ``<System>`` element (given: as an
+    earlier one left them); its other fields go into ``fields`` under their RawEvent names."""
+    for item in part:
+        key = _local(item.tag)
+        if key == "Provider":
+            provider = item.get("Name") or item.get("EventSourceName")
+            guid = guid_braced(item.get("Guid"))
+        elif key == "EventID":
+            event_id = to_int(item.text)
+        elif key == "TimeCreated":
+            fields["time_created"] = utc_iso(item.get("SystemTime"))
+        elif key == "Execution":
+            fields["process_id"] = to_int(item.get("ProcessID"))
+            fields["thread_id"] = to_int(item.get("ThreadID"))
+        elif key == "Security":
+            fields["user_sid"] = item.get("UserID") or None
+        elif key == "EventRecordID":
+            fields["record_id"] = to_int(item.text)
+        elif key in ("Version", "Level", "Task", "Opcode"):
+            fields[key.lower()] = to_int(item.text)
+        elif key == "Keywords":
+            fields["keywords"] = keywords_hex(item.text)
+        elif key == "Channel":
+            fields["channel"] = item.text or None
+        elif key == "Computer":
+            fields["computer"] = item.text or None
+    return provider, guid, event_id
+
+
 def event_from_element(
     root: ET.Element,
     source: str,
@@ -76,30 +108,7 @@ def event_from_element(
     for part in root:
         name = _local(part.tag)
         if name == "System":
-            for item in part:
-                key = _local(item.tag)
-                if key == "Provider":
-                    provider = item.get("Name") or item.get("EventSourceName")
-                    guid = guid_braced(item.get("Guid"))
-                elif key == "EventID":
-                    event_id = to_int(item.text)
-                elif key == "TimeCreated":
-                    fields["time_created"] = utc_iso(item.get("SystemTime"))
-                elif key == "Execution":
-                    fields["process_id"] = to_int(item.get("ProcessID"))
-                    fields["thread_id"] = to_int(item.get("ThreadID"))
-                elif key == "Security":
-                    fields["user_sid"] = item.get("UserID") or None
-                elif key == "EventRecordID":
-                    fields["record_id"] = to_int(item.text)
-                elif key in ("Version", "Level", "Task", "Opcode"):
-                    fields[key.lower()] = to_int(item.text)
-                elif key == "Keywords":
-                    fields["keywords"] = keywords_hex(item.text)
-                elif key == "Channel":
-                    fields["channel"] = item.text or None
-                elif key == "Computer":
-                    fields["computer"] = item.text or None
+            provider, guid, event_id = _system(part, fields, provider, guid, event_id)
         elif name == "EventData":
             unnamed = 0
             for item in part:
@@ -155,6 +164,151 @@ def _parse_event(
         return ReadError("xml", str(exc), source, position, text, **ends)
 
 
+class _Stray:
+    """Text between events that is not allowed there (a damaged start tag, another form read as
+    XML), gathered per stretch so that each stretch is one ReadError, never dropped silently."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.parts: list[str] = []
+        self.chars = 0
+        self.line = 0
+        self.more = False  # text beyond MAX_STRAY_CHARS was only counted
+
+    def note(self, seg: str, at_line: int) -> None:
+        """Keep ``seg`` (starting on ``at_line``), text outside any event."""
+        if not seg:
+            return
+        if not self.parts:
+            lead = len(seg) - len(seg.lstrip())
+            if lead == len(seg):
+                return
+            self.line = at_line + seg.count("\n", 0, lead)
+            seg = seg[lead:]
+        if self.chars >= MAX_STRAY_CHARS:
+            self.more = True
+            return
+        seg = seg[: MAX_STRAY_CHARS - self.chars]
+        self.parts.append(seg)
+        self.chars += len(seg)
+
+    def error(self) -> ReadError | None:
+        """The ReadError for the stretch noted so far (None if it was all allowed); resets."""
+        if not self.parts:
+            return None
+        text = "".join(self.parts)
+        more = self.more
+        self.parts.clear()
+        self.chars = 0
+        self.more = False
+        first = _first_stray(text)
+        if first is None and not more:
+            return None
+        first = first if first is not None else len(text)
+        snippet = text[first : first + 60].replace("\n", " ")
+        what = f"text outside any <Event> element was not read: {snippet!r}"
+        if _FORBIDDEN.match(text, first):
+            what = _REFUSED + f"; it was not read, the events around it were: {snippet!r}"
+        where = f"line {self.line + text.count(chr(10), 0, first)}"
+        return ReadError("xml", what, self.source, where, text[:4096])
+
+
+class _XmlReader:
+    """One event XML stream being cut into events: the decoded text held (``buf``), what is
+    consumed (before ``pos``, which is on line ``line``) and the byte counter
+    (``counter.offset`` is the file offset of ``buf[mark]``)."""
+
+    def __init__(
+        self, stream: IO[bytes], source: str, start_offset: int | None, start_line: int, codec: str | None
+    ) -> None:
+        self.source = source
+        self.blocks, self.counter = decoded(stream, start_offset, codec)
+        self.buf = ""
+        self.pos = 0
+        self.line = start_line
+        self.mark = 0
+        self.eof = False
+        self.stray = _Stray(source)
+
+    def events(self) -> Iterator[RawEvent | ReadError]:
+        while True:
+            start = _EVENT_START.search(self.buf, self.pos)
+            if start is not None:
+                begin = start.start()
+                self.stray.note(self.buf[self.pos : begin], self.line)
+                err = self.stray.error()
+                if err is not None:
+                    yield err
+                item = self._take(begin)
+                if item is not None:
+                    yield item
+                    continue
+                keep = begin  # the event is incomplete: read on
+            else:
+                # a start tag may straddle two blocks
+                keep = len(self.buf) if self.eof else max(self.pos, len(self.buf) - 16)
+                self.stray.note(self.buf[self.pos : keep], self.line)
+            if self.eof:
+                err = self.stray.error()
+                if err is not None:
+                    yield err
+                return
+            self._refill(keep)
+
+    def _take(self, begin: int) -> RawEvent | ReadError | None:
+        """The event starting at ``begin`` (or its error); None while it may be incomplete."""
+        buf = self.buf
+        end = buf.find(_EVENT_END, begin)
+        nxt = _EVENT_START.search(buf, begin + 6)
+        if end >= 0 and (nxt is None or nxt.start() > end):
+            return self._complete(begin, end + len(_EVENT_END))
+        if nxt is not None or (self.eof and end < 0) or len(buf) - begin > MAX_EVENT_CHARS:
+            return self._unterminated(begin, nxt.start() if nxt is not None else len(buf), nxt is not None)
+        return None
+
+    def _consume(self, begin: int, stop: int) -> int:
+        """Consume ``buf`` up to ``stop``; the line number of ``begin``."""
+        buf = self.buf
+        ev_line = self.line + buf.count("\n", self.pos, begin)
+        self.line = ev_line + buf.count("\n", begin, stop)
+        self.counter.advance(buf[self.mark : stop])
+        self.pos = self.mark = stop
+        return ev_line
+
+    def _complete(self, begin: int, stop: int) -> RawEvent | ReadError:
+        ev_line = self._consume(begin, stop)
+        offset = self.counter.offset
+        end_line = self.line if offset is not None else None
+        return _parse_event(self.buf[begin:stop], self.source, ev_line, offset, end_line)
+
+    def _unterminated(self, begin: int, cut: int, before_next: bool) -> ReadError:
+        ev_line = self._consume(begin, cut)
+        # resuming is safe only at the next event's start, not at a possibly growing end
+        known = before_next and self.counter.offset is not None
+        return ReadError(
+            "xml",
+            "unterminated <Event> (no </Event> before the next event or the end of input)",
+            self.source,
+            f"line {ev_line}",
+            self.buf[begin:cut][:4096],
+            self.counter.offset if known else None,
+            self.line if known else None,
+        )
+
+    def _refill(self, keep: int) -> None:
+        """Drop ``buf`` before ``keep`` (noted already) and append the next block."""
+        buf = self.buf
+        self.line += buf.count("\n", self.pos, keep)
+        self.counter.advance(buf[self.mark : keep])
+        try:
+            block = next(self.blocks)
+        except StopIteration:
+            self.eof = True
+            block = ""
+        self.buf = buf[keep:] + block
+        self.pos = self.mark = 0
+
+
 def read_xml(
     stream: IO[bytes],
     source: str,
@@ -168,121 +322,4 @@ def read_xml(
     ``start_offset``/``start_line``: where ``stream`` starts in its file (an event's ``end_offset``/
     ``end_line``), with ``codec`` the file's BOM-less codec when that is not the start.
     Every event (and malformed event) carries ``end_offset``: just past its ``</Event>``."""
-    buf = ""
-    # Text between events that is not allowed there (a damaged start tag, another form read as
-    # XML) is reported as one ReadError per stretch, never dropped silently.
-    stray: list[str] = []
-    stray_chars = 0
-    stray_line = 0
-    stray_more = False
-
-    def note(a: int, b: int, at_line: int) -> None:
-        """Keep ``buf[a:b]`` (starting on ``at_line``), text outside any event."""
-        nonlocal stray_chars, stray_line, stray_more
-        if a >= b:
-            return
-        seg = buf[a:b]
-        if not stray:
-            lead = len(seg) - len(seg.lstrip())
-            if lead == len(seg):
-                return
-            stray_line = at_line + seg.count("\n", 0, lead)
-            seg = seg[lead:]
-        if stray_chars >= MAX_STRAY_CHARS:
-            stray_more = True
-            return
-        seg = seg[: MAX_STRAY_CHARS - stray_chars]
-        stray.append(seg)
-        stray_chars += len(seg)
-
-    def stray_error() -> ReadError | None:
-        nonlocal stray_chars, stray_more
-        if not stray:
-            return None
-        text = "".join(stray)
-        more = stray_more
-        stray.clear()
-        stray_chars = 0
-        stray_more = False
-        first = _first_stray(text)
-        if first is None and not more:
-            return None
-        first = first if first is not None else len(text)
-        snippet = text[first : first + 60].replace("\n", " ")
-        what = f"text outside any <Event> element was not read: {snippet!r}"
-        if _FORBIDDEN.match(text, first):
-            what = _REFUSED + f"; it was not read, the events around it were: {snippet!r}"
-        return ReadError(
-            "xml",
-            what,
-            source,
-            f"line {stray_line + text.count(chr(10), 0, first)}",
-            text[:4096],
-        )
-
-    pos = 0  # everything before pos is consumed
-    blocks, counter = decoded(stream, start_offset, codec)
-    line = start_line  # line number at buf[pos]
-    mark = 0  # counter.offset is the byte offset of buf[mark]
-    eof = False
-    while True:
-        start = _EVENT_START.search(buf, pos)
-        if start is not None:
-            begin = start.start()
-            end = buf.find(_EVENT_END, begin)
-            nxt = _EVENT_START.search(buf, begin + 6)
-            note(pos, begin, line)
-            err = stray_error()
-            if err is not None:
-                yield err
-            if end >= 0 and (nxt is None or nxt.start() > end):
-                stop = end + len(_EVENT_END)
-                ev_line = line + buf.count("\n", pos, begin)
-                line = ev_line + buf.count("\n", begin, stop)
-                counter.advance(buf[mark:stop])
-                mark = stop
-                end_line = line if counter.offset is not None else None
-                yield _parse_event(buf[begin:stop], source, ev_line, counter.offset, end_line)
-                pos = stop
-                continue
-            if nxt is not None or (eof and end < 0) or len(buf) - begin > MAX_EVENT_CHARS:
-                cut = nxt.start() if nxt is not None else len(buf)
-                ev_line = line + buf.count("\n", pos, begin)
-                line = ev_line + buf.count("\n", begin, cut)
-                counter.advance(buf[mark:cut])
-                mark = cut
-                known = nxt is not None and counter.offset is not None
-                yield ReadError(
-                    "xml",
-                    "unterminated <Event> (no </Event> before the next event or the end of input)",
-                    source,
-                    f"line {ev_line}",
-                    buf[begin:cut][:4096],
-                    counter.offset if known else None,
-                    line if known else None,
-                )
-                pos = cut
-                continue
-            line += buf.count("\n", pos, begin)  # the text before it is noted
-            pos = keep = begin
-        else:
-            keep = max(pos, len(buf) - 16)  # a start tag may straddle two blocks
-            if eof:
-                keep = len(buf)
-            note(pos, keep, line)
-        if eof:
-            err = stray_error()
-            if err is not None:
-                yield err
-            return
-        line += buf.count("\n", pos, keep)
-        counter.advance(buf[mark:keep])
-        mark = 0
-        tail = buf[keep:]
-        try:
-            block = next(blocks)
-        except StopIteration:
-            eof = True
-            block = ""
-        buf = tail + block
-        pos = 0
+    yield from _XmlReader(stream, source, start_offset, start_line, codec).events()
