@@ -287,6 +287,116 @@ def _new_generation(state: FeedState | None) -> tuple[int, str]:
     return gen, f"{gen}-{secrets.token_hex(4)}"
 
 
+class _GenerationWriter:
+    """Writes one generation of a feed: indicator documents deduplicated per (type, value), and
+    each type's values as lookup chunks of at most ``chunk_size``."""
+
+    def __init__(
+        self,
+        es: Elasticsearch,
+        result: LoadResult,
+        *,
+        prefix: str,
+        generation_id: str,
+        chunk_size: int,
+        progress: Progress | None,
+    ) -> None:
+        self.result = result
+        self.name, self.kind = result.feed, result.kind
+        self.generation = int(result.generation or 0)
+        self.generation_id = generation_id
+        self.chunk_size = chunk_size
+        self.progress = progress
+        self.stamp = _iso(_now())
+        self.bulk = _Bulk(es)
+        self.ind_index, self.lk_index = indicators_index(prefix), lookup_index(prefix)
+        self.seen: dict[bytes, bool] = {}  # key digest -> derived
+        self.lists: dict[str, list[str]] = {}
+        self.chunks: dict[str, list[str]] = {}
+        self.chunk_counts: dict[str, list[int]] = {}
+        self.invalid = 0
+
+    @property
+    def indices(self) -> tuple[str, str]:
+        return self.ind_index, self.lk_index
+
+    def chunk_ids(self) -> list[str]:
+        return [c for ids in self.chunks.values() for c in ids]
+
+    def write(self, items: Iterable[ParseItem]) -> None:
+        """Every item, then the partial chunks; everything sent."""
+        for item in items:
+            if isinstance(item, ParseIssue):
+                self._issue(item)
+            else:
+                self._indicator(item)
+        for type_ in list(self.lists):
+            self._write_chunk(type_)
+        self.bulk.flush()
+
+    def _issue(self, issue: ParseIssue) -> None:
+        result = self.result
+        result.issue_count += 1
+        self.invalid += issue.kind == "invalid"
+        if len(result.issues) < MAX_ISSUES_KEPT:
+            result.issues.append(issue)
+
+    def _indicator(self, item: Indicator) -> None:
+        doc_id = indicator_id(self.name, item.type, item.value)
+        key = doc_id.encode()
+        previous = self.seen.get(key)
+        if previous is not None and not (previous and not item.derived):
+            return  # a duplicate (a listed value wins over one derived from a URL)
+        self.seen[key] = item.derived
+        doc = _indicator_doc(item, self.name, self.kind, self.generation, self.stamp)
+        self.bulk.index(self.ind_index, doc_id, doc)
+        if previous is not None:
+            return  # the listed value replaced the derived one: already counted and listed
+        counts = self.result.counts
+        counts[item.type] = counts.get(item.type, 0) + 1
+        bucket = self.lists.setdefault(item.type, [])
+        bucket.append(item.value)
+        if len(bucket) >= self.chunk_size:
+            self._write_chunk(item.type)
+        if self.progress is not None and len(self.seen) % 10_000 == 0:
+            self.progress(len(self.seen))
+
+    def _write_chunk(self, type_: str) -> None:
+        values = self.lists.pop(type_)
+        number = len(self.chunks.setdefault(type_, []))
+        cid = chunk_id(self.name, self.generation_id, type_, number)
+        doc = {
+            "feed": self.name,
+            "kind": self.kind,
+            "type": type_,
+            "generation": self.generation,
+            "generation_id": self.generation_id,
+            "chunk": number,
+            "count": len(values),
+            "values": values,
+        }
+        self.bulk.index(self.lk_index, cid, doc)
+        self.chunks[type_].append(cid)
+        self.chunk_counts.setdefault(type_, []).append(len(values))
+
+    def take_rejections(self) -> None:
+        """A rejected chunk fails the load (its list would be incomplete); a rejected indicator
+        document is only an issue (lookups read the chunks)."""
+        chunk_ids = set(self.chunk_ids())
+        chunk_errors = [e for e in self.bulk.errors if e[0] in chunk_ids]
+        if chunk_errors:
+            raise IntelLoadError(
+                f"Elasticsearch rejected lookup chunk {chunk_errors[0][0]}: {chunk_errors[0][1]}"
+            )
+        result = self.result
+        for doc_id, reason in self.bulk.errors:
+            result.issue_count += 1
+            if len(result.issues) < MAX_ISSUES_KEPT:
+                result.issues.append(
+                    ParseIssue(0, f"indicator document {doc_id} rejected: {reason}", source=self.name)
+                )
+
+
 def load_items(
     es: Elasticsearch,
     items: Iterable[ParseItem],
@@ -315,118 +425,20 @@ def load_items(
     started = time.monotonic()
     state = read_state(es, name, prefix=prefix)
     generation, generation_id = _new_generation(state)
-    stamp = _iso(_now())
     result = LoadResult(feed=name, kind=str(kind), status="loaded", generation=generation)
-    bulk = _Bulk(es)
-    ind_index, lk_index = indicators_index(prefix), lookup_index(prefix)
-    seen: dict[bytes, bool] = {}  # key digest -> derived
-    lists: dict[str, list[str]] = {}
-    chunks: dict[str, list[str]] = {}
-    chunk_counts: dict[str, list[int]] = {}
-    invalid = 0
-
-    def write_chunk(kind_: str) -> None:
-        values = lists.pop(kind_)
-        number = len(chunks.setdefault(kind_, []))
-        cid = chunk_id(name, generation_id, kind_, number)
-        doc = {
-            "feed": name,
-            "kind": str(kind),
-            "type": kind_,
-            "generation": generation,
-            "generation_id": generation_id,
-            "chunk": number,
-            "count": len(values),
-            "values": values,
-        }
-        bulk.index(lk_index, cid, doc)
-        chunks[kind_].append(cid)
-        chunk_counts.setdefault(kind_, []).append(len(values))
-
+    writer = _GenerationWriter(
+        es, result, prefix=prefix, generation_id=generation_id, chunk_size=chunk_size, progress=progress
+    )
     try:
-        for item in items:
-            if isinstance(item, ParseIssue):
-                result.issue_count += 1
-                invalid += item.kind == "invalid"
-                if len(result.issues) < MAX_ISSUES_KEPT:
-                    result.issues.append(item)
-                continue
-            doc_id = indicator_id(name, item.type, item.value)
-            key = doc_id.encode()
-            previous = seen.get(key)
-            if previous is not None and not (previous and not item.derived):
-                continue  # a duplicate (a listed value wins over one derived from a URL)
-            seen[key] = item.derived
-            bulk.index(ind_index, doc_id, _indicator_doc(item, name, str(kind), generation, stamp))
-            if previous is None:
-                result.counts[item.type] = result.counts.get(item.type, 0) + 1
-                bucket = lists.setdefault(item.type, [])
-                bucket.append(item.value)
-                if len(bucket) >= chunk_size:
-                    write_chunk(item.type)
-                if progress is not None and len(seen) % 10_000 == 0:
-                    progress(len(seen))
-        for kind_ in list(lists):
-            write_chunk(kind_)
-        bulk.flush()
+        writer.write(items)
         if not force:
-            indices = (ind_index, lk_index)
-            _refuse_if_shrinking(es, guard or CoverageGuard(), result, invalid, state, chunks, indices)
-        chunk_errors = [e for e in bulk.errors if e[0] in {c for ids in chunks.values() for c in ids}]
-        if chunk_errors:
-            raise IntelLoadError(
-                f"Elasticsearch rejected lookup chunk {chunk_errors[0][0]}: {chunk_errors[0][1]}"
-            )
-        for doc_id, reason in bulk.errors:
-            result.issue_count += 1
-            if len(result.issues) < MAX_ISSUES_KEPT:
-                result.issues.append(
-                    ParseIssue(0, f"indicator document {doc_id} rejected: {reason}", source=name)
-                )
-        es.indices.refresh(index=f"{ind_index},{lk_index}")
-
-        # the flip
-        now = _now()
-        retired: list[dict[str, Any]] = list(state.doc.get("retired", [])) if state else []
-        if state and state.doc.get("generation_id"):
-            retired.append(
-                {
-                    "generation": state.doc.get("generation"),
-                    "generation_id": state.doc["generation_id"],
-                    "retired_at": _iso(now),
-                    "chunks": [c for ids in state.doc.get("chunks", {}).values() for c in ids],
-                }
-            )
-        manifest: dict[str, Any] = dict(state.doc) if state else {}
-        manifest.update(
-            feed=name,
-            kind=str(kind),
-            generation=generation,
-            generation_id=generation_id,
-            chunks=chunks,
-            chunk_counts=chunk_counts,
-            counts=result.counts,
-            total=result.total,
-            issues=result.issue_count,
-            retired=retired,
-            status="loaded",
-            last_refresh=_iso(now),
-            last_attempt=_iso(now),
-            last_error=None,
-            duration_seconds=round(time.monotonic() - started, 3),
-        )
-        if source:
-            manifest["source"] = {**manifest.get("source", {}), **source}
-        if refresh_seconds is not None:
-            manifest["refresh_seconds"] = int(refresh_seconds)
-        try:
-            _write_state(es, prefix, name, manifest, state)
-        except ConflictError:
-            _delete_ids(es, lk_index, [c for ids in chunks.values() for c in ids])
-            raise IntelLoadError(
-                f"feed {name} was loaded by someone else meanwhile; this load was discarded", source=name
-            ) from None
-        result.chunks = sum(len(v) for v in chunks.values())
+            guard_ = guard or CoverageGuard()
+            _refuse_if_shrinking(es, guard_, result, writer.invalid, state, writer.chunks, writer.indices)
+        writer.take_rejections()
+        es.indices.refresh(index=",".join(writer.indices))
+        manifest = _next_manifest(state, writer, started, source, refresh_seconds)
+        _flip(es, prefix, manifest, state, writer)
+        result.chunks = sum(len(v) for v in writer.chunks.values())
         result.deleted = _cleanup(es, prefix, name, kind, generation, grace)
     except IntelLoadError as exc:
         result.status, result.error = "failed", exc.message
@@ -435,12 +447,75 @@ def load_items(
         # the parse or the cluster failed mid-load: the manifest was not flipped; drop this
         # generation's chunks (best effort) and let the caller record the error
         try:
-            _delete_ids(es, lk_index, [c for ids in chunks.values() for c in ids])
+            _delete_ids(es, writer.lk_index, writer.chunk_ids())
         except Exception:
             log.exception("intel feed %s: could not delete the chunks of a failed load", name)
         raise
     result.duration = time.monotonic() - started
     return result
+
+
+def _next_manifest(
+    state: FeedState | None,
+    writer: _GenerationWriter,
+    started: float,
+    source: dict[str, Any] | None,
+    refresh_seconds: float | None,
+) -> dict[str, Any]:
+    """The manifest listing the new generation; the current one goes to ``retired``."""
+    result = writer.result
+    now = _now()
+    retired: list[dict[str, Any]] = list(state.doc.get("retired", [])) if state else []
+    if state and state.doc.get("generation_id"):
+        retired.append(
+            {
+                "generation": state.doc.get("generation"),
+                "generation_id": state.doc["generation_id"],
+                "retired_at": _iso(now),
+                "chunks": [c for ids in state.doc.get("chunks", {}).values() for c in ids],
+            }
+        )
+    manifest: dict[str, Any] = dict(state.doc) if state else {}
+    manifest.update(
+        feed=result.feed,
+        kind=result.kind,
+        generation=writer.generation,
+        generation_id=writer.generation_id,
+        chunks=writer.chunks,
+        chunk_counts=writer.chunk_counts,
+        counts=result.counts,
+        total=result.total,
+        issues=result.issue_count,
+        retired=retired,
+        status="loaded",
+        last_refresh=_iso(now),
+        last_attempt=_iso(now),
+        last_error=None,
+        duration_seconds=round(time.monotonic() - started, 3),
+    )
+    if source:
+        manifest["source"] = {**manifest.get("source", {}), **source}
+    if refresh_seconds is not None:
+        manifest["refresh_seconds"] = int(refresh_seconds)
+    return manifest
+
+
+def _flip(
+    es: Elasticsearch,
+    prefix: str,
+    manifest: dict[str, Any],
+    state: FeedState | None,
+    writer: _GenerationWriter,
+) -> None:
+    """Make the new generation current; a loader that flipped first wins and ours is dropped."""
+    name = writer.name
+    try:
+        _write_state(es, prefix, name, manifest, state)
+    except ConflictError:
+        _delete_ids(es, writer.lk_index, writer.chunk_ids())
+        raise IntelLoadError(
+            f"feed {name} was loaded by someone else meanwhile; this load was discarded", source=name
+        ) from None
 
 
 def _refuse_if_shrinking(

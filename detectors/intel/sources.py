@@ -187,64 +187,99 @@ def fetch(
     meta = cache.read_meta(feed.name)
     if meta is not None and meta.url_hash != _url_hash(feed.url):
         meta = None  # the location changed: the cached body is of another feed
+    headers = _request_headers(feed, meta)
+    director = opener(feed)
+    failure = _Failure("not attempted", retry=False)
+    http_status: int | None = None
+    attempt = 0
+    for attempt in range(1, feed.retries + 2):
+        outcome = _attempt(feed, cache, director, headers, meta, attempt)
+        if isinstance(outcome, FetchResult):
+            return outcome
+        failure = outcome
+        if failure.http_status is not None:
+            http_status = failure.http_status
+        if not failure.retry or attempt > feed.retries:
+            break
+        delay = min(MAX_BACKOFF, backoff * 2 ** (attempt - 1))
+        log.warning(
+            "intel feed %s: %s (attempt %d of %d), retrying in %.1fs",
+            feed.name,
+            failure.error,
+            attempt,
+            feed.retries + 1,
+            delay,
+        )
+        sleep(delay)
+    return _failed(feed, cache, failure.error, http_status, attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """Why one attempt failed and whether another may succeed."""
+
+    error: str
+    retry: bool
+    http_status: int | None = None
+
+
+def _request_headers(feed: FeedConfig, meta: CacheMeta | None) -> dict[str, str]:
+    """The feed's own headers, made conditional on the cached copy's validators."""
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity", **feed.request_headers()}
     if meta is not None:
         if meta.etag:
             headers["If-None-Match"] = meta.etag
         if meta.last_modified:
             headers["If-Modified-Since"] = meta.last_modified
-    director = opener(feed)
-    error = "not attempted"
-    http_status: int | None = None
-    attempt = 0
-    for attempt in range(1, feed.retries + 2):
-        retry = False
-        try:
-            request = urllib.request.Request(feed.url, headers=headers)
-            started = time.monotonic()
-            with director.open(request, timeout=feed.timeout) as response:
-                result = _store(feed, cache, response, attempt, started)
-                log.info("intel feed %s: downloaded %s", feed.name, _size(result))
-                return result
-        except urllib.error.HTTPError as exc:
-            http_status = exc.code
-            exc.close()
-            if exc.code == 304 and meta is not None:
-                now = _now()
-                cache.write_meta(feed.name, _replace_checked(meta, now))
-                log.info("intel feed %s: not modified", feed.name)
-                return FetchResult(
-                    feed.name,
-                    "not_modified",
-                    cache.body_path(feed.name),
-                    http_status=304,
-                    attempts=attempt,
-                    fetched_at=meta.fetched_at,
-                )
-            error = f"HTTP {exc.code} {exc.reason}"
-            retry = exc.code in RETRYABLE_HTTP
-        except DeadlineExceeded as exc:
-            error = str(exc)
-            retry = False  # a feed too slow to finish once will not finish on the next try
-        except (urllib.error.URLError, HTTPException, OSError) as exc:
-            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            if isinstance(reason, TimeoutError):  # connecting, waiting for the answer, or mid-body
-                error = f"timed out after {feed.timeout:g}s (no data for that long)"
-            else:
-                error = f"connection failed: {reason}"
-            retry = not isinstance(reason, ssl.SSLCertVerificationError)
-        if not retry or attempt > feed.retries:
-            break
-        delay = min(MAX_BACKOFF, backoff * 2 ** (attempt - 1))
-        log.warning(
-            "intel feed %s: %s (attempt %d of %d), retrying in %.1fs",
-            feed.name,
-            error,
-            attempt,
-            feed.retries + 1,
-            delay,
-        )
-        sleep(delay)
+    return headers
+
+
+def _attempt(
+    feed: FeedConfig,
+    cache: FeedCache,
+    director: urllib.request.OpenerDirector,
+    headers: dict[str, str],
+    meta: CacheMeta | None,
+    attempt: int,
+) -> FetchResult | _Failure:
+    """One request: the stored download, the cached copy on 304, or why it failed."""
+    try:
+        request = urllib.request.Request(feed.url, headers=headers)
+        started = time.monotonic()
+        with director.open(request, timeout=feed.timeout) as response:
+            result = _store(feed, cache, response, attempt, started)
+            log.info("intel feed %s: downloaded %s", feed.name, _size(result))
+            return result
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        if exc.code == 304 and meta is not None:
+            cache.write_meta(feed.name, _replace_checked(meta, _now()))
+            log.info("intel feed %s: not modified", feed.name)
+            return FetchResult(
+                feed.name,
+                "not_modified",
+                cache.body_path(feed.name),
+                http_status=304,
+                attempts=attempt,
+                fetched_at=meta.fetched_at,
+            )
+        return _Failure(f"HTTP {exc.code} {exc.reason}", exc.code in RETRYABLE_HTTP, exc.code)
+    except DeadlineExceeded as exc:
+        # a feed too slow to finish once will not finish on the next try
+        return _Failure(str(exc), retry=False)
+    except (urllib.error.URLError, HTTPException, OSError) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, TimeoutError):  # connecting, waiting for the answer, or mid-body
+            error = f"timed out after {feed.timeout:g}s (no data for that long)"
+        else:
+            error = f"connection failed: {reason}"
+        return _Failure(error, retry=not isinstance(reason, ssl.SSLCertVerificationError))
+
+
+def _failed(
+    feed: FeedConfig, cache: FeedCache, error: str, http_status: int | None, attempts: int
+) -> FetchResult:
+    """The failed fetch, with the cached copy (if any) to keep using."""
     kept = cache.body_path(feed.name) if cache.has_body(feed.name) else None
     message = f"{error} from {feed.display_location}"
     old = cache.read_meta(feed.name)
@@ -260,7 +295,7 @@ def fetch(
         kept,
         error=message,
         http_status=http_status,
-        attempts=attempt,
+        attempts=attempts,
         fetched_at=old.fetched_at if old else None,
     )
 
