@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from detectors.alerts import alert_id, from_event, month_suffix
 from detectors.ancestry import Chain, Link
-from detectors.builders import _merge_hosts
+from detectors.builders.spread import _merge_hosts
 from detectors.engine import RunResult
 from detectors.loader import BUILTIN_DIR, load_rules
 from detectors.model import Rule

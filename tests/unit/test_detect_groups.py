@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from detectors.builders import (
+from detectors.builders.groups import (
     GroupRef,
     bucket_start,
     figures_from_response,
