@@ -7,7 +7,7 @@
   indexed) of at most ``chunk_size`` entries, below ``index.max_terms_count``.
 * ``<prefix>-intel-feeds`` — one document per feed, id the feed name: the *manifest* (which chunk
   documents make up the feed's current list) and the feed's refresh state. Readers read it first;
-  flipping it is what makes a refresh atomic (see ``detectors/intel/loader.py``).
+  flipping it is what makes a refresh atomic (see ``detectors/intel/generation.py``).
 
 Templates live in ``mappings/intel-*.json`` with ``{prefix}`` in their index patterns.
 """
