@@ -20,17 +20,21 @@ def _ignored(name: str) -> bool:
     return name.startswith(".") or name.lower().endswith(_IGNORED_SUFFIXES) or name.startswith("LICENSE")
 
 
-def expand_inputs(inputs: Iterable[str]) -> list[str]:
+def expand_inputs(inputs: Iterable[str], named: dict[str, str] | None = None) -> list[str]:
     """Files, folders (recursively, sorted), globs and ``-`` → a list of sources, in order,
-    each once. A name that matches nothing is an error naming it."""
+    each once. A name that matches nothing is an error naming it. ``named``, if given, gets
+    each source's absolute path → the input that named it first."""
     out: list[str] = []
     seen: set[str] = set()
+    item = ""
 
     def add(path: str) -> None:
         key = path if path == STDIN else os.path.abspath(path)
         if key not in seen:
             seen.add(key)
             out.append(path)
+            if named is not None:
+                named[key] = item
 
     for item in inputs:
         if item == STDIN:
@@ -60,7 +64,11 @@ class SourceLabels(Generic[T]):
     glob matches, and anything found later under its folder, as ``watch`` finds them). The
     first input that names a source wins, as in :func:`expand_inputs`."""
 
-    def __init__(self, inputs: Iterable[str], labelled: Mapping[str, T]) -> None:
+    def __init__(
+        self, inputs: Iterable[str], labelled: Mapping[str, T], named: Mapping[str, str] | None = None
+    ) -> None:
+        """``named``: what :func:`expand_inputs` found for ``inputs`` (source → input), so
+        that they are not expanded again; without it, files and globs are expanded here."""
         self._exact: dict[str, T] = {}
         self._folders: list[tuple[str, T]] = []
         by_path = {os.path.abspath(k): v for k, v in labelled.items() if k != STDIN}
@@ -68,10 +76,16 @@ class SourceLabels(Generic[T]):
             extra = labelled.get(item) if item in labelled else by_path.get(os.path.abspath(item))
             if extra is None or item == STDIN:
                 continue
-            if Path(item).is_dir():
+            if Path(item).is_dir():  # everything under it, found now or later
                 self._folders.append((os.path.join(os.path.abspath(item), ""), extra))
-            for path in expand_inputs([item]):
-                self._exact.setdefault(os.path.abspath(path), extra)
+            elif named is None:
+                for path in expand_inputs([item]):
+                    self._exact.setdefault(os.path.abspath(path), extra)
+        if named is not None:
+            for path, item in named.items():
+                found = labelled.get(item) if item in labelled else by_path.get(os.path.abspath(item))
+                if found is not None and item != STDIN:
+                    self._exact.setdefault(path, found)
 
     def __bool__(self) -> bool:
         return bool(self._exact or self._folders)

@@ -103,10 +103,11 @@ def _run_shipping(
     client, _version = connect(ctx, cfg, max_retries=0, retry_on_timeout=False)
     try:
         _check_templates(cfg, client, do_setup)
-        paths = expand_inputs(inputs) if watch_folder is None else []
+        found: dict[str, str] = {}  # source → the input that named it
+        paths = expand_inputs(inputs, found) if watch_folder is None else []
         # a configured input's labels go to the sources it names, given again here or not
-        named = list(inputs) if watch_folder is None else [watch_folder]
-        source_labels = SourceLabels(named, cfg.input_labels) if cfg.input_labels else None
+        given = list(inputs) if watch_folder is None else [watch_folder]
+        source_labels = SourceLabels(given, cfg.input_labels, found) if cfg.input_labels else None
     except SysmonError as exc:
         _fail(ctx, exc)
     with _stop_on_signals() as stop:

@@ -10,7 +10,7 @@ import pytest
 from shipper.config import load_file
 from shipper.envelope import Envelope, InputLabels
 from shipper.errors import ConfigError
-from shipper.inputs import SourceLabels
+from shipper.inputs import SourceLabels, expand_inputs
 
 
 def _config(tmp_path: Path, text: str) -> Path:
@@ -92,3 +92,26 @@ def test_source_labels_cover_files_globs_and_later_files_in_folders(tmp_path: Pa
     assert index.get(str(tmp_path / "elsewhere.evtx")) is None
     assert index.get("-") is None  # standard input is never a configured path's
     assert not SourceLabels([str(case)], {})
+
+
+def test_source_labels_from_one_expansion_match_expanding_again(tmp_path: Path) -> None:
+    case = tmp_path / "case"
+    case.mkdir()
+    (case / "a.evtx").write_bytes(b"")
+    (tmp_path / "c.json").write_bytes(b"")
+    (tmp_path / "d.json").write_bytes(b"")
+    inputs = [str(tmp_path / "c.*"), str(tmp_path / "*.json"), str(case)]
+    labelled = {inputs[1]: InputLabels({"k": "json"}), inputs[2]: InputLabels({"k": "case"})}
+    found: dict[str, str] = {}
+    paths = expand_inputs(inputs, found)
+    assert found == {
+        str(Path(p).resolve()): i for p, i in zip(paths, [inputs[0], inputs[1], inputs[2]], strict=True)
+    }
+    once, again = SourceLabels(inputs, labelled, found), SourceLabels(inputs, labelled)
+    for path in [*paths[1:], str(case / "later.evtx"), str(tmp_path / "e.json")]:
+        assert once.get(path) == again.get(path)
+    # expanded once, the first input that names a source decides, labelled or not (expanded
+    # again, only labelled inputs are seen)
+    assert again.get(paths[0]) == InputLabels({"k": "json"})
+    assert once.get(str(tmp_path / "c.json")) is None  # named first by the unlabelled input
+    assert once.get(str(tmp_path / "d.json")) == InputLabels({"k": "json"})
