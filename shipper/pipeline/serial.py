@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shipper.inputs import STDIN
-from shipper.native import MappedBatch, NativeSession, document_time
+from shipper.native import MappedBatch, NativeSession, document_time, native_head
 from shipper.raw import RawEvent, ReadError
 from shipper.readers.registry import closed_after, open_input, read_opened
 from shipper.stats import Stats
@@ -96,15 +96,22 @@ def _items_of(runs: list[ItemRun], rec: MappedBatch, base: int) -> Iterator[Item
     """The documents of ``runs`` (cut from ``rec``, whose first record follows ``base``) one
     Item each."""
     positions = rec.positions()
+    # a run's documents mostly share a month: the suffix by the first 22 bytes of a native
+    # head (``{"@timestamp":"YYYY-MM``), which decide it
+    suffixes: dict[bytes, str] = {}
     for run in runs:
         at = run.first_seq - base - 1  # the run's first record in the batch
         nothing: list[int | None] = [None] * len(run)
         ends: list[int | None] = [*run.end_offsets] if run.end_offsets is not None else nothing
         end_lines: list[int | None] = [*run.end_lines] if run.end_lines is not None else nothing
+        first, source, ids = run.first_seq, run.source, run.doc_ids
         for k, raw in enumerate(run.docs):
-            suffix = index_suffix(document_time(raw)) or "unknown"
-            seq, position = run.first_seq + k, positions[at + k]
-            yield Item(None, run.doc_ids[k], suffix, run.source, seq, position, ends[k], end_lines[k], raw)
+            suffix = suffixes.get(raw[:22])
+            if suffix is None:
+                suffix = index_suffix(document_time(raw)) or "unknown"
+                if native_head(raw):
+                    suffixes[raw[:22]] = suffix
+            yield Item(None, ids[k], suffix, source, first + k, positions[at + k], ends[k], end_lines[k], raw)
 
 
 class _Mapper:

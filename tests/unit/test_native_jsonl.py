@@ -687,3 +687,19 @@ def test_runs_are_the_items_of_the_same_records(sample_day: Path, tmp_path: Path
     assert flat == items
     assert runs_stats.as_dict() == items_stats.as_dict()
     assert "ItemRun" in kinds or skip >= 2999
+
+
+def test_documents_of_one_run_keep_their_own_months(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run of natively mapped lines spans months and years: each document's index suffix is
+    its own month's, as on the Python path."""
+    stamps = ["2024-05-31 23:59:59.999", "2024-06-01 00:00:00.000", "2023-05-02 10:00:00.000"]
+    lines = []
+    for i in range(30):
+        doc = _wlb(i)
+        doc["winlog"]["event_data"]["UtcTime"] = stamps[i % 3]
+        lines.append(_line(doc))
+    path = tmp_path / "months.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    fast, mapped = _same([str(path)], monkeypatch)
+    assert mapped == 30
+    assert [d[2] for d in fast] == ["2024.05", "2024.06", "2023.05"] * 10
