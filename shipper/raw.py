@@ -29,7 +29,7 @@ class RawEvent:
       block); used for ``event.original`` on pipeline errors. EVTX readers leave it None.
     - ``end_offset``/``end_line``: for line-based inputs (JSON lines, event XML, rendered text),
       the byte offset in the source file just past this record and the line number there: a
-      read started at that offset and line (``open_source(start_offset=, start_line=)``) goes
+      read started at that offset and line (``open_source(start=ResumePoint(…))``) goes
       on with the next record exactly as a full read would. None where the reader cannot know
       it (EVTX, JSON arrays, a record cut by the end of input, undecodable bytes before it).
     """

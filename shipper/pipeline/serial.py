@@ -183,16 +183,7 @@ def source_events(
     source, already = read.path, read.skip
     start = read.start
     seq = start.seq if start is not None else 0
-    opened = open_input(
-        source,
-        options.fmt,
-        evtx_backend=options.evtx_backend,
-        host=options.host,
-        evtx_threads=evtx_threads,
-        start_offset=start.offset if start is not None else 0,
-        start_line=start.line if start is not None else 1,
-        name=read.label,
-    )
+    opened = open_input(source, options, start=start, evtx_threads=evtx_threads, name=read.label)
     # the native core reads what it can (EVTX, JSON lines), the readers the rest
     natively = native.read(opened, st) if native is not None else None
     events = read_opened(opened) if natively is None else closed_after(opened, natively)

@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeVar
 
+from shipper.checkpoint import ResumePoint
 from shipper.errors import InputError
 from shipper.inputs import STDIN
 from shipper.raw import RawEvent, ReadError
 from shipper.readers._common import decoding, peekable, sniff_encoding
 from shipper.readers.evtx import CHUNK_MAGIC, FILE_MAGIC, EvtxBackend, read_evtx
 from shipper.readers.jsonl import read_json
+from shipper.readers.options import DEFAULT_OPTIONS, ReadOptions
 from shipper.readers.text import read_text
 from shipper.readers.xml import read_xml
 
@@ -54,30 +56,28 @@ def _evtx(opened: Opened) -> Iterator[RawEvent | ReadError]:
     )
 
 
+def _line_based(read: Callable[..., Iterator[RawEvent | ReadError]], *, with_host: bool = False) -> Reader:
+    """The reader of a line-based form: it starts at ``Opened.start_offset``/``start_line``."""
+
+    def reader(opened: Opened) -> Iterator[RawEvent | ReadError]:
+        host = (opened.host,) if with_host else ()
+        return read(
+            opened.stream,
+            opened.source,
+            *host,
+            start_offset=opened.start_offset,
+            start_line=opened.start_line,
+            codec=opened.codec,
+        )
+
+    return reader
+
+
 READERS: dict[str, Reader] = {
     "evtx": _evtx,
-    "xml": lambda opened: read_xml(
-        opened.stream,
-        opened.source,
-        start_offset=opened.start_offset,
-        start_line=opened.start_line,
-        codec=opened.codec,
-    ),
-    "json": lambda opened: read_json(
-        opened.stream,
-        opened.source,
-        start_offset=opened.start_offset,
-        start_line=opened.start_line,
-        codec=opened.codec,
-    ),
-    "text": lambda opened: read_text(
-        opened.stream,
-        opened.source,
-        opened.host,
-        start_offset=opened.start_offset,
-        start_line=opened.start_line,
-        codec=opened.codec,
-    ),
+    "xml": _line_based(read_xml),
+    "json": _line_based(read_json),
+    "text": _line_based(read_text, with_host=True),
 }
 
 #: Formats that need a seekable file on disk (not standard input).
@@ -134,31 +134,17 @@ def detect_format(path_or_head: str | Path | bytes) -> str:
 
 def open_source(
     path: str | Path,
-    fmt: str | None = None,
-    evtx_backend: EvtxBackend = "auto",
-    host: str | None = None,
-    evtx_threads: int | None = None,
+    options: ReadOptions = DEFAULT_OPTIONS,
     *,
-    start_offset: int = 0,
-    start_line: int = 1,
+    start: ResumePoint | None = None,
+    evtx_threads: int | None = None,
     name: str | None = None,
 ) -> Iterator[RawEvent | ReadError]:
-    """Read one input (a file path, or ``-`` for standard input) in format ``fmt`` (detected
-    from content when None): :func:`open_input`, then :func:`read_opened`. Raises InputError at
-    once when the source cannot be opened at all or the format is unknown; everything after
-    that arrives in the stream."""
-    return read_opened(
-        open_input(
-            path,
-            fmt,
-            evtx_backend,
-            host,
-            evtx_threads,
-            start_offset=start_offset,
-            start_line=start_line,
-            name=name,
-        )
-    )
+    """Read one input (a file path, or ``-`` for standard input) as ``options`` say:
+    :func:`open_input`, then :func:`read_opened`. Raises InputError at once when the source
+    cannot be opened at all or the format is unknown; everything after that arrives in the
+    stream."""
+    return read_opened(open_input(path, options, start=start, evtx_threads=evtx_threads, name=name))
 
 
 def read_opened(opened: Opened) -> Iterator[RawEvent | ReadError]:
@@ -175,25 +161,24 @@ def closed_after(opened: Opened, events: Iterator[_T]) -> Iterator[_T]:
 
 def open_input(
     path: str | Path,
-    fmt: str | None = None,
-    evtx_backend: EvtxBackend = "auto",
-    host: str | None = None,
-    evtx_threads: int | None = None,
+    options: ReadOptions = DEFAULT_OPTIONS,
     *,
-    start_offset: int = 0,
-    start_line: int = 1,
+    start: ResumePoint | None = None,
+    evtx_threads: int | None = None,
     name: str | None = None,
 ) -> Opened:
-    """Open one input (a file path, or ``-`` for standard input) and tell its form (``fmt``,
-    or detected from content when None): what a reader reads. Raises InputError when the
-    source cannot be opened or the format is unknown.
+    """Open one input (a file path, or ``-`` for standard input) and tell its form
+    (``options.fmt``, or detected from content when None): what a reader reads. Raises
+    InputError when the source cannot be opened or the format is unknown.
 
+    ``start``: resume a line-based file (JSON lines, event XML, rendered text) at a record's
+    ``end_offset``/``end_line``; the format and encoding are still detected from the file's
+    head. Any other source refuses an offset > 0 (InputError).
     ``evtx_threads``: threads the fast EVTX parser may use (None: its default, all cores).
-    ``start_offset``/``start_line``: resume a line-based file (JSON lines, event XML, rendered
-    text) at a record's ``end_offset``/``end_line``; the format and encoding are still
-    detected from the file's head. Any other source refuses an offset > 0 (InputError).
     ``name``: what errors call the source (default ``path``), for a file read through an open
     handle (``/proc/self/fd/N``) after it left its folder."""
+    fmt, host, evtx_backend = options.fmt, options.host, options.evtx_backend
+    start_offset, start_line = (start.offset, start.line) if start is not None else (0, 1)
     label = name or str(path)
     if fmt is not None and fmt not in READERS:
         known = ", ".join(sorted(READERS))

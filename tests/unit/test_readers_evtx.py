@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shipper.raw import RawEvent, ReadError
-from shipper.readers import open_source
+from shipper.readers import ReadOptions, open_source
 from shipper.readers.evtx import CHUNK_SIZE, FILE_HEADER_SIZE, RECORDS_START, read_evtx
 from tests.shared_data import evtx_manifest, sysmon_data
 
@@ -184,7 +184,7 @@ def test_bad_file_header_falls_back_to_chunk_walk(sample: Sample, tmp_path: Path
     data, events, _layout = sample
     copy = tmp_path / "badheader.evtx"
     copy.write_bytes(b"garbage!" + data[8:])
-    got, errors = _split(list(open_source(copy, fmt="evtx")))
+    got, errors = _split(list(open_source(copy, ReadOptions(fmt="evtx"))))
     assert {ev.record_id for ev in got} == {ev.record_id for ev in events}
     assert [err.position for err in errors] == ["file header"]
 
@@ -192,5 +192,5 @@ def test_bad_file_header_falls_back_to_chunk_walk(sample: Sample, tmp_path: Path
 def test_not_an_evtx_file(tmp_path: Path) -> None:
     copy = tmp_path / "nothing.evtx"
     copy.write_bytes(b"hello\n" * 100)
-    got, errors = _split(list(open_source(copy, fmt="evtx")))
+    got, errors = _split(list(open_source(copy, ReadOptions(fmt="evtx"))))
     assert got == [] and errors and errors[-1].kind == "evtx_chunk"

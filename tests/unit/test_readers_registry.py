@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from shipper.errors import InputError
 from shipper.raw import RawEvent, ReadError
-from shipper.readers import READERS, detect_format, open_source
+from shipper.readers import READERS, ReadOptions, detect_format, open_source
 from shipper.readers.evtx import read_evtx
 from shipper.readers.jsonl import read_json
 from shipper.readers.text import read_text
@@ -133,14 +133,14 @@ def test_open_source_detects_and_overrides(tmp_path: Path) -> None:
     assert detect_format(path) == "xml"
     assert [ev.event_id for ev in open_source(path) if isinstance(ev, RawEvent)] == [3, 3]
     # forced to text, the XML is not a known block: errors, not a crash
-    assert all(isinstance(ev, ReadError) for ev in open_source(str(path), fmt="text"))
+    assert all(isinstance(ev, ReadError) for ev in open_source(str(path), ReadOptions(fmt="text")))
 
 
 def test_open_source_refuses_what_cannot_be_opened(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot open"):
         open_source(tmp_path / "missing.evtx")
     with pytest.raises(InputError, match="unknown input format"):
-        open_source(tmp_path, fmt="csv")
+        open_source(tmp_path, ReadOptions(fmt="csv"))
     assert set(READERS) >= {"evtx", "xml", "json", "text"}
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from shipper.checkpoint import ResumePoint
 from shipper.errors import InputError
 from shipper.raw import RawEvent, ReadError
 from shipper.readers.registry import open_source
@@ -93,8 +94,8 @@ def _text() -> bytes:
     return text.encode()
 
 
-def _all(path: Path, **kw: Any) -> list[Record]:
-    return list(open_source(path, **kw))
+def _all(path: Path, offset: int = 0, line: int = 1) -> list[Record]:
+    return list(open_source(path, start=ResumePoint(offset, line, 0)))
 
 
 def _check_every_boundary(path: Path) -> list[Record]:
@@ -107,9 +108,9 @@ def _check_every_boundary(path: Path) -> list[Record]:
         assert offset is not None and line is not None
         assert previous < offset <= size
         previous = offset
-        assert _all(path, start_offset=offset, start_line=line) == full[i + 1 :]
+        assert _all(path, offset, line) == full[i + 1 :]
     # resuming at the very start is a plain read
-    assert _all(path, start_offset=0, start_line=1) == full
+    assert _all(path, 0, 1) == full
     return full
 
 
@@ -182,7 +183,7 @@ def test_undecodable_bytes_make_later_offsets_unknown(tmp_path: Path) -> None:
     path.write_bytes(b"\n".join(lines) + b"\n")
     full = _all(path)
     assert [r.end_offset for r in full] == [len(lines[0]) + 1, None, None]
-    assert _all(path, start_offset=len(lines[0]) + 1, start_line=2) == full[1:]
+    assert _all(path, len(lines[0]) + 1, 2) == full[1:]
 
 
 def test_format_is_detected_from_the_head_not_the_resume_point(tmp_path: Path) -> None:
@@ -190,7 +191,7 @@ def test_format_is_detected_from_the_head_not_the_resume_point(tmp_path: Path) -
     path.write_bytes(b'Process Create:\nImage: a\n\n{"EventID": 1}\n<Event/>\n')
     full = _all(path)
     assert isinstance(full[0], RawEvent) and full[0].end_offset == len(b"Process Create:\nImage: a\n")
-    rest = _all(path, start_offset=full[0].end_offset, start_line=3)
+    rest = _all(path, full[0].end_offset, 3)
     assert rest == full[1:]
     assert all(isinstance(r, ReadError) and r.kind == "text" for r in rest)
 
@@ -199,13 +200,13 @@ def test_offsets_refused_where_they_mean_nothing(tmp_path: Path) -> None:
     evtx = tmp_path / "x.evtx"
     evtx.write_bytes(b"ElfFile\x00" + b"\x00" * 120)
     with pytest.raises(InputError, match="offset"):
-        open_source(evtx, start_offset=10)
+        open_source(evtx, start=ResumePoint(10, 1, 0))
     with pytest.raises(InputError, match="offset"):
-        open_source("-", start_offset=10)
+        open_source("-", start=ResumePoint(10, 1, 0))
     with pytest.raises(InputError):
-        open_source(evtx, start_offset=-1)
+        open_source(evtx, start=ResumePoint(-1, 1, 0))
     # a plain start is still fine for every form
-    assert isinstance(open_source(tmp_path / "x.evtx", start_offset=0), object)
+    assert isinstance(open_source(tmp_path / "x.evtx", start=ResumePoint(0, 1, 0)), object)
 
 
 def test_evtx_and_json_arrays_carry_no_offsets(tmp_path: Path) -> None:
