@@ -24,6 +24,7 @@ from typing import Any
 
 from detectors.alerts import alert_id, alert_index_for, from_event, write_alerts
 from detectors.builders.context import RunContext, RunStats, ms_to_iso
+from detectors.builders.enrich import add_ancestry
 from detectors.builders.sliding import Match, Member, Spec, merge_ranges, scan
 from detectors.model import CorrelationBase, CorrelationParams, Rule
 from detectors.query import Window, alerts_pattern, events_pattern, get_path, iter_pages
@@ -219,6 +220,8 @@ def _alerts(
         }
         doc["alert"]["correlation"] = _correlation_doc(p, match)
         out.append((alert_index_for(ctx.prefix, start, ctx.now), aid, doc))
+    # the ancestry of the first member's process, as other alerts carry theirs
+    add_ancestry(ctx, [d for _, _, d in out], [h["_source"] for h in docs])
     return out
 
 

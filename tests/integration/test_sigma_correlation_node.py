@@ -125,6 +125,7 @@ def test_two_events_across_a_clock_boundary_fire_once_and_reruns_add_nothing(
     assert [m["rule"] for m in corr["members"]] == ["whoami", "whoami"]
     assert corr["members"][1]["@timestamp"] == iso(T0 + MIN)
     assert a["host"]["name"] == "WKS-A" and a["alert"]["source"]["id"] == ids[0]
+    assert a["ancestry"]["chain"][0]["executable"].endswith("whoami.exe")  # the first member's process
     # the same run again, then a later run whose window overlaps: nothing new
     engine.store.put(RuleState(rule.id))  # forget the checkpoint: a full rerun
     assert run(engine, rule, NOW) == 0
@@ -142,6 +143,8 @@ def test_group_by_separates_groups_and_without_it_they_share(es: Elasticsearch, 
     assert run(engine, shared, NOW) == 1
     (a,) = alerts(es, prefix)
     assert a["alert"]["group"]["values"] == [] and a["alert"]["correlation"]["members_total"] == 2
+    engine.store.put(RuleState(shared.id))  # a full rerun: the one group (no key) holds its window
+    assert run(engine, shared, NOW + MIN) == 0
 
 
 def test_a_late_event_completes_a_window_in_the_past_once(es: Elasticsearch, prefix: str) -> None:
