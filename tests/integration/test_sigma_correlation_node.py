@@ -15,6 +15,7 @@ from detectors.model import Rule
 from detectors.query import iso
 from detectors.sigma.rules import convert, runnable
 from detectors.state import RuleState
+from detectors.validate import check_queries
 from shipper.raw import SYSMON_CHANNEL, SYSMON_PROVIDER, RawEvent
 from shipper.sysmon.ecs import to_ecs
 from tests.integration.test_detect_support import alerts, index_docs, make_engine
@@ -111,6 +112,7 @@ def test_two_events_across_a_clock_boundary_fire_once_and_reruns_add_nothing(
         whoami(T0, "WKS-C", 5),  # alone
     ])  # fmt: skip
     engine = make_engine(es, prefix, [rule])
+    assert check_queries(es, [rule], prefix) == []  # `validate`: the union of its base rules' queries
     assert run(engine, rule, NOW) == 1
     (a,) = alerts(es, prefix)
     assert a["rule"]["uuid"] == "7a0c0000-0000-4000-8000-0000000000ff" and a["rule"]["ruleset"] == "sigma"
@@ -205,3 +207,15 @@ def test_value_count_counts_distinct_values(es: Elasticsearch, prefix: str) -> N
     corr = a["alert"]["correlation"]
     assert corr["field"] == "DestinationIp" and corr["values"] == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
     assert corr["figure"] == 3
+
+
+def test_fewer_than_is_judged_once_the_window_has_closed(es: Elasticsearch, prefix: str) -> None:
+    (rule,) = rules(WHOAMI, correlation(counting("Computer", 3).replace("gte", "lt")))
+    t = NOW - timedelta(hours=1)  # runs at t + a few minutes: on the runs' clock, after the real one
+    put(es, prefix, [whoami(t, "WKS-F", 1), whoami(t + MIN, "WKS-F", 2)])  # ingested at t+1m, t+2m
+    engine = make_engine(es, prefix, [rule])
+    assert run(engine, rule, t + 3 * MIN) == 0  # the window from t is still open: a third may come
+    assert run(engine, rule, t + 20 * MIN) == 1  # closed with two: re-read through the lookback
+    assert run(engine, rule, t + 40 * MIN) == 0
+    (a,) = alerts(es, prefix)
+    assert a["alert"]["correlation"]["figure"] == 2 and a["alert"]["group"]["window_start"] == iso(t)
