@@ -149,6 +149,7 @@ def held_windows(
 ) -> dict[GroupKey, list[tuple[int, int]]]:
     """Windows of the rule's existing alerts for ``keys`` ending at or after ``since`` (ms)."""
     wanted = {"|".join(k): k for k in keys}
+    exact = set(wanted.values())  # the key string is only a filter: values may hold "|"
     out: dict[GroupKey, list[tuple[int, int]]] = defaultdict(list)
     names = sorted(wanted)
     for i in range(0, len(names), 1000):
@@ -165,7 +166,7 @@ def held_windows(
             for hit in page:
                 g = get_path(hit["_source"], "alert.group") or {}
                 key = tuple(str(v) for v in g.get("values") or ())
-                if key in wanted.values() and g.get("window_start") and g.get("window_end"):
+                if key in exact and g.get("window_start") and g.get("window_end"):
                     out[key].append((to_ms(g["window_start"]), to_ms(g["window_end"])))
     return out
 
