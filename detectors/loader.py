@@ -20,6 +20,7 @@ from detectors.model import (
     PARAMS,
     RULE_TYPES,
     SEVERITIES,
+    SIGMA_ONLY_TYPES,
     Exceptions,
     Filter,
     IntelClause,
@@ -255,7 +256,8 @@ def parse_rule(text: str, path: str, *, builtin: bool = False) -> Rule:
     description = r.string("description", required=True)
     severity = _choice(r, "severity", SEVERITIES, "severity")
     risk = r.integer("risk_score", required=True, maximum=100)
-    rtype = _choice(r, "type", RULE_TYPES, "type")
+    # correlation rules come only from Sigma: their base rules are Sigma rules
+    rtype = _choice(r, "type", tuple(t for t in RULE_TYPES if t not in SIGMA_ONLY_TYPES), "type")
     interval = r.duration("interval", required=True)
     enabled = r.boolean("enabled", default=True)
     threat = [_threat(t) for t in r.sections("threat", "threat entry")]

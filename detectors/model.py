@@ -13,8 +13,13 @@ from typing import Any, Literal, get_args
 
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITIES: tuple[str, ...] = get_args(Severity)
-RuleType = Literal["intel_match", "query", "new_value", "spread", "threshold"]
+RuleType = Literal["intel_match", "query", "new_value", "spread", "threshold", "correlation"]
 RULE_TYPES: tuple[str, ...] = get_args(RuleType)
+#: types only made by converting Sigma rules (no YAML ``params`` for them)
+SIGMA_ONLY_TYPES: tuple[str, ...] = ("correlation",)
+CorrelationKind = Literal["event_count", "value_count", "temporal", "temporal_ordered"]
+CORRELATION_KINDS: tuple[str, ...] = get_args(CorrelationKind)
+CompareOp = Literal["gt", "gte", "lt", "lte", "eq", "neq"]
 ListKind = Literal["intel", "allow"]
 
 #: ECS ``event.severity`` is a number; the labels map to Kibana's conventional values.
@@ -156,7 +161,37 @@ class ThresholdParams:
     window: int
 
 
-Params = QueryParams | IntelMatchParams | NewValueParams | SpreadParams | ThresholdParams
+@dataclass(frozen=True, slots=True)
+class CorrelationBase:
+    """One base rule of a correlation: what it matches, and where its events hold each group-by
+    value. A field spec is a tuple of our fields, the first one present wins (a category of
+    several event codes may hold the value in different fields); a root (``user``) reads as
+    ``domain\\name``."""
+
+    ref: str  # the Sigma id, else the name, the correlation refers to it by
+    title: str
+    event_codes: tuple[str, ...]
+    lucene: str
+    group_fields: tuple[tuple[str, ...], ...]  # one spec per ``group_by`` name
+    value_field: tuple[str, ...] = ()  # value_count: the spec of the counted field
+
+
+@dataclass(frozen=True, slots=True)
+class CorrelationParams:
+    """``correlation`` (Sigma v2): the base rules' events per ``group_by`` within any sliding
+    ``timespan`` (seconds) whose figure — events, distinct values, base rules (in order) —
+    satisfies ``op count``."""
+
+    kind: CorrelationKind
+    bases: tuple[CorrelationBase, ...]
+    group_by: tuple[str, ...]
+    timespan: int
+    op: CompareOp
+    count: int
+    value_name: str | None = None  # value_count: the Sigma field name, for the alert
+
+
+Params = QueryParams | IntelMatchParams | NewValueParams | SpreadParams | ThresholdParams | CorrelationParams
 
 #: rule type → the parameter class the loader fills from ``params``.
 PARAMS: dict[str, type[Any]] = {
@@ -165,6 +200,7 @@ PARAMS: dict[str, type[Any]] = {
     "new_value": NewValueParams,
     "spread": SpreadParams,
     "threshold": ThresholdParams,
+    "correlation": CorrelationParams,
 }
 
 

@@ -11,6 +11,8 @@ A builder runs one rule over one window (``event.ingested``) and writes its aler
   read-modify-write (``if_seq_no``) as hosts appear; patient zero by the events' ``@timestamp``.
 - ``threshold``: at least N events per group in a fixed ``@timestamp`` window (id: rule + group +
   window start).
+- ``correlation``: a Sigma v2 correlation (event_count, value_count, temporal, temporal_ordered)
+  over sliding ``@timestamp`` windows per group (id: rule + group + first member event).
 
 Every alert carries the process ancestry of its process (one query per level for a whole page of
 alerts; for ``spread``, the ancestry on the patient-zero host). One module per rule type; what
@@ -24,6 +26,7 @@ from collections.abc import Callable
 
 from detectors.alerts import base_alert, copy_fields
 from detectors.builders.context import Builder, RunContext, RunStats
+from detectors.builders.correlation import build_correlation
 from detectors.builders.events import build_intel_match, build_query
 from detectors.builders.new_value import build_new_value
 from detectors.builders.spread import build_spread
@@ -36,6 +39,7 @@ BUILDERS: dict[str, Builder] = {
     "new_value": build_new_value,
     "spread": build_spread,
     "threshold": build_threshold,
+    "correlation": build_correlation,
 }
 
 

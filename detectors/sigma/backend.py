@@ -59,6 +59,8 @@ class SysmonLuceneBackend(LuceneBackend):
     """Lucene queries for the documents our shipper writes."""
 
     name: ClassVar[str] = "sysmon-detect Lucene"
+    #: a correlation's base rules run as queries of their own: the same query as standalone
+    finalize_correlation_subqueries = True
 
     def __init__(self, processing_pipeline: ProcessingPipeline | None = None, **kwargs: Any) -> None:
         super().__init__(processing_pipeline or sysmon_pipeline(), collect_errors=True, **kwargs)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
+from detectors.model import CorrelationParams
 from detectors.sigma.options import LABELS, OUTCOMES, sigma_paths
 
 if TYPE_CHECKING:
@@ -32,6 +33,16 @@ def _record(c: Converted) -> dict[str, Any]:
         d["rule_id"] = c.rule.id
         d["event_codes"] = list(c.rule.filter.event_codes)
         d["query"] = c.rule.filter.lucene
+        p = c.rule.params
+        if isinstance(p, CorrelationParams):
+            d["query"] = c.rule.sigma.query if c.rule.sigma else None
+            d["correlation"] = {
+                "type": p.kind,
+                "rules": [b.ref for b in p.bases],
+                "group_by": list(p.group_by),
+                "timespan": p.timespan,
+                "condition": {p.op: p.count} | ({"field": p.value_name} if p.value_name else {}),
+            }
     return d
 
 

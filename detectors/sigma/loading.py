@@ -17,6 +17,7 @@ from sigma.collection import SigmaCollection
 from sigma.exceptions import SigmaError
 
 from detectors.model import Where
+from detectors.sigma.correlation import resolve_correlations
 from detectors.sigma.rules import DEFAULT_INTERVAL, Converted, convert
 
 _SUFFIXES = (".yml", ".yaml")
@@ -100,7 +101,11 @@ def load_sigma(paths: Sequence[Path], *, interval: int = DEFAULT_INTERVAL) -> li
             with _staged(path) as stage:
                 files, broken = _readable(_rule_files(stage.folder))
                 out += [_shown(c, stage) for c in broken]
-                collection = SigmaCollection.load_ruleset([str(f) for f in files], collect_errors=True)
+                # references resolved per correlation: a missing base rule fails that one only
+                collection = SigmaCollection.load_ruleset(
+                    [str(f) for f in files], collect_errors=True, resolve_references=False
+                )
+                resolve_correlations(collection)
                 out += [_shown(c, stage) for c in convert(collection, interval=interval)]
         except (zipfile.BadZipFile, OSError) as exc:
             out.append(_failed(str(path), exc))

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
-from sigma.rule import SigmaRule
+from sigma.rule import SigmaRule, SigmaRuleBase
 
-from detectors.model import Filter, QueryParams, Rule, SigmaMeta, Where
+from detectors.model import Filter, Params, QueryParams, Rule, SigmaMeta, Where
 from detectors.sigma.attack import threats
 from detectors.sigma.backend import SysmonLuceneBackend
 from detectors.sigma.errors import CannotFire
@@ -70,7 +70,7 @@ def _where(rule: SigmaRule | SigmaCorrelationRule, fallback: str) -> Where:
     return Where(path, int(line) if line else 1)
 
 
-def _rule_id(rule: SigmaRule, where: Where) -> str:
+def _rule_id(rule: SigmaRuleBase, where: Where) -> str:
     if rule.id is not None:
         return str(rule.id).lower()
     stem = where.path.rsplit("/", 1)[-1].rsplit(".", 1)[0].lower()
@@ -81,16 +81,9 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def build_rule(sigma: SigmaRule, query: str, codes: tuple[str, ...], where: Where, interval: int) -> Rule:
-    """The detector for a converted rule: a ``query`` rule on its event codes and Lucene query."""
+def sigma_meta(sigma: SigmaRuleBase, query: str, logsource: tuple[tuple[str, str], ...] = ()) -> SigmaMeta:
     level = sigma.level.name.lower() if sigma.level is not None else "medium"
-    severity, risk = LEVELS.get(level, LEVELS["medium"])
-    tags = [str(t) for t in sigma.tags]
-    ls = sigma.logsource
-    logsource = tuple(
-        (k, v) for k, v in (("product", ls.product), ("category", ls.category), ("service", ls.service)) if v
-    )
-    meta = SigmaMeta(
+    return SigmaMeta(
         uuid=str(sigma.id) if sigma.id is not None else "",
         title=sigma.title,
         level=level,
@@ -103,20 +96,45 @@ def build_rule(sigma: SigmaRule, query: str, codes: tuple[str, ...], where: Wher
         logsource=logsource,
         query=query,
     )
+
+
+def build_rule(
+    sigma: SigmaRuleBase,
+    query: str,
+    codes: tuple[str, ...],
+    where: Where,
+    interval: int,
+    *,
+    flt: Filter | None = None,
+    params: Params | None = None,
+) -> Rule:
+    """The detector for a converted rule: a ``query`` rule on its event codes and Lucene query
+    (or, given ``params``, a rule of their type: a correlation)."""
+    logsource: tuple[tuple[str, str], ...] = ()
+    if isinstance(sigma, SigmaRule):
+        ls = sigma.logsource
+        logsource = tuple(
+            (k, v)
+            for k, v in (("product", ls.product), ("category", ls.category), ("service", ls.service))
+            if v
+        )
+    meta = sigma_meta(sigma, query, logsource)
+    severity, risk = LEVELS.get(meta.level, LEVELS["medium"])
+    tags = [str(t) for t in sigma.tags]
     return Rule(
         id=_rule_id(sigma, where),
         name=sigma.title,
         description=(sigma.description or sigma.title).strip(),
         severity=severity,  # type: ignore[arg-type]
         risk_score=risk,
-        type="query",
+        type="query" if params is None else "correlation",
         interval=interval,
         enabled=True,
         threat=threats(tags),
         references=tuple(str(r) for r in sigma.references or ()),
-        filter=Filter(event_codes=codes, lucene=query),
+        filter=flt or Filter(event_codes=codes, lucene=query),
         fields=COPY,
-        params=QueryParams(),
+        params=params or QueryParams(),
         where=where,
         tags=tuple(tags),
         sigma=meta,
@@ -130,7 +148,8 @@ def convert_one(
     title = rule.title or where.path
     sid = str(rule.id) if rule.id is not None else ""
     if isinstance(rule, SigmaCorrelationRule):
-        return Converted("failed", where, title, sid, "correlation rules are not supported yet")
+        # its base rules live in its collection: convert() converts correlations
+        return Converted("failed", where, title, sid, "a correlation rule is converted with its collection")
     level = rule.level.name.lower() if rule.level is not None else ""
     status = rule.status.name.lower() if rule.status is not None else ""
 
@@ -150,6 +169,9 @@ def convert_one(
         return out("not_applicable", "Sysmon does not produce " + (", ".join(parts) or "an empty logsource"))
     try:
         queries = backend.convert_rule(rule)
+        if not queries and not backend.errors and rule._backreferences:
+            # a base rule of a correlation without generate: pySigma converts it but returns nothing
+            queries = rule.get_conversion_result()
     except CannotFire as exc:
         return out("cannot_fire", str(exc))
     except (SigmaError, NotImplementedError, ValueError, TypeError) as exc:
@@ -165,9 +187,21 @@ def convert_one(
 
 
 def convert(collection: SigmaCollection, *, interval: int = DEFAULT_INTERVAL) -> list[Converted]:
-    """Every rule of ``collection``, each in exactly one class, in the collection's order."""
+    """Every rule of ``collection``, each in exactly one class, in the collection's order. Base
+    rules first, then the correlations built on them; a base rule of a correlation without
+    ``generate: true`` runs only inside it (no alerts of its own)."""
+    from detectors.sigma.correlation import convert_correlation, silenced, silent  # builds on this module
+
     backend = SysmonLuceneBackend()
-    return [convert_one(backend, r, "<sigma>", interval) for r in collection.rules]
+    done: dict[int, Converted] = {}
+    for r in collection.rules:
+        if isinstance(r, SigmaRule):
+            done[id(r)] = convert_one(backend, r, "<sigma>", interval)
+    for r in collection.rules:
+        if isinstance(r, SigmaCorrelationRule):
+            done[id(r)] = convert_correlation(r, _where(r, "<sigma>"), interval, done)
+    quiet = silenced(collection.rules)
+    return [silent(done[id(r)], quiet[id(r)]) if id(r) in quiet else done[id(r)] for r in collection.rules]
 
 
 def runnable(results: Iterable[Converted]) -> list[Rule]:
