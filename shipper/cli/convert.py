@@ -7,42 +7,21 @@ from typing import TYPE_CHECKING
 
 import click
 
+from shipper.cli.options import read_options, workers_option
 from shipper.redact import echo_masked_traceback, mask_text
 
 if TYPE_CHECKING:
     from shipper.stats import Stats
 
-FORMAT_CHOICES = ["evtx", "xml", "json", "text"]
-
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True)
 @click.option(
-    "--format", "fmt", type=click.Choice(FORMAT_CHOICES), help="Input form (default: detected from content)."
-)
-@click.option(
     "--output", "-o", type=click.Path(dir_okay=False, writable=True), help="Write here instead of stdout."
 )
-@click.option(
-    "--skip-errors", is_flag=True, help="Skip and count bad records instead of keeping them tagged."
-)
-@click.option(
-    "--evtx-backend",
-    type=click.Choice(["auto", "rust", "python"]),
-    default="auto",
-    show_default=True,
-    help="EVTX parser: the Rust-backed evtx package, python-evtx, or auto (Rust, python-evtx as fallback).",
-)
-@click.option("--host", help="Computer name for forms that lack one (rendered text).")
+@read_options
 @click.option("--json-summary", is_flag=True, help="Print the summary on stderr as JSON.")
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=1,
-    show_default=True,
-    help="Processes mapping sources in parallel (0: one per core when there are several sources; "
-    "1: none, the fastest on a busy or 2-vCPU machine). The output is the same either way.",
-)
+@workers_option
 @click.pass_context
 def convert(
     ctx: click.Context,

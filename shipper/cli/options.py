@@ -9,7 +9,8 @@ import click
 
 from shipper.clifail import fail as _fail
 
-SHIP_FORMATS = ["evtx", "xml", "json", "text"]
+#: the input forms (the readers registry's keys; not imported here, to keep --help fast)
+FORMATS = ["evtx", "xml", "json", "text"]
 
 
 def cluster_options(func: Any) -> Any:
@@ -46,16 +47,6 @@ def ship_options(func: Any) -> Any:
         click.option("--in-flight", type=click.IntRange(min=1), help="Bulk requests in flight at once."),
         click.option("--max-retries", type=click.IntRange(min=0), help="Retries of a failing bulk request."),
         click.option(
-            "--format", "fmt", type=click.Choice(SHIP_FORMATS), help="Input form (default: detected)."
-        ),
-        click.option(
-            "--evtx-backend", type=click.Choice(["auto", "rust", "python"]), default="auto", show_default=True
-        ),
-        click.option("--host", help="Computer name for forms that lack one (rendered text)."),
-        click.option(
-            "--skip-errors", is_flag=True, help="Skip and count bad records instead of shipping them tagged."
-        ),
-        click.option(
             "--label",
             "labels",
             multiple=True,
@@ -70,7 +61,42 @@ def ship_options(func: Any) -> Any:
     ]
     for opt in reversed(opts):
         func = opt(func)
+    return read_options(func)
+
+
+def read_options(func: Any) -> Any:
+    """How sources are read (what becomes ``ReadOptions``): ``convert``, ``ship`` and ``watch``."""
+    opts = [
+        click.option(
+            "--format", "fmt", type=click.Choice(FORMATS), help="Input form (default: detected from content)."
+        ),
+        click.option(
+            "--evtx-backend",
+            type=click.Choice(["auto", "rust", "python"]),
+            default="auto",
+            show_default=True,
+            help="EVTX parser: the Rust-backed evtx package, python-evtx, or auto (Rust, python-evtx as "
+            "fallback).",
+        ),
+        click.option("--host", help="Computer name for forms that lack one (rendered text)."),
+        click.option(
+            "--skip-errors", is_flag=True, help="Skip and count bad records instead of keeping them tagged."
+        ),
+    ]
+    for opt in reversed(opts):
+        func = opt(func)
     return func
+
+
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Processes mapping sources in parallel (0: one per core when there are several sources; "
+    "1: none, the fastest on a busy or 2-vCPU machine). Documents, ids and checkpoints are the same "
+    "either way; standard input is read in-process.",
+)
 
 
 def resolve_config(ctx: click.Context, kw: dict[str, Any]) -> Any:

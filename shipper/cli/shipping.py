@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from shipper.cli.options import cluster_options, connect, resolve_config, ship_options
+from shipper.cli.options import cluster_options, connect, resolve_config, ship_options, workers_option
 from shipper.cli.setup_cmd import install_templates
 from shipper.clifail import fail as _fail
 
@@ -147,14 +147,7 @@ def _run_shipping(
 @click.option(
     "--from-start", is_flag=True, help="Ignore checkpoints and ship everything again (no duplicates)."
 )
-@click.option(
-    "--workers",
-    type=click.IntRange(min=0),
-    default=1,
-    show_default=True,
-    help="Processes mapping sources in parallel (0: one per core when there are several sources; "
-    "1: none). Documents and checkpoints are the same either way; standard input is read in-process.",
-)
+@workers_option
 @click.pass_context
 def ship(ctx: click.Context, /, inputs: tuple[str, ...], **kw: Any) -> None:
     """Ship Sysmon events in INPUTS (files, folders, globs, - for standard input) to Elasticsearch.

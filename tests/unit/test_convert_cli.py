@@ -297,3 +297,11 @@ def test_a_missing_input_fails_naming_it(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert str(missing) in result.stderr
     assert result.stdout_bytes == b""
+
+
+def test_the_input_forms_offered_are_the_readers() -> None:
+    """``--format`` offers exactly the forms the readers registry reads."""
+    from shipper.cli.options import FORMATS
+    from shipper.readers import READERS
+
+    assert sorted(FORMATS) == sorted(READERS)
