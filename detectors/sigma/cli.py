@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 import orjson
 
-from detectors.sigma.options import LABELS, OUTCOMES, sigma_paths
+from detectors.sigma.options import LABELS, OUTCOMES, config_option, read_config, sigma_paths
 
 if TYPE_CHECKING:
     from detectors.sigma.rules import Converted
@@ -64,13 +64,15 @@ def sigma_group() -> None:
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per rule, then a summary object.")
 @click.option("-v", "--verbose", is_flag=True, help="List every rule, not only those that cannot run.")
-def check_cmd(paths: tuple[str, ...], as_json: bool, verbose: bool) -> None:
-    """Put every Sigma rule under PATHS (default: SYSMON_SIGMA_PATHS) in exactly one class: runs,
+@config_option
+def check_cmd(paths: tuple[str, ...], as_json: bool, verbose: bool, sigma_config: str | None) -> None:
+    """Put every Sigma rule under PATHS (default: SYSMON_SIGMA_PATHS, else the
+    configuration file's sigma.paths) in exactly one class: runs,
     not applicable (a logsource Sysmon does not produce), cannot fire here (fields our documents
     never carry), or failed (file:line and pySigma's message). Exit 1 if any failed."""
-    found = sigma_paths(paths)
+    found = sigma_paths(paths, read_config(sigma_config).sigma.paths)
     if not found:
-        raise click.UsageError("give PATHS or set SYSMON_SIGMA_PATHS")
+        raise click.UsageError("give PATHS, set SYSMON_SIGMA_PATHS, or sigma.paths in --config")
     from detectors.sigma.loading import load_sigma  # pySigma loads only when asked for
 
     converted = load_sigma(found)

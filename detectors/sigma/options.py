@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import click
 
 if TYPE_CHECKING:
+    from detectors.config import DetectConfig
     from detectors.model import Rule
     from detectors.sigma.rules import Converted
 
@@ -26,14 +27,32 @@ LABELS = {
     "failed": "failed",
 }
 SIGMA_PATHS_ENV = "SYSMON_SIGMA_PATHS"
+CONFIG_ENV = "SYSMON_DETECT_CONFIG"  # detectors.config says the same
 #: Statuses run unless asked otherwise: SigmaHQ's deprecated and unsupported rules are not.
 DEFAULT_STATUSES: tuple[str, ...] = ("stable", "test", "experimental")
 
 
-def sigma_paths(extra: tuple[str, ...] | list[str] = ()) -> list[Path]:
-    """``SYSMON_SIGMA_PATHS`` (os.pathsep-separated), then ``extra`` (``--sigma``)."""
-    env = os.environ.get(SIGMA_PATHS_ENV, "")
-    return [Path(p) for p in env.split(os.pathsep) if p.strip()] + [Path(p) for p in extra]
+def sigma_paths(extra: tuple[str, ...] | list[str] = (), configured: tuple[Path, ...] = ()) -> list[Path]:
+    """``extra`` (``--sigma``) if given, else ``SYSMON_SIGMA_PATHS`` (os.pathsep-separated), else
+    ``configured`` (the configuration file's, already resolved against its folder)."""
+    if extra:
+        return [Path(p) for p in extra]
+    env = [Path(p) for p in os.environ.get(SIGMA_PATHS_ENV, "").split(os.pathsep) if p.strip()]
+    return env or list(configured)
+
+
+def read_config(path: str | None) -> DetectConfig:
+    """The configuration file (``--config`` / ``SYSMON_DETECT_CONFIG``); a click error naming
+    file:line for each problem."""
+    from detectors.config import DetectConfig, load_config
+    from shipper.errors import ConfigError
+
+    if not path:
+        return DetectConfig()
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,45 +79,54 @@ class Selection:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-LABELS = {
-    "runs": "runs",
-    "not_applicable": "not applicable",
-    "cannot_fire": "cannot fire here",
-    "failed": "failed",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class SigmaArgs:
-    paths: tuple[str, ...] = ()
+    paths: tuple[Path, ...] = ()  # as resolved: flags, else environment, else the file
     selection: Selection = field(default_factory=Selection)
 
     def load(self) -> list[Converted]:
-        paths = sigma_paths(self.paths)
-        if not paths:
+        if not self.paths:
             return []
         from detectors.sigma.loading import load_sigma
 
-        return load_sigma(paths)
+        return load_sigma(list(self.paths))
+
+
+def _resolve(kw: dict[str, Any]) -> SigmaArgs:
+    """Flags over the environment over the configuration file, setting by setting."""
+    conf = read_config(kw.pop("sigma_config")).sigma
+    return SigmaArgs(
+        paths=tuple(sigma_paths(tuple(kw.pop("sigma_paths")), conf.paths)),
+        selection=Selection(
+            statuses=tuple(kw.pop("sigma_statuses")) or conf.statuses or DEFAULT_STATUSES,
+            levels=tuple(kw.pop("sigma_levels")) or conf.levels,
+            tags=tuple(kw.pop("sigma_tags")) or conf.tags,
+            ids=tuple(kw.pop("sigma_ids")) or conf.ids,
+        ),
+    )
+
+
+config_option = click.option(
+    "--config",
+    "sigma_config",
+    type=click.Path(dir_okay=False),
+    envvar=CONFIG_ENV,
+    help=f"The detectors' YAML configuration file (also {CONFIG_ENV}); flags and environment win.",
+)
 
 
 def sigma_options(f: F) -> F:
-    """``--sigma PATH`` (repeatable) and the selection options, passed on as ``sigma``."""
+    """``--config``, ``--sigma PATH`` (repeatable) and the selection options, passed on as
+    ``sigma``."""
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kw: Any) -> Any:
-        kw["sigma"] = SigmaArgs(
-            paths=tuple(kw.pop("sigma_paths")),
-            selection=Selection(
-                statuses=tuple(kw.pop("sigma_statuses")) or DEFAULT_STATUSES,
-                levels=tuple(kw.pop("sigma_levels")),
-                tags=tuple(kw.pop("sigma_tags")),
-                ids=tuple(kw.pop("sigma_ids")),
-            ),
-        )
+        kw["sigma"] = _resolve(kw)
         return f(*args, **kw)
 
     options = (
+        config_option,
         click.option(
             "--sigma",
             "sigma_paths",
