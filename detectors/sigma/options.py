@@ -16,6 +16,7 @@ import click
 if TYPE_CHECKING:
     from detectors.config import DetectConfig
     from detectors.model import Rule
+    from detectors.sigma.config import Overlay
     from detectors.sigma.rules import Converted
 
 Outcome = Literal["runs", "not_applicable", "cannot_fire", "failed"]
@@ -84,6 +85,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 class SigmaArgs:
     paths: tuple[Path, ...] = ()  # as resolved: flags, else environment, else the file
     selection: Selection = field(default_factory=Selection)
+    overlays: tuple[Overlay, ...] = ()  # the file's exceptions for Sigma rules
 
     def load(self) -> list[Converted]:
         if not self.paths:
@@ -104,6 +106,7 @@ def _resolve(kw: dict[str, Any]) -> SigmaArgs:
             tags=tuple(kw.pop("sigma_tags")) or conf.tags,
             ids=tuple(kw.pop("sigma_ids")) or conf.ids,
         ),
+        overlays=conf.overlays,
     )
 
 
@@ -155,7 +158,10 @@ def selected_rules(sigma: SigmaArgs, *, quiet: bool = False) -> list[Rule]:
     converted = sigma.load()
     if not converted:
         return []
+    from detectors.sigma.config import with_overlays
+
     rules = [c.rule for c in converted if c.rule is not None and sigma.selection.keeps(c)]
+    rules = with_overlays(rules, sigma.overlays)
     if not quiet:
         counts = Counter(c.outcome for c in converted)
         click.echo(

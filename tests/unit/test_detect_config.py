@@ -84,6 +84,11 @@ def test_sigma_check_takes_paths_from_the_file(tmp_path: Path) -> None:
         ("sigma:\n  status: [stable]\n  paths: {a: 1}\n", 3, "'paths' must be a list of strings"),
         ("rules: x\n", 1, "unknown key 'rules' in the configuration"),
         ("sigma: [\n", 2, "not valid YAML"),
+        ("sigma:\n  exceptions:\n    - values: [{field: a, values: [b]}]\n", 3, "missing required key"),
+        ("sigma:\n  exceptions:\n    - rules: all\n", 3, "needs 'allowlists' or 'values'"),
+        ("sigma:\n  exceptions:\n    - rules: some\n      values: [{field: a, values: [b]}]\n", 3, "'all'"),
+        ("sigma:\n  exceptions:\n    - rules: {level: [high]}\n      values: []\n", 3, "unknown key 'level'"),
+        ("sigma:\n  exceptions:\n    - rules: all\n      allowlists: [{feeds: [x]}]\n", 4, "'fields'"),
     ],
 )
 def test_errors_name_file_and_line(tmp_path: Path, text: str, line: int, message: str) -> None:
@@ -94,3 +99,28 @@ def test_errors_name_file_and_line(tmp_path: Path, text: str, line: int, message
     assert f"{cfg}:{line}: " in str(info.value) and message in str(info.value), str(info.value)
     res = CliRunner().invoke(main, ["list", "--no-builtin", "--config", str(cfg)])
     assert res.exit_code == 1 and f"{cfg}:{line}:" in res.output
+
+
+def test_exceptions_attach_to_the_sigma_rules_they_name(tmp_path: Path) -> None:
+    from detectors.sigma.config import with_overlays
+    from detectors.sigma.loading import load_sigma
+
+    _rules(tmp_path / "sigma")
+    cfg = tmp_path / "detect.yml"
+    cfg.write_text(
+        "sigma:\n  exceptions:\n"
+        "    - rules: {levels: [high], tags: [ATTACK.EXECUTION]}\n"
+        "      values: [{field: host.name, values: [build01]}]\n"
+        f"    - rules: {{ids: [{LOW}]}}\n"
+        "      allowlists: [{fields: [process.hash.sha256], feeds: [corp]}]\n"
+        "    - rules: all\n"
+        "      values: [{field: user.name, values: [svc-scan]}]\n"
+    )
+    overlays = load_config(cfg).sigma.overlays
+    assert [o.where.line for o in overlays] == [3, 5, 7]
+    rules = [c.rule for c in load_sigma([tmp_path / "sigma"]) if c.rule is not None]
+    got = {r.name: r.exceptions for r in with_overlays(rules, overlays)}
+    assert [v.field for v in got["High one"].values] == ["host.name", "user.name"]
+    assert got["High one"].allowlists == ()
+    assert [v.field for v in got["Low one"].values] == ["user.name"]
+    assert [a.feeds for a in got["Low one"].allowlists] == [("corp",)]
