@@ -77,15 +77,31 @@ class IntelClause:
     types: tuple[str, ...] | None = None
 
 
+FieldRefMode = Literal["equals", "startswith", "endswith", "contains"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    """Sigma's ``|fieldref``: ``field``'s value compared with ``ref``'s on each hit, without case
+    (Elasticsearch cannot compare two fields without a script). ``negated``: the rule wants them
+    to differ."""
+
+    field: str
+    ref: str
+    mode: FieldRefMode = "equals"
+    negated: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Filter:
     """Which events a rule looks at: Sysmon event IDs, plus an ES query dict or a Lucene string,
-    plus optionally a match against the intel lists."""
+    plus optionally a match against the intel lists; ``field_refs`` are checked on each hit."""
 
     event_codes: tuple[str, ...]
     query: dict[str, Any] | None = None
     lucene: str | None = None
     intel: IntelClause | None = None
+    field_refs: tuple[FieldRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
-from detectors.model import Filter, QueryParams, Rule, SigmaMeta, Where
+from detectors.model import FieldRef, Filter, QueryParams, Rule, SigmaMeta, Where
 from detectors.sigma.attack import threats
 from detectors.sigma.backend import SysmonLuceneBackend
 from detectors.sigma.errors import CannotFire
@@ -81,8 +81,16 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def build_rule(sigma: SigmaRule, query: str, codes: tuple[str, ...], where: Where, interval: int) -> Rule:
-    """The detector for a converted rule: a ``query`` rule on its event codes and Lucene query."""
+def build_rule(
+    sigma: SigmaRule,
+    query: str,
+    codes: tuple[str, ...],
+    where: Where,
+    interval: int,
+    field_refs: tuple[FieldRef, ...] = (),
+) -> Rule:
+    """The detector for a converted rule: a ``query`` rule on its event codes and Lucene query,
+    and the field comparisons (``|fieldref``) checked on each hit."""
     level = sigma.level.name.lower() if sigma.level is not None else "medium"
     severity, risk = LEVELS.get(level, LEVELS["medium"])
     tags = [str(t) for t in sigma.tags]
@@ -114,7 +122,7 @@ def build_rule(sigma: SigmaRule, query: str, codes: tuple[str, ...], where: Wher
         enabled=True,
         threat=threats(tags),
         references=tuple(str(r) for r in sigma.references or ()),
-        filter=Filter(event_codes=codes, lucene=query),
+        filter=Filter(event_codes=codes, lucene=query, field_refs=field_refs),
         fields=COPY,
         params=QueryParams(),
         where=where,
@@ -161,7 +169,7 @@ def convert_one(
         return out("cannot_fire" if isinstance(error, CannotFire) else "failed", str(error))
     if len(queries) != 1 or not isinstance(queries[0], str):
         return out("failed", f"conversion gave {len(queries)} queries, expected one")
-    return out("runs", built=build_rule(rule, queries[0], codes, where, interval))
+    return out("runs", built=build_rule(rule, queries[0], codes, where, interval, tuple(backend.field_refs)))
 
 
 def convert(collection: SigmaCollection, *, interval: int = DEFAULT_INTERVAL) -> list[Converted]:
