@@ -184,6 +184,21 @@ PARAMS: dict[str, type[Any]] = {
 }
 
 
+NeedOp = Literal["all", "any", "not", "has", "lacks", "anything"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldNeed:
+    """Which fields a Sigma condition needs an event to have, as its condition tree: ``has`` a
+    value on ``field``, ``lacks`` it (null, ``|exists: false``), ``anything`` (a keyword);
+    ``all``/``any``/``not`` of ``args``. ``sigma check --live`` evaluates it against the fields
+    the indexed events carry (:mod:`detectors.sigma.needs`)."""
+
+    op: NeedOp
+    args: tuple[FieldNeed, ...] = ()
+    field: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class SigmaMeta:
     """What a rule converted from Sigma keeps of its source (``rule.*`` and ``sigma.*`` of its
@@ -201,6 +216,7 @@ class SigmaMeta:
     logsource: tuple[tuple[str, str], ...] = ()
     #: the Lucene query as converted, before the event codes were added
     query: str = ""
+    needs: FieldNeed | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from detectors.model import FieldRef, Filter, QueryParams, Rule, SigmaMeta, Wher
 from detectors.sigma.attack import threats
 from detectors.sigma.backend import SysmonLuceneBackend
 from detectors.sigma.errors import CannotFire
+from detectors.sigma.needs import rule_needs
 from detectors.sigma.options import Outcome
 from detectors.sigma.pipeline import event_codes
 
@@ -110,6 +111,7 @@ def build_rule(
         false_positives=tuple(str(f) for f in sigma.falsepositives or ()),
         logsource=logsource,
         query=query,
+        needs=rule_needs(sigma),  # read after the pipeline: the field names are ours
     )
     return Rule(
         id=_rule_id(sigma, where),
