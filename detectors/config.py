@@ -7,14 +7,16 @@ sigma:
   level: [high, critical]
   tags: [attack.execution]
   ids: [5b0b75dc-0000-4000-8000-000000000000]
+  attack_data: enterprise-attack.json   # an ATT&CK STIX bundle: technique names (else ids)
   exceptions:                       # exceptions for Sigma rules, as a built-in rule's
     - rules: {tags: [attack.t1059.001], levels: [high]}   # or ids: [...]; or rules: all
       allowlists: [{fields: [process.executable], feeds: [corp-software]}]
       values: [{field: host.name, values: [build01.corp.example]}]
 ```
 
-Precedence for each setting: the command line, then the environment (``SYSMON_SIGMA_PATHS``),
-then this file. Every error names the file and line; all of a file's errors are reported.
+Precedence for each setting: the command line, then the environment (``SYSMON_SIGMA_PATHS``,
+``SYSMON_ATTACK_DATA``), then this file. Every error names the file and line; all of a file's
+errors are reported.
 """
 
 from __future__ import annotations

@@ -77,6 +77,7 @@ class SigmaConfig:
     tags: tuple[str, ...] = ()
     ids: tuple[str, ...] = ()
     overlays: tuple[Overlay, ...] = ()
+    attack_data: Path | None = None  # an ATT&CK STIX bundle: technique names
 
 
 def _words(r: Reader, key: str, choices: tuple[str, ...]) -> tuple[str, ...]:
@@ -113,7 +114,8 @@ def _overlay(r: Reader) -> Overlay:
 
 def sigma_section(r: Reader, base: Path) -> SigmaConfig:
     """The section; problems are collected on ``r``'s reader with their lines."""
-    r.check(("paths", "status", "level", "tags", "ids", "exceptions"))
+    r.check(("paths", "status", "level", "tags", "ids", "exceptions", "attack_data"))
+    attack = r.string("attack_data")
     return SigmaConfig(
         paths=tuple(_path(base, p) for p in r.strings("paths")),
         statuses=_words(r, "status", STATUSES),
@@ -121,4 +123,5 @@ def sigma_section(r: Reader, base: Path) -> SigmaConfig:
         tags=r.strings("tags"),
         ids=r.strings("ids"),
         overlays=tuple(_overlay(e) for e in r.sections("exceptions", "Sigma exception")),
+        attack_data=_path(base, attack) if attack else None,
     )

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
+from detectors.sigma.attack_data import attack_data_path, with_technique_names
+
 if TYPE_CHECKING:
     from detectors.config import DetectConfig
     from detectors.model import Rule
@@ -86,6 +88,7 @@ class SigmaArgs:
     paths: tuple[Path, ...] = ()  # as resolved: flags, else environment, else the file
     selection: Selection = field(default_factory=Selection)
     overlays: tuple[Overlay, ...] = ()  # the file's exceptions for Sigma rules
+    attack_data: str | None = None  # a STIX bundle naming ATT&CK techniques
 
     def load(self) -> list[Converted]:
         if not self.paths:
@@ -107,6 +110,7 @@ def _resolve(kw: dict[str, Any]) -> SigmaArgs:
             ids=tuple(kw.pop("sigma_ids")) or conf.ids,
         ),
         overlays=conf.overlays,
+        attack_data=attack_data_path(kw.pop("attack_data"), conf.attack_data),
     )
 
 
@@ -146,11 +150,27 @@ def sigma_options(f: F) -> F:
         click.option("--sigma-level", "sigma_levels", multiple=True, help="Only Sigma rules of this level."),
         click.option("--sigma-tag", "sigma_tags", multiple=True, help="Only Sigma rules with this tag."),
         click.option("--sigma-id", "sigma_ids", multiple=True, help="Only the Sigma rule with this id."),
+        click.option(
+            "--attack-data",
+            type=click.Path(dir_okay=False),
+            help="An ATT&CK STIX bundle (enterprise-attack.json) naming the Sigma rules' techniques "
+            "(also SYSMON_ATTACK_DATA; default: ids as names).",
+        ),
     )
     out: Any = wrapper
     for option in reversed(options):
         out = option(out)
     return out  # type: ignore[no-any-return]
+
+
+def _attack_names(path: str) -> dict[str, str]:
+    from detectors.sigma.attack_data import load_attack_names
+    from shipper.errors import ConfigError
+
+    try:
+        return load_attack_names(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 def selected_rules(sigma: SigmaArgs, *, quiet: bool = False) -> list[Rule]:
@@ -162,6 +182,8 @@ def selected_rules(sigma: SigmaArgs, *, quiet: bool = False) -> list[Rule]:
 
     rules = [c.rule for c in converted if c.rule is not None and sigma.selection.keeps(c)]
     rules = with_overlays(rules, sigma.overlays)
+    if sigma.attack_data:
+        rules = with_technique_names(rules, _attack_names(sigma.attack_data))
     if not quiet:
         counts = Counter(c.outcome for c in converted)
         click.echo(
