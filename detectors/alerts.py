@@ -103,9 +103,27 @@ def sigma_doc(rule: Rule) -> dict[str, Any] | None:
     return d
 
 
+def _technique_ref(tid: str) -> str:
+    return f"https://attack.mitre.org/techniques/{tid.replace('.', '/')}/"
+
+
 def threat_doc(rule: Rule) -> dict[str, Any]:
-    techniques = [t for th in rule.threat for t in th.techniques]
-    return {
+    """``threat.*`` as Elastic writes it: a sub-technique (``T1059.001``, named ``Parent: Sub``)
+    is ``threat.technique`` T1059 (the parent's name) with ``threat.technique.subtechnique``
+    T1059.001 (the sub-technique's name); without a known name the id stands for it."""
+    techniques: dict[str, str] = {}  # parent id → name, in order
+    subs: dict[str, str] = {}
+    for t in (t for th in rule.threat for t in th.techniques):
+        parent_id, _, sub = t.id.partition(".")
+        parent_name, sep, sub_name = t.name.partition(": ")
+        if not sub:
+            techniques.setdefault(t.id, t.name)
+            continue
+        known = sep and t.name != t.id
+        if not techniques.get(parent_id) or techniques[parent_id] == parent_id:
+            techniques[parent_id] = parent_name if known else parent_id
+        subs.setdefault(t.id, sub_name if known else t.name)
+    doc: dict[str, Any] = {
         "framework": "MITRE ATT&CK",
         "tactic": {
             "id": [th.tactic_id for th in rule.threat],
@@ -113,13 +131,18 @@ def threat_doc(rule: Rule) -> dict[str, Any]:
             "reference": [f"https://attack.mitre.org/tactics/{th.tactic_id}/" for th in rule.threat],
         },
         "technique": {
-            "id": [t.id for t in techniques],
-            "name": [t.name for t in techniques],
-            "reference": [
-                f"https://attack.mitre.org/techniques/{t.id.replace('.', '/')}/" for t in techniques
-            ],
+            "id": list(techniques),
+            "name": list(techniques.values()),
+            "reference": [_technique_ref(i) for i in techniques],
         },
     }
+    if subs:
+        doc["technique"]["subtechnique"] = {
+            "id": list(subs),
+            "name": list(subs.values()),
+            "reference": [_technique_ref(i) for i in subs],
+        }
+    return doc
 
 
 def base_alert(rule: Rule, now: datetime, aid: str) -> dict[str, Any]:

@@ -188,10 +188,12 @@ def _params(rule_type: str, r: Reader | None, where: Reader) -> Params:
     raise AssertionError(f"no parameter reader for {cls.__name__}")  # pragma: no cover
 
 
-def _exceptions(er: Reader | None) -> Exceptions:
+def read_exceptions(er: Reader | None, *, also: tuple[str, ...] = ()) -> Exceptions:
+    """A rule's ``exceptions`` (or an entry of the configuration's Sigma exceptions, whose other
+    keys are ``also``)."""
     if er is None:
         return Exceptions()
-    er.check(("allowlists", "values"))
+    er.check(("allowlists", "values", *also))
     allow = tuple(_intel_clause(a) for a in er.sections("allowlists", "allowlist exception"))
     values: list[ValueException] = []
     for v in er.sections("values", "value exception"):
@@ -276,7 +278,7 @@ def parse_rule(text: str, path: str, *, builtin: bool = False) -> Rule:
         suppression = Suppression(
             group_by=_fields(sr, "group_by", required=True), window=sr.duration("window", required=True)
         )
-    exceptions = _exceptions(r.section("exceptions"))
+    exceptions = read_exceptions(r.section("exceptions"))
     pr = r.section("params")
     params = _params(rtype, pr, r)
     version = r.integer("version", default=1, minimum=1)

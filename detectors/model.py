@@ -82,15 +82,31 @@ class IntelClause:
     types: tuple[str, ...] | None = None
 
 
+FieldRefMode = Literal["equals", "startswith", "endswith", "contains"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    """Sigma's ``|fieldref``: ``field``'s value compared with ``ref``'s on each hit, without case
+    (Elasticsearch cannot compare two fields without a script). ``negated``: the rule wants them
+    to differ."""
+
+    field: str
+    ref: str
+    mode: FieldRefMode = "equals"
+    negated: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Filter:
     """Which events a rule looks at: Sysmon event IDs, plus an ES query dict or a Lucene string,
-    plus optionally a match against the intel lists."""
+    plus optionally a match against the intel lists; ``field_refs`` are checked on each hit."""
 
     event_codes: tuple[str, ...]
     query: dict[str, Any] | None = None
     lucene: str | None = None
     intel: IntelClause | None = None
+    field_refs: tuple[FieldRef, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +220,21 @@ PARAMS: dict[str, type[Any]] = {
 }
 
 
+NeedOp = Literal["all", "any", "not", "has", "lacks", "anything"]
+
+
+@dataclass(frozen=True, slots=True)
+class FieldNeed:
+    """Which fields a Sigma condition needs an event to have, as its condition tree: ``has`` a
+    value on ``field``, ``lacks`` it (null, ``|exists: false``), ``anything`` (a keyword);
+    ``all``/``any``/``not`` of ``args``. ``sigma check --live`` evaluates it against the fields
+    the indexed events carry (:mod:`detectors.sigma.needs`)."""
+
+    op: NeedOp
+    args: tuple[FieldNeed, ...] = ()
+    field: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class SigmaMeta:
     """What a rule converted from Sigma keeps of its source (``rule.*`` and ``sigma.*`` of its
@@ -221,6 +252,7 @@ class SigmaMeta:
     logsource: tuple[tuple[str, str], ...] = ()
     #: the Lucene query as converted, before the event codes were added
     query: str = ""
+    needs: FieldNeed | None = None
 
 
 @dataclass(frozen=True, slots=True)

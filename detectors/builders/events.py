@@ -11,6 +11,7 @@ from detectors.builders.context import RunContext, RunStats, ms_to_iso
 from detectors.builders.enrich import add_ancestry, add_intel
 from detectors.builders.groups import GroupRef, bucket_start, group_key, update_group_figures
 from detectors.model import Rule
+from detectors.postfilter import keeps
 from detectors.query import events_pattern, iso, iter_pages, rule_query
 
 
@@ -20,6 +21,8 @@ def _event_alerts(rule: Rule, ctx: RunContext, intel: bool) -> RunStats:
     sup = rule.suppression
     base_query: dict[str, Any] | None = None  # the rule's filter without the ingest window
     for page in iter_pages(ctx.es, events_pattern(ctx.prefix), query, page_size=ctx.page_size):
+        if rule.filter.field_refs:  # what the query could not say (Sigma |fieldref)
+            page = [h for h in page if keeps(rule.filter, h["_source"])]
         stats.hits += len(page)
         items: dict[str, tuple[str, dict[str, Any]]] = {}
         srcs: dict[str, dict[str, Any]] = {}

@@ -1,6 +1,7 @@
 """ATT&CK tactics by the names Sigma tags use (``attack.execution``), and the techniques of
 ``attack.t1059.001`` tags. The 14 enterprise tactics are fixed; technique names are not
-bundled (pySigma fetches them over the network), so a technique carries its id as its name."""
+bundled (pySigma fetches them over the network), so a technique carries its id as its name
+until a user-supplied STIX bundle names it (:mod:`detectors.sigma.attack_data`)."""
 
 from __future__ import annotations
 

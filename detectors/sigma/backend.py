@@ -9,19 +9,29 @@ import ipaddress
 from typing import Any, ClassVar
 
 from sigma.backends.elasticsearch.elasticsearch_lucene import LuceneBackend
-from sigma.conditions import ConditionFieldEqualsValueExpression, ConditionOR
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionItem,
+    ConditionNOT,
+    ConditionOR,
+)
 from sigma.conversion.state import ConversionState
+from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 from sigma.processing.pipeline import ProcessingPipeline
+from sigma.rule import SigmaRule
 from sigma.types import (
     SigmaCasedString,
     SigmaCIDRExpression,
     SigmaExpansion,
+    SigmaFieldReference,
     SigmaRegularExpression,
     SigmaRegularExpressionFlag,
     SigmaString,
     SpecialChars,
 )
 
+from detectors.model import FieldRef
 from detectors.sigma.errors import CannotFire
 from detectors.sigma.lucene import lucene_regex, split_flags
 from detectors.sigma.pipeline import sysmon_pipeline
@@ -30,6 +40,29 @@ from shipper.sysmon.fields import CASELESS_PATHS, EMITTED_FIELDS
 CASELESS_SUFFIX = ".caseless"
 _EVENT_DATA = "winlog.event_data."
 _IP_FIELDS = frozenset(f for f, t in EMITTED_FIELDS.items() if t == "ip")
+
+
+def _negated(cond: ConditionItem | ConditionFieldEqualsValueExpression) -> bool:
+    """Whether ``cond`` stands negated in a top-level conjunction of the rule's condition (the
+    rule is "the rest AND cond" or "the rest AND NOT cond"), read from the root down: a NOT flips,
+    AND (or OR under a NOT, by De Morgan) keeps it a conjunct. Anywhere else a post-filter on
+    the hits cannot decide it."""
+    chain = [p for p in cond.parent_chain() if isinstance(p, ConditionItem) and p.operator]
+    negated = False
+    for node in reversed(chain):
+        if isinstance(node, ConditionNOT):
+            negated = not negated
+        elif len(node.args) > 1 and isinstance(node, ConditionAND) == negated:
+            raise SigmaFeatureNotSupportedByBackendError(
+                "|fieldref inside an 'or' (or under 'not' with 'and'): only a field comparison "
+                "every match must pass can be checked on the hits"
+            )
+    return negated
+
+
+def _exists_field(field: str) -> str:
+    # a user object (User, ParentUser) is there when its name is
+    return f"{field}.name" if field in ("user", "process.parent.user") else field
 
 
 def has_caseless(field: str) -> bool:
@@ -64,6 +97,31 @@ class SysmonLuceneBackend(LuceneBackend):
 
     def __init__(self, processing_pipeline: ProcessingPipeline | None = None, **kwargs: Any) -> None:
         super().__init__(processing_pipeline or sysmon_pipeline(), collect_errors=True, **kwargs)
+        self.field_refs: list[FieldRef] = []  # of the rule converted last
+
+    def convert_rule(
+        self, rule: SigmaRule, output_format: str | None = None, callback: Any = None
+    ) -> list[Any]:
+        self.field_refs = []
+        return super().convert_rule(rule, output_format, callback)
+
+    def convert_condition_field_eq_field(  # type: ignore[override]  # (the stock type is wrong)
+        self, cond: ConditionFieldEqualsValueExpression, state: ConversionState
+    ) -> Any:
+        # Kept aside for the post-filter (detectors.postfilter). In the query it becomes what
+        # cannot narrow the rule wrongly: "both fields exist" where the comparison must hold,
+        # nothing (so its NOT is everything) where it must fail.
+        ref = cond.value
+        assert isinstance(ref, SigmaFieldReference)
+        negated = _negated(cond)
+        mode = {(False, False): "equals", (True, False): "startswith", (False, True): "endswith"}.get(
+            (ref.starts_with, ref.ends_with), "contains"
+        )
+        self.field_refs.append(FieldRef(cond.field, ref.field, mode, negated))  # type: ignore[arg-type]
+        one, other = (self.escape_and_quote_field(_exists_field(f)) for f in (cond.field, ref.field))
+        if negated:
+            return f"(_exists_:{one} AND NOT _exists_:{one})"
+        return f"(_exists_:{one} AND _exists_:{other})"
 
     def convert_condition_field_eq_val(
         self, cond: ConditionFieldEqualsValueExpression, state: ConversionState

@@ -11,7 +11,8 @@ import click
 import orjson
 
 from detectors.model import CorrelationParams
-from detectors.sigma.options import LABELS, OUTCOMES, sigma_paths
+from detectors.prefix import prefix_option
+from detectors.sigma.options import LABELS, OUTCOMES, config_option, read_config, sigma_paths
 
 if TYPE_CHECKING:
     from detectors.sigma.rules import Converted
@@ -66,6 +67,21 @@ def _print_report(converted: Sequence[Converted], as_json: bool, verbose: bool) 
     )
 
 
+def _live(ctx: click.Context, prefix: str, converted: list[Converted]) -> list[Converted]:
+    from detectors.sigma.live import live_check
+    from shipper.clifail import fail
+    from shipper.errors import SysmonError
+    from shipper.es import ClusterSettings, check_cluster, make_client
+
+    try:
+        settings = ClusterSettings.from_env()
+        es = make_client(settings)
+        check_cluster(es, settings.url)
+        return live_check(es, prefix, converted)
+    except (SysmonError, RuntimeError) as exc:
+        fail(ctx, exc)
+
+
 @click.group("sigma")
 def sigma_group() -> None:
     """Sigma rules: which of them can run on our documents, and why the others cannot."""
@@ -75,16 +91,37 @@ def sigma_group() -> None:
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per rule, then a summary object.")
 @click.option("-v", "--verbose", is_flag=True, help="List every rule, not only those that cannot run.")
-def check_cmd(paths: tuple[str, ...], as_json: bool, verbose: bool) -> None:
-    """Put every Sigma rule under PATHS (default: SYSMON_SIGMA_PATHS) in exactly one class: runs,
+@config_option
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Also check the rules that run against the indexed events (ES_URL and credentials as for "
+    "run): a rule needing fields that never appear for its event codes cannot fire here.",
+)
+@prefix_option
+@click.pass_context
+def check_cmd(
+    ctx: click.Context,
+    paths: tuple[str, ...],
+    as_json: bool,
+    verbose: bool,
+    sigma_config: str | None,
+    live: bool,
+    prefix: str,
+) -> None:
+    """Put every Sigma rule under PATHS (default: SYSMON_SIGMA_PATHS, else the
+    configuration file's sigma.paths) in exactly one class: runs,
     not applicable (a logsource Sysmon does not produce), cannot fire here (fields our documents
-    never carry), or failed (file:line and pySigma's message). Exit 1 if any failed."""
-    found = sigma_paths(paths)
+    never carry; with --live, also fields the indexed events never have), or failed (file:line
+    and pySigma's message). Exit 1 if any failed."""
+    found = sigma_paths(paths, read_config(sigma_config).sigma.paths)
     if not found:
-        raise click.UsageError("give PATHS or set SYSMON_SIGMA_PATHS")
+        raise click.UsageError("give PATHS, set SYSMON_SIGMA_PATHS, or sigma.paths in --config")
     from detectors.sigma.loading import load_sigma  # pySigma loads only when asked for
 
     converted = load_sigma(found)
+    if live:
+        converted = _live(ctx, prefix, converted)
     _print_report(converted, as_json, verbose)
     if any(c.outcome == "failed" for c in converted):
         sys.exit(1)

@@ -13,8 +13,12 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import click
 
+from detectors.sigma.attack_data import attack_data_path, with_technique_names
+
 if TYPE_CHECKING:
+    from detectors.config import DetectConfig
     from detectors.model import Rule
+    from detectors.sigma.config import Overlay
     from detectors.sigma.rules import Converted
 
 Outcome = Literal["runs", "not_applicable", "cannot_fire", "failed"]
@@ -26,14 +30,32 @@ LABELS = {
     "failed": "failed",
 }
 SIGMA_PATHS_ENV = "SYSMON_SIGMA_PATHS"
+CONFIG_ENV = "SYSMON_DETECT_CONFIG"  # detectors.config says the same
 #: Statuses run unless asked otherwise: SigmaHQ's deprecated and unsupported rules are not.
 DEFAULT_STATUSES: tuple[str, ...] = ("stable", "test", "experimental")
 
 
-def sigma_paths(extra: tuple[str, ...] | list[str] = ()) -> list[Path]:
-    """``SYSMON_SIGMA_PATHS`` (os.pathsep-separated), then ``extra`` (``--sigma``)."""
-    env = os.environ.get(SIGMA_PATHS_ENV, "")
-    return [Path(p) for p in env.split(os.pathsep) if p.strip()] + [Path(p) for p in extra]
+def sigma_paths(extra: tuple[str, ...] | list[str] = (), configured: tuple[Path, ...] = ()) -> list[Path]:
+    """``extra`` (``--sigma``) if given, else ``SYSMON_SIGMA_PATHS`` (os.pathsep-separated), else
+    ``configured`` (the configuration file's, already resolved against its folder)."""
+    if extra:
+        return [Path(p) for p in extra]
+    env = [Path(p) for p in os.environ.get(SIGMA_PATHS_ENV, "").split(os.pathsep) if p.strip()]
+    return env or list(configured)
+
+
+def read_config(path: str | None) -> DetectConfig:
+    """The configuration file (``--config`` / ``SYSMON_DETECT_CONFIG``); a click error naming
+    file:line for each problem."""
+    from detectors.config import DetectConfig, load_config
+    from shipper.errors import ConfigError
+
+    if not path:
+        return DetectConfig()
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,45 +82,58 @@ class Selection:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-LABELS = {
-    "runs": "runs",
-    "not_applicable": "not applicable",
-    "cannot_fire": "cannot fire here",
-    "failed": "failed",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class SigmaArgs:
-    paths: tuple[str, ...] = ()
+    paths: tuple[Path, ...] = ()  # as resolved: flags, else environment, else the file
     selection: Selection = field(default_factory=Selection)
+    overlays: tuple[Overlay, ...] = ()  # the file's exceptions for Sigma rules
+    attack_data: str | None = None  # a STIX bundle naming ATT&CK techniques
 
     def load(self) -> list[Converted]:
-        paths = sigma_paths(self.paths)
-        if not paths:
+        if not self.paths:
             return []
         from detectors.sigma.loading import load_sigma
 
-        return load_sigma(paths)
+        return load_sigma(list(self.paths))
+
+
+def _resolve(kw: dict[str, Any]) -> SigmaArgs:
+    """Flags over the environment over the configuration file, setting by setting."""
+    conf = read_config(kw.pop("sigma_config")).sigma
+    return SigmaArgs(
+        paths=tuple(sigma_paths(tuple(kw.pop("sigma_paths")), conf.paths)),
+        selection=Selection(
+            statuses=tuple(kw.pop("sigma_statuses")) or conf.statuses or DEFAULT_STATUSES,
+            levels=tuple(kw.pop("sigma_levels")) or conf.levels,
+            tags=tuple(kw.pop("sigma_tags")) or conf.tags,
+            ids=tuple(kw.pop("sigma_ids")) or conf.ids,
+        ),
+        overlays=conf.overlays,
+        attack_data=attack_data_path(kw.pop("attack_data"), conf.attack_data),
+    )
+
+
+config_option = click.option(
+    "--config",
+    "sigma_config",
+    type=click.Path(dir_okay=False),
+    envvar=CONFIG_ENV,
+    help=f"The detectors' YAML configuration file (also {CONFIG_ENV}); flags and environment win.",
+)
 
 
 def sigma_options(f: F) -> F:
-    """``--sigma PATH`` (repeatable) and the selection options, passed on as ``sigma``."""
+    """``--config``, ``--sigma PATH`` (repeatable) and the selection options, passed on as
+    ``sigma``."""
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kw: Any) -> Any:
-        kw["sigma"] = SigmaArgs(
-            paths=tuple(kw.pop("sigma_paths")),
-            selection=Selection(
-                statuses=tuple(kw.pop("sigma_statuses")) or DEFAULT_STATUSES,
-                levels=tuple(kw.pop("sigma_levels")),
-                tags=tuple(kw.pop("sigma_tags")),
-                ids=tuple(kw.pop("sigma_ids")),
-            ),
-        )
+        kw["sigma"] = _resolve(kw)
         return f(*args, **kw)
 
     options = (
+        config_option,
         click.option(
             "--sigma",
             "sigma_paths",
@@ -115,6 +150,12 @@ def sigma_options(f: F) -> F:
         click.option("--sigma-level", "sigma_levels", multiple=True, help="Only Sigma rules of this level."),
         click.option("--sigma-tag", "sigma_tags", multiple=True, help="Only Sigma rules with this tag."),
         click.option("--sigma-id", "sigma_ids", multiple=True, help="Only the Sigma rule with this id."),
+        click.option(
+            "--attack-data",
+            type=click.Path(dir_okay=False),
+            help="An ATT&CK STIX bundle (enterprise-attack.json) naming the Sigma rules' techniques "
+            "(also SYSMON_ATTACK_DATA; default: ids as names).",
+        ),
     )
     out: Any = wrapper
     for option in reversed(options):
@@ -122,12 +163,27 @@ def sigma_options(f: F) -> F:
     return out  # type: ignore[no-any-return]
 
 
+def _attack_names(path: str) -> dict[str, str]:
+    from detectors.sigma.attack_data import load_attack_names
+    from shipper.errors import ConfigError
+
+    try:
+        return load_attack_names(path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 def selected_rules(sigma: SigmaArgs, *, quiet: bool = False) -> list[Rule]:
     """The runnable, selected Sigma rules; a one-line account of the rest on stderr."""
     converted = sigma.load()
     if not converted:
         return []
+    from detectors.sigma.config import with_overlays
+
     rules = [c.rule for c in converted if c.rule is not None and sigma.selection.keeps(c)]
+    rules = with_overlays(rules, sigma.overlays)
+    if sigma.attack_data:
+        rules = with_technique_names(rules, _attack_names(sigma.attack_data))
     if not quiet:
         counts = Counter(c.outcome for c in converted)
         click.echo(

@@ -11,11 +11,14 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations.base import DetectionItemTransformation
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaLogSource, SigmaRule
+from sigma.types import SigmaFieldReference
 
 from detectors.sigma import schema, values
 from detectors.sigma.errors import CannotFire
 
 ALL_CODES: tuple[str, ...] = tuple(schema.FIELDS)
+#: special fields a |fieldref may name: both are a user object the post-filter reads whole
+_REF_SPECIAL = frozenset({"User", "ParentUser"})
 
 
 def event_codes(logsource: SigmaLogSource) -> tuple[str, ...] | None:
@@ -48,10 +51,10 @@ class SysmonFields(DetectionItemTransformation):
         name = detection_item.field
         if name is None or "." in name:  # a keyword search, or a field already named our way
             return None
-        targets = sorted({t for t in schema.fields_for(self._codes, name).values() if t is not None})
-        if not targets:
-            codes = ", ".join(self._codes)
-            raise CannotFire(f"field {name!r}: Sysmon events {codes} never carry it in our documents")
+        targets = self._targets(name)
+        if any(isinstance(v, SigmaFieldReference) for v in detection_item.value):
+            self._field_ref(detection_item, targets)
+            return None
         if name in schema.SPECIAL:
             rewritten = [values.translate(detection_item, t) for t in targets]
             return (
@@ -75,6 +78,33 @@ class SysmonFields(DetectionItemTransformation):
                 )
             )
         return SigmaDetection(copies, item_linking=ConditionOR)
+
+    def _targets(self, name: str) -> list[str]:
+        targets = sorted({t for t in schema.fields_for(self._codes, name).values() if t is not None})
+        if not targets:
+            codes = ", ".join(self._codes)
+            raise CannotFire(f"field {name!r}: Sysmon events {codes} never carry it in our documents")
+        return targets
+
+    def _one_target(self, name: str, targets: list[str] | None = None) -> str:
+        """A |fieldref side: one field of ours, read whole by the post-filter."""
+        targets = targets if targets is not None else self._targets(name)
+        if name in schema.SPECIAL and name not in _REF_SPECIAL:
+            raise CannotFire(f"|fieldref on {name}: our documents rewrite its values")
+        if len(targets) != 1:
+            raise CannotFire(f"|fieldref on {name}: it is {', '.join(targets)} in our documents")
+        return targets[0]
+
+    def _field_ref(self, item: SigmaDetectionItem, targets: list[str]) -> None:
+        if not all(isinstance(v, SigmaFieldReference) for v in item.value):
+            raise CannotFire(f"{item.field}: |fieldref mixed with plain values")
+        item.field = self._one_target(str(item.field), targets)
+        item.value = [
+            SigmaFieldReference(self._one_target(v.field), v.starts_with, v.ends_with)
+            for v in item.value
+            if isinstance(v, SigmaFieldReference)
+        ]
+        self.processing_item_applied(item)
 
 
 def sysmon_pipeline() -> ProcessingPipeline:

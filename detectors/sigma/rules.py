@@ -13,10 +13,11 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule, SigmaRuleBase
 
-from detectors.model import Filter, Params, QueryParams, Rule, SigmaMeta, Where
+from detectors.model import FieldRef, Filter, Params, QueryParams, Rule, SigmaMeta, Where
 from detectors.sigma.attack import threats
 from detectors.sigma.backend import SysmonLuceneBackend
 from detectors.sigma.errors import CannotFire
+from detectors.sigma.needs import rule_needs
 from detectors.sigma.options import Outcome
 from detectors.sigma.pipeline import event_codes
 
@@ -95,6 +96,8 @@ def sigma_meta(sigma: SigmaRuleBase, query: str, logsource: tuple[tuple[str, str
         false_positives=tuple(str(f) for f in sigma.falsepositives or ()),
         logsource=logsource,
         query=query,
+        # read after the pipeline: the field names are ours (a correlation's are its base rules')
+        needs=rule_needs(sigma) if isinstance(sigma, SigmaRule) else None,
     )
 
 
@@ -107,9 +110,11 @@ def build_rule(
     *,
     flt: Filter | None = None,
     params: Params | None = None,
+    field_refs: tuple[FieldRef, ...] = (),
 ) -> Rule:
-    """The detector for a converted rule: a ``query`` rule on its event codes and Lucene query
-    (or, given ``params``, a rule of their type: a correlation)."""
+    """The detector for a converted rule: a ``query`` rule on its event codes and Lucene query,
+    and the field comparisons (``|fieldref``) checked on each hit (or, given ``params``, a rule
+    of their type: a correlation)."""
     logsource: tuple[tuple[str, str], ...] = ()
     if isinstance(sigma, SigmaRule):
         ls = sigma.logsource
@@ -132,7 +137,7 @@ def build_rule(
         enabled=True,
         threat=threats(tags),
         references=tuple(str(r) for r in sigma.references or ()),
-        filter=flt or Filter(event_codes=codes, lucene=query),
+        filter=flt or Filter(event_codes=codes, lucene=query, field_refs=field_refs),
         fields=COPY,
         params=params or QueryParams(),
         where=where,
@@ -183,7 +188,10 @@ def convert_one(
         return out("cannot_fire" if isinstance(error, CannotFire) else "failed", str(error))
     if len(queries) != 1 or not isinstance(queries[0], str):
         return out("failed", f"conversion gave {len(queries)} queries, expected one")
-    return out("runs", built=build_rule(rule, queries[0], codes, where, interval))
+    return out(
+        "runs",
+        built=build_rule(rule, queries[0], codes, where, interval, field_refs=tuple(backend.field_refs)),
+    )
 
 
 def convert(collection: SigmaCollection, *, interval: int = DEFAULT_INTERVAL) -> list[Converted]:

@@ -203,7 +203,8 @@ def test_converted_rule_runs_as_a_detector_with_sigma_metadata(es: Elasticsearch
     assert rule["description"] == "PowerShell that runs Mimikatz."
     assert alert["event"]["severity"] == 73 and alert["event"]["risk_score"] == 73.0
     assert alert["threat"]["tactic"]["id"] == ["TA0002", "TA0006"]
-    assert alert["threat"]["technique"]["id"] == ["T1059.001"]
+    assert alert["threat"]["technique"]["id"] == ["T1059"]  # as Elastic writes a sub-technique
+    assert alert["threat"]["technique"]["subtechnique"]["id"] == ["T1059.001"]
     assert alert["sigma"]["false_positives"] == ["Admin scripts"]
     assert alert["sigma"]["level"] == "high" and alert["sigma"]["status"] == "test"
     assert alert["winlog"]["record_id"] == 1
