@@ -77,11 +77,12 @@ class Spread:
     spread: bool = False
 
     def summary(self) -> str:
-        if self.patient_zero is None:
-            return "summary: sightings=0 hosts=0"
+        head = f"summary: sightings={sum(h['count'] for h in self.hosts)} hosts={len(self.hosts)}"
         pz = self.patient_zero
+        if pz is None:
+            return head
         return (
-            f"summary: hosts={len(self.hosts)} patient_zero={pz['name']} first_seen={pz['first_seen']} "
+            f"{head} patient_zero={pz['name']} first_seen={pz['first_seen']} "
             f"spread={'yes' if self.spread else 'no'} hosts_in_window={self.spread_hosts}"
         )
 

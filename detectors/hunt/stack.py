@@ -90,8 +90,9 @@ def columns(fields: Sequence[str]) -> list[Column]:
         Column("hosts", "HOSTS", align="right"),
         Column("first_seen", "FIRST SEEN"),
         Column("last_seen", "LAST SEEN"),
-        Column("allow", "ALLOWLIST", width=24),
-        Column("intel", "INTEL", width=24),
+        Column("allowlisted", "allowlisted", in_table=False),
+        Column("allow", "ALLOWLIST", width=40),
+        Column("intel", "INTEL", width=40),
     ]
     return cols
 
