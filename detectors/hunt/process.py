@@ -103,7 +103,7 @@ def ancestry_rows(chain: Chain) -> list[dict[str, Any]]:
 
 def _relation(src: dict[str, Any], entity_id: str) -> str:
     if get_path(src, "process.entity_id") == entity_id:
-        return "start" if get_path(src, "event.code") == "1" else "self"
+        return "self"
     if get_path(src, "process.parent.entity_id") == entity_id:
         return "child"
     return "target"
@@ -122,7 +122,14 @@ def activity_query(req: ProcessRequest, entity_id: str, host: str) -> dict[str, 
     scope = Scope(
         hosts=(host,), since=req.scope.since, until=req.scope.until, event_codes=req.scope.event_codes
     )
-    return scope.query([{"bool": {"should": who, "minimum_should_match": 1}}])
+    # its own creation event is the ancestry's last row already
+    start = {"bool": {"filter": [{"term": {"event.code": "1"}}, {"term": {"process.entity_id": entity_id}}]}}
+    return {
+        "bool": {
+            "filter": [*scope.clauses(), {"bool": {"should": who, "minimum_should_match": 1}}],
+            "must_not": [start],
+        }
+    }
 
 
 def process_rows(es: Elasticsearch, prefix: str, req: ProcessRequest) -> Iterator[dict[str, Any]]:
@@ -132,7 +139,4 @@ def process_rows(es: Elasticsearch, prefix: str, req: ProcessRequest) -> Iterato
     chain = build_chains(es, prefix, [(host, entity_id)], depth=req.depth)[(host, entity_id)]
     yield from ancestry_rows(chain)
     for hit in events_in_time_order(es, prefix, activity_query(req, entity_id, host), req.limit):
-        row = event_row(hit, _relation(hit["_source"], entity_id))
-        if row["relation"] == "start":
-            continue  # already the ancestry's last row
-        yield row
+        yield event_row(hit, _relation(hit["_source"], entity_id))

@@ -26,7 +26,12 @@ COLS = [
     Column("id", "ID", in_table=False),
 ]
 ROWS = [
-    {"path": "C:\\Windows\\System32\\svchost.exe", "count": 1200, "feeds": ["allow-a", "allow-b"], "id": "x1"},
+    {
+        "path": "C:\\Windows\\System32\\svchost.exe",
+        "count": 1200,
+        "feeds": ["allow-a", "allow-b"],
+        "id": "x1",
+    },
     {"path": 'C:\\Temp\\a,"b".exe', "count": 3, "feeds": [], "id": "x2", "flag": True},
 ]
 
