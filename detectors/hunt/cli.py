@@ -93,6 +93,13 @@ def _emit(rows: Iterable[dict[str, Any]], columns: list[Column], fmt: str | None
     return write_rows(rows, columns, choose_format(fmt, out), out)
 
 
+def _progress() -> Callable[[int], None]:
+    def show(buckets: int) -> None:
+        click.echo(f"\rstack: {buckets:,} values read…", nl=False, err=True)
+
+    return show
+
+
 @click.group("hunt")
 def hunt() -> None:
     """Hunt over the events: stack values, investigate a process, follow a hash across hosts."""
@@ -150,9 +157,18 @@ def stack_cmd(
         page_size=page_size,
     )
     totals = StackTotals()
+    chosen = choose_format(fmt, sys.stdout)
+    # progress on a terminal, unless rows stream to the same terminal meanwhile
+    progress = _progress() if sys.stderr.isatty() and (chosen == "table" or not sys.stdout.isatty()) else None
     try:
-        rows = stack(_client(), prefix, req, totals)
-        shown = _emit((r.to_row(by) for r in rows), columns(by), fmt)
+        rows: Iterable[dict[str, Any]] = (
+            r.to_row(by) for r in stack(_client(), prefix, req, totals, progress)
+        )
+        if chosen == "table":
+            rows = list(rows)
+        if progress is not None:
+            click.echo("\r\033[K", nl=False, err=True)
+        shown = _emit(rows, columns(by), chosen)
     except _ERRORS as exc:
         fail(ctx, exc)
     for note in totals.notes:

@@ -18,6 +18,7 @@ from detectors.ancestry import DEFAULT_DEPTH, Chain, build_chains
 from detectors.hunt.scope import Scope
 from detectors.hunt.timeline import event_row, events_in_time_order, normalise_entity_id
 from detectors.query import events_pattern, get_path
+from shipper.sysmon.events import EVENTS
 
 _TARGET_FIELDS = ("winlog.event_data.TargetProcessGuid", "winlog.event_data.TargetProcessGUID")
 
@@ -90,6 +91,7 @@ def ancestry_rows(chain: Chain) -> list[dict[str, Any]]:
                 "relation": "process" if level == 0 else "ancestor",
                 "depth": -level,
                 "event_code": "1",
+                "action": EVENTS[1].action,
                 "executable": link.executable,
                 "pid": link.pid,
                 "entity_id": link.entity_id,

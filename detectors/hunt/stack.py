@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -32,6 +32,7 @@ Order = Literal["count", "rare", "value"]
 ORDERS: tuple[Order, ...] = ("count", "rare", "value")
 DEFAULT_BY = ("process.executable", "process.hash.sha256")
 PAGE_SIZE = 1000
+OnPage = Callable[[int], None]
 
 
 class StackError(ValueError):
@@ -191,11 +192,15 @@ class _Knowledge:
         )
 
 
-def _rows(es: Elasticsearch, prefix: str, req: StackRequest, totals: StackTotals) -> Iterator[StackRow]:
+def _rows(
+    es: Elasticsearch, prefix: str, req: StackRequest, totals: StackTotals, on_page: OnPage | None
+) -> Iterator[StackRow]:
     know = _Knowledge(es, prefix, req.fields, req.lookups)
     if req.lookups and not know.covered:
         totals.notes.append("no allowlist covers these fields: every row is unknown")
     for page in _buckets(es, prefix, req):
+        if on_page is not None:
+            on_page(totals.buckets + len(page))
         known = know.lookup(page)
         for b in page:
             row = know.row(b, known)
@@ -229,7 +234,14 @@ def ordered(rows: Iterable[StackRow], order: Order, limit: int | None) -> Iterat
         yield from heapq.nsmallest(limit, rows, key=key)
 
 
-def stack(es: Elasticsearch, prefix: str, req: StackRequest, totals: StackTotals) -> Iterator[StackRow]:
-    """The request's rows in order; ``totals`` is complete once the iterator is exhausted."""
+def stack(
+    es: Elasticsearch,
+    prefix: str,
+    req: StackRequest,
+    totals: StackTotals,
+    on_page: OnPage | None = None,
+) -> Iterator[StackRow]:
+    """The request's rows in order; ``totals`` is complete once the iterator is exhausted;
+    ``on_page`` hears the number of buckets read so far (progress on a terminal)."""
     check_fields(es, prefix, req.fields)
-    return ordered(_rows(es, prefix, req, totals), req.order, req.limit)
+    return ordered(_rows(es, prefix, req, totals, on_page), req.order, req.limit)

@@ -79,7 +79,9 @@ def test_stack_pages_past_one_page_and_looks_up_per_page(
     calls = [0]
     totals = StackTotals()
     req = StackRequest(fields=("process.hash.sha256",), page_size=7, order="value")
-    rows = list(stack(_Counting(es, calls), prefix, req, totals))  # type: ignore[arg-type]
+    progress: list[int] = []
+    rows = list(stack(_Counting(es, calls), prefix, req, totals, progress.append))  # type: ignore[arg-type]
+    assert progress == [7, 14, 21, 25]
     assert [r.values[0] for r in rows] == sorted(HASHES)
     for r in rows:
         i = HASHES.index(r.values[0])
@@ -368,3 +370,56 @@ def test_hash_patient_zero_matches_the_spread_rule(
         main, ["hunt", "hash", bad, "--min-hosts", "4", "--format", "json"], env=cli_env(es_settings, prefix)
     )
     assert "patient_zero=LONE " in r.stderr and "spread=no hosts_in_window=1" in r.stderr
+
+
+def test_stack_known_needs_every_field_an_allowlist_covers(
+    es: Elasticsearch, prefix: str, tmp_path: Path
+) -> None:
+    good, other = "a1" * 32, "b2" * 32
+    docs = [
+        proc_event(
+            "A",
+            "2026-05-01T10:00:00.000Z",
+            "{1}",
+            None,
+            "C:\\w\\good.exe",
+            extra={"process.hash.sha256": good},
+        ),
+        # a listed path with an unlisted hash: a replaced binary
+        proc_event(
+            "A",
+            "2026-05-01T10:01:00.000Z",
+            "{2}",
+            None,
+            "C:\\w\\good.exe",
+            extra={"process.hash.sha256": other},
+        ),
+        # a listed hash copied elsewhere
+        proc_event(
+            "A",
+            "2026-05-01T10:02:00.000Z",
+            "{3}",
+            None,
+            "C:\\t\\copy.exe",
+            extra={"process.hash.sha256": good},
+        ),
+    ]
+    index_docs(es, prefix, docs)
+    _load(es, prefix, tmp_path, "hashes", "allow", [good])
+    req = StackRequest(order="value")
+    known = {r.values: r.known for r in stack(es, prefix, req, StackTotals())}
+    # only a hash allowlist: the hash decides
+    assert known == {
+        ("C:\\t\\copy.exe", good): True,
+        ("C:\\w\\good.exe", good): True,
+        ("C:\\w\\good.exe", other): False,
+    }
+    _load(es, prefix, tmp_path, "paths", "allow", ["C:\\W\\GOOD.EXE"])  # image paths match in any case
+    rows = list(stack(es, prefix, req, StackTotals()))
+    assert {r.values: (r.known, r.allow) for r in rows} == {
+        ("C:\\t\\copy.exe", good): (False, ("hashes",)),
+        ("C:\\w\\good.exe", good): (True, ("hashes", "paths")),
+        ("C:\\w\\good.exe", other): (False, ("paths",)),
+    }
+    unknown = list(stack(es, prefix, StackRequest(unknown_only=True), StackTotals()))
+    assert {r.values for r in unknown} == {("C:\\t\\copy.exe", good), ("C:\\w\\good.exe", other)}
