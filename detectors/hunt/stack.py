@@ -26,7 +26,7 @@ from detectors.builders.context import ms_to_iso
 from detectors.hunt.output import Column
 from detectors.hunt.scope import Scope
 from detectors.intel.lookup import FIELD_TYPES, find_indicators, manifests
-from detectors.query import events_pattern, get_path
+from detectors.query import events_pattern, get_path, iter_composite
 
 Order = Literal["count", "rare", "value"]
 ORDERS: tuple[Order, ...] = ("count", "rare", "value")
@@ -113,34 +113,17 @@ def check_fields(es: Elasticsearch, prefix: str, fields: Sequence[str]) -> None:
 
 
 def _buckets(es: Elasticsearch, prefix: str, req: StackRequest) -> Iterator[list[dict[str, Any]]]:
-    """The composite aggregation's buckets, one page at a time."""
+    """The composite aggregation's buckets, one page (``after_key`` step) at a time."""
     sources = [{f"f{i}": {"terms": {"field": f}}} for i, f in enumerate(req.fields)]
     aggs = {
         "first": {"min": {"field": "@timestamp"}},
         "last": {"max": {"field": "@timestamp"}},
         "hosts": {"cardinality": {"field": "host.name"}},
     }
-    after: dict[str, Any] | None = None
-    while True:
-        comp: dict[str, Any] = {"size": req.page_size, "sources": sources}
-        if after is not None:
-            comp["after"] = after
-        resp = es.search(
-            index=events_pattern(prefix),
-            query=req.scope.query(),
-            size=0,
-            aggs={"c": {"composite": comp, "aggs": aggs}},
-            ignore_unavailable=True,
-            allow_no_indices=True,
-            track_total_hits=False,
-        )
-        c = (resp.get("aggregations") or {}).get("c") or {}
-        page: list[dict[str, Any]] = c.get("buckets", [])
-        if page:
-            yield page
-        after = c.get("after_key")
-        if not page or after is None or len(page) < req.page_size:
-            return
+    index, query = events_pattern(prefix), req.scope.query()
+    buckets = iter_composite(es, index, query, sources, aggs, page_size=req.page_size)
+    while page := list(itertools.islice(buckets, req.page_size)):
+        yield page
 
 
 class _Knowledge:
