@@ -58,7 +58,10 @@ def scope_options(func: F) -> F:
             ),
             click.option("--until", callback=_time, help="Before this @timestamp (same forms as --since)."),
             click.option(
-                "--event-code", "event_codes", multiple=True, help="Only these event IDs (repeatable)."
+                "--event-code",
+                "event_codes",
+                multiple=True,
+                help="Only these event IDs (repeatable, or 1,7).",
             ),
             click.option("--limit", type=click.IntRange(min=1), help="At most this many rows."),
             click.option(
@@ -79,7 +82,11 @@ def _scope(
 ) -> Scope:
     if since is not None and until is not None and since >= until:
         raise click.BadParameter("--since must be before --until", param_hint="--since")
-    return Scope(hosts=hosts, since=since, until=until, event_codes=tuple(c.strip() for c in codes))
+    event_codes = tuple(dict.fromkeys(c.strip() for part in codes for c in part.split(",") if c.strip()))
+    bad = [c for c in event_codes if not c.isdigit()]
+    if bad:
+        raise click.BadParameter(f"not an event ID: {', '.join(bad)}", param_hint="--event-code")
+    return Scope(hosts=hosts, since=since, until=until, event_codes=event_codes)
 
 
 def _client() -> Any:

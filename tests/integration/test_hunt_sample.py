@@ -175,6 +175,12 @@ def test_cli_outputs_parse(es_settings: ClusterSettings, day: tuple[str, dict[st
     assert all(rec["allowlisted"] == "" and rec["intel"] == "bad-hashes" for rec in records)
     assert "summary: rows=2 " in r.stderr
 
+    args = ["hunt", "stack", "--by", "file.hash.sha256", "--event-code", "6,7", "--unknown", "--rare"]
+    r = cli.invoke(main, [*args, "--format", "json"], env=env)
+    assert r.exit_code == 0, r.output
+    got = {json.loads(line)["file.hash.sha256"] for line in r.stdout.splitlines()}
+    assert got == {t["scenario"]["malicious_dll_sha256"], t["scenario"]["unsigned_driver_sha256"]}
+
     r = cli.invoke(main, ["hunt", "hash", t["scenario"]["dropper_sha256"], "--first"], env=env)
     assert r.exit_code == 0, r.output
     objs = [json.loads(line) for line in r.stdout.splitlines()]  # not a terminal: JSON lines

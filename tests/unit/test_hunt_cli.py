@@ -30,6 +30,7 @@ def test_a_bad_prefix_is_refused(args: list[str]) -> None:
         (["hunt", "hash", "not-a-hash"], "'not-a-hash' is not a hash"),
         (["hunt", "hash", "ab" * 32, "--window", "soon"], "is not a duration"),
         (["hunt", "process", "{X}", "--depth", "0"], "--depth"),
+        (["hunt", "stack", "--event-code", "1,dns"], "not an event ID: dns"),
     ],
 )
 def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:
