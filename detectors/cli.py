@@ -32,3 +32,7 @@ main.add_command(kibana)
 from detectors.sigma.cli import sigma_group  # noqa: E402
 
 main.add_command(sigma_group)
+
+from detectors.hunt.cli import hunt  # noqa: E402
+
+main.add_command(hunt)

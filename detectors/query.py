@@ -126,9 +126,11 @@ def iter_pages(
     *,
     source: Sequence[str] | bool | None = None,
     page_size: int = PAGE_SIZE,
+    sort: Sequence[Any] = ("_shard_doc",),
 ) -> Iterator[list[dict[str, Any]]]:
     """Every hit of ``query`` in ``index``, page by page, with a point-in-time and
-    ``search_after`` (sorted by ``_shard_doc``: the cheapest total order)."""
+    ``search_after`` (sorted by ``_shard_doc``, the cheapest total order, unless ``sort`` asks
+    otherwise; end it with ``_shard_doc`` so the order is total)."""
     pit = es.open_point_in_time(
         index=index, keep_alive=PIT_KEEP_ALIVE, ignore_unavailable=True, allow_partial_search_results=False
     )
@@ -140,7 +142,7 @@ def iter_pages(
                 "pit": {"id": pit_id, "keep_alive": PIT_KEEP_ALIVE},
                 "query": query,
                 "size": page_size,
-                "sort": ["_shard_doc"],
+                "sort": list(sort),
                 "track_total_hits": False,
             }
             if source is not None:
