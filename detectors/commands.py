@@ -25,7 +25,7 @@ from shipper.errors import SysmonError
 EXIT_LOCKED = 75
 
 
-def _client() -> Any:
+def cluster_client() -> Any:
     from shipper.es import ClusterSettings, check_cluster, make_client
 
     settings = ClusterSettings.from_env()
@@ -73,7 +73,7 @@ def setup_cmd(ctx: click.Context, prefix: str) -> None:
     from detectors.setup import setup_alerts
 
     try:
-        for line in setup_alerts(_client(), prefix):
+        for line in setup_alerts(cluster_client(), prefix):
             click.echo(line)
     except SysmonError as exc:
         _fail(ctx, exc)
@@ -146,7 +146,7 @@ def validate_cmd(
     use_cluster = cluster if cluster is not None else bool(os.environ.get("ES_URL"))
     if use_cluster:
         try:
-            es = _client()
+            es = cluster_client()
         except SysmonError as exc:
             _fail(ctx, exc)
         messages += [str(e) for e in check_queries(es, rules, prefix)]
@@ -164,7 +164,7 @@ def _engine(prefix: str, ingest_delay: float, owner: str | None = None, **kw: An
     from detectors.engine import Engine, EngineOptions
     from detectors.setup import setup_alerts
 
-    es, p = _client(), prefix
+    es, p = cluster_client(), prefix
     if not es.indices.exists_index_template(name=f"{p}-alerts"):
         setup_alerts(es, p)  # first run without `setup`: alerts must never get dynamic mappings
     return Engine(es, p, [], EngineOptions(ingest_delay=ingest_delay, **kw), owner=owner)
@@ -288,7 +288,7 @@ def status_cmd(
 
     rules, errors = _load(rules_dirs, no_builtin)
     try:
-        states = StateStore(_client(), prefix).all()
+        states = StateStore(cluster_client(), prefix).all()
     except SysmonError as exc:
         _fail(ctx, exc)
     now = datetime.now(UTC)
@@ -330,7 +330,7 @@ def _set(ctx: click.Context, ids: tuple[str, ...], status: str, reason: str | No
     from detectors.alerts import set_status
 
     try:
-        es = _client()
+        es = cluster_client()
     except SysmonError as exc:
         _fail(ctx, exc)
     missing = 0

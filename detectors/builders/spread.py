@@ -22,7 +22,7 @@ def _merge_hosts(old: list[dict[str, Any]], new: dict[str, dict[str, Any]]) -> l
     return sorted(by.values(), key=lambda h: (h["first_seen"], h["name"]))
 
 
-def _spread_window(hosts: list[dict[str, Any]], window: int, min_hosts: int) -> list[dict[str, Any]]:
+def spread_window(hosts: list[dict[str, Any]], window: int, min_hosts: int) -> list[dict[str, Any]]:
     """The hosts (in first-seen order) of the first ``window`` that holds at least ``min_hosts``
     of them, anchored on its earliest host (patient zero); when no window does, those of the
     earliest host's window (fewer than ``min_hosts``: no alert). A sighting long before the
@@ -116,7 +116,7 @@ def _upsert_spread(
         old_hosts: list[dict[str, Any]] = []
         if existing is not None:
             old_hosts = list(get_path(existing["_source"], "alert.spread.hosts") or [])
-        merged = _spread_window(_merge_hosts(old_hosts, hosts), p.window, p.min_hosts)
+        merged = spread_window(_merge_hosts(old_hosts, hosts), p.window, p.min_hosts)
         if len(merged) < p.min_hosts:
             return
         if (

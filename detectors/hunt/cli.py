@@ -90,7 +90,7 @@ def _scope(
 
 
 def _client() -> Any:
-    from detectors.commands import _client as connect
+    from detectors.commands import cluster_client as connect
 
     return connect()
 

@@ -5,7 +5,7 @@ imphash included) or the algorithm's ``process.hash.*`` / ``file.hash.*`` field 
 shippers may lack ``related.hash``). The first sighting per host comes from a composite
 aggregation by host with a ``top_hits`` of the earliest event (any number of hosts), so it never
 depends on ``--limit``. Patient zero is the ``spread`` rule's: the earliest host of the first
-``window`` that holds ``min_hosts`` hosts (:func:`detectors.builders.spread._spread_window`), so
+``window`` that holds ``min_hosts`` hosts (:func:`detectors.builders.spread.spread_window`), so
 a lone sighting long before the spread does not hide where it began; when no window holds
 enough hosts, the earliest host.
 """
@@ -20,7 +20,7 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 # the spread rule's own definition of patient zero, so the CLI and the alert agree
-from detectors.builders.spread import _spread_window as spread_window
+from detectors.builders.spread import spread_window
 from detectors.hunt.scope import Scope
 from detectors.hunt.timeline import SOURCE, event_row, events_in_time_order
 from detectors.loader import BUILTIN_DIR, load_rules
