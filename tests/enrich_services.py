@@ -9,7 +9,8 @@ never leave the machine. One server, a path prefix per service:
 * ``/mb/api/v1/`` — form ``query=get_info&hash=…``, ``Auth-Key`` checked (``unknown_auth_key``);
   ``query_status`` ``ok`` with ``data[]`` or ``hash_not_found``.
 * ``/circl/lookup/{algo}/{hash}`` and ``/circl/bulk/{algo}`` — 200 with the known file's record
-  (``KnownMalicious`` when listed so), 404 ``{"message": "Non existing SHA-256"}``.
+  (``KnownMalicious`` when listed so), 404 ``{"message": "Non existing SHA-256"}``; every request
+  answered ``circl_fail`` (e.g. 429) when set.
 
 Every request is recorded (method, path, headers, body) for the tests to inspect.
 """
@@ -44,6 +45,7 @@ class FakeServices:
     retry_after: int | None = None
     mb_samples: dict[str, dict[str, Any]] = field(default_factory=dict)
     circl_known: dict[str, dict[str, Any]] = field(default_factory=dict)
+    circl_fail: int | None = None  # every CIRCL request answered with this status
     requests: list[Recorded] = field(default_factory=list)
     base: str = ""
 
@@ -138,6 +140,8 @@ def _handler(fake: FakeServices) -> type[BaseHTTPRequestHandler]:
             parts = self.path.strip("/").split("/")
             if self.path.startswith("/vt/api/v3/files/"):
                 self._answer(*fake.vt(parts[-1], headers))
+            elif self.path.startswith("/circl/") and fake.circl_fail:
+                self._answer(fake.circl_fail, {"message": "Too many requests"}, {})
             elif self.path.startswith("/circl/lookup/"):
                 entry = fake.circl_entry(parts[-1].lower())
                 if entry is None:
@@ -151,6 +155,8 @@ def _handler(fake: FakeServices) -> type[BaseHTTPRequestHandler]:
             headers, body = self._record()
             if self.path == "/mb/api/v1/":
                 self._answer(*fake.mb(parse_qs(body.decode()), headers))
+            elif self.path.startswith("/circl/") and fake.circl_fail:
+                self._answer(fake.circl_fail, {"message": "Too many requests"}, {})
             elif self.path.startswith("/circl/bulk/"):
                 hashes = json.loads(body)["hashes"]
                 out = [fake.circl_entry(h.lower()) or {"message": "Non existing SHA-256", "query": h}

@@ -29,6 +29,7 @@ from .services import SERVICES
 
 _COUNTS = ("requests", "looked_up", "cached", "malicious", "known_good", "unknown", "skipped_quota",
            "skipped_known", "errors")  # fmt: skip
+_OUTCOMES = ("hashes", "malicious", "known_good", "unknown", "pending")
 
 
 def _seconds(value: str, option: str, *, zero: bool = False) -> int:
@@ -59,9 +60,10 @@ def _line(rep: ServiceReport) -> str:
 
 def _summary(report: RunReport) -> str:
     reps = list(report.services.values())
-    totals = " ".join(f"{k}={sum(getattr(r, k) for r in reps)}" for k in _COUNTS if k != "requests")
+    outcomes = " ".join(f"{k}={getattr(report, k)}" for k in _OUTCOMES)
+    totals = " ".join(f"{k}={sum(getattr(r, k) for r in reps)}" for k in ("requests", "looked_up", "cached"))
     stopped = ",".join(r.service for r in reps if r.status in ("quota", "failed")) or "-"
-    return f"summary: hashes={report.hashes} {totals} stopped={stopped} feed_errors={len(report.feed_errors)}"
+    return f"summary: {outcomes} {totals} stopped={stopped} feed_errors={len(report.feed_errors)}"
 
 
 @click.command("enrich")
@@ -174,8 +176,8 @@ def enrich_cmd(
         lambda: enrich(es, prefix, source, chosen.settings, options, disabled=chosen.disabled)
     )
     if as_json:
-        body = {
-            "hashes": report.hashes,
+        body: dict[str, object] = {k: getattr(report, k) for k in _OUTCOMES}
+        body |= {
             "services": {k: v.to_dict() for k, v in report.services.items()},
             "feed_errors": report.feed_errors,
         }

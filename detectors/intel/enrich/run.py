@@ -22,7 +22,7 @@ from detectors.intel.generation import LoadResult
 from detectors.intel.indices import enrich_index
 
 from . import cache
-from .model import LookupError_, ServiceSettings, ServiceStop, Verdict
+from .model import LookupError_, ServiceSettings, ServiceStop, Verdict, VerdictKind
 from .quota import QuotaStore
 from .services import SERVICES
 
@@ -70,7 +70,15 @@ class ServiceReport:
 
 @dataclass(slots=True)
 class RunReport:
+    """Per hash, what the services together said: ``malicious`` or ``known_good`` (the first
+    service that judged it), ``unknown`` (every service asked did not know it), ``pending`` (a
+    service that stopped did not get to it: a later run asks)."""
+
     hashes: int = 0
+    malicious: int = 0
+    known_good: int = 0
+    unknown: int = 0
+    pending: int = 0
     services: dict[str, ServiceReport] = field(default_factory=dict)
     feed_errors: list[str] = field(default_factory=list)
 
@@ -88,19 +96,21 @@ class _ServiceRun:
         self.report, self.clock = report, clock
         self.service = SERVICES[settings.name]
 
-    def judge(self, todo: list[str], judged: set[str]) -> None:
+    def judge(self, todo: list[str], judged: dict[str, VerdictKind], pending: set[str]) -> None:
         """Look ``todo`` up batch by batch until done or the service stops."""
         rep = self.report
         for start in range(0, len(todo), self.service.batch):
             batch = todo[start : start + self.service.batch]
             if rep.status != "ok":
                 rep.skipped_quota += len(todo) - start
+                pending.update(todo[start:])
                 return
             try:
                 self.quota.take()
             except ServiceStop as stop:  # our own budget: nothing was sent
                 rep.stop(stop)
                 rep.skipped_quota += len(todo) - start
+                pending.update(todo[start:])
                 return
             rep.requests += 1
             try:
@@ -110,6 +120,7 @@ class _ServiceRun:
                     self.quota.block(stop.retry_after)
                 rep.stop(stop)
                 rep.skipped_quota += len(todo) - start
+                pending.update(todo[start:])
                 return
             except LookupError_ as exc:
                 rep.errors += len(batch)
@@ -121,7 +132,7 @@ class _ServiceRun:
             for v in verdicts:
                 rep.count(v)
                 if v.verdict != "unknown":
-                    judged.add(v.hash)
+                    judged.setdefault(v.hash, v.verdict)
 
 
 def _pages(hashes: Iterable[str]) -> Iterator[list[str]]:
@@ -155,7 +166,8 @@ def enrich(
     off = {name: ServiceReport(name, status="disabled", reason=why) for name, why in (disabled or {}).items()}
     for page in _pages(hashes):
         report.hashes += len(page)
-        judged: set[str] = set()
+        judged: dict[str, VerdictKind] = {}
+        pending: set[str] = set()
         now = datetime.fromtimestamp(clock(), tz=UTC)
         for run in runs:
             rep = run.report
@@ -167,14 +179,17 @@ def enrich(
                     rep.cached += 1
                     rep.count(v)
                     if v.verdict != "unknown":
-                        judged.add(h)
+                        judged.setdefault(h, v.verdict)
                 elif h in judged:
                     rep.skipped_known += 1
                 else:
                     todo.append(h)
-            run.judge(todo, judged)
+            run.judge(todo, judged, pending)
         for rep in off.values():
             rep.skipped_quota += len(page)
+        for h in page:
+            outcome = judged.get(h) or ("pending" if h in pending else "unknown")
+            setattr(report, outcome, getattr(report, outcome) + 1)
     report.services.update(off)
     es.indices.refresh(index=enrich_index(prefix))
     for run in runs:
