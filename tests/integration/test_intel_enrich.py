@@ -80,6 +80,8 @@ def test_unknown_hashes_enriched_once_cached_and_alerted(
     now = datetime.now(UTC)
     assert sorted(unknown_hashes(es, prefix, since=timedelta(days=30), now=now)) == [A, B, C, F]
     assert G in set(unknown_hashes(es, prefix, since=None, now=now))
+    paged = list(unknown_hashes(es, prefix, since=timedelta(days=30), now=now, page=1))  # by after_key
+    assert sorted(paged) == [A, B, C, F]
 
     r = _enrich(cli, env, fake, "--unknown", "--json")
     assert r.exit_code == 0, r.output

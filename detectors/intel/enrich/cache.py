@@ -106,14 +106,19 @@ def publish(es: Elasticsearch, prefix: str, service: str, provider: str, kind: s
     """Load the service's verdicts of ``kind``'s sort as its feed when they changed; None when
     nothing changed (or there is nothing and never was)."""
     name = feed_name(service, kind)
-    found = verdicts_of(es, prefix, service, _FEED_VERDICT[kind])
-    items = [indicator(v, provider, i + 1) for i, v in enumerate(found)]
-    digest = hashlib.sha256(json.dumps([i.ecs() for i in items], sort_keys=True).encode()).hexdigest()
+    digest, count = hashlib.sha256(), 0
+    for v in verdicts_of(es, prefix, service, _FEED_VERDICT[kind]):  # a first pass: memory stays flat
+        digest.update(json.dumps(v.doc(), sort_keys=True).encode() + b"\n")
+        count += 1
     state = read_state(es, name, prefix=prefix)
-    if state is None and not items:
+    if state is None and not count:
         return None
-    if state is not None and (state.doc.get("source") or {}).get("digest") == digest:
+    if state is not None and (state.doc.get("source") or {}).get("digest") == digest.hexdigest():
         return None
-    source = {"location": f"enrich:{service}", "format": "enrich", "digest": digest}
+    items = (
+        indicator(v, provider, i + 1)
+        for i, v in enumerate(verdicts_of(es, prefix, service, _FEED_VERDICT[kind]))
+    )
+    source = {"location": f"enrich:{service}", "format": "enrich", "digest": digest.hexdigest()}
     # our own verdicts, not a download that could come back truncated: an empty list is real
     return load_items(es, items, name=name, kind=kind, prefix=prefix, source=source, force=True)
