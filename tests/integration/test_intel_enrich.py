@@ -95,6 +95,7 @@ def test_unknown_hashes_enriched_once_cached_and_alerted(
     assert [s["virustotal"][k] for k in counts] == [2, 2, 1, 0, 1, 2, 0]  # B and F judged already
     assert sorted(r.path.rsplit("/", 1)[-1] for r in fake.requests if r.path.startswith("/vt/")) == [A, C]
     assert s["virustotal"]["feeds"] == {"enrich-virustotal": 1}
+    assert (s["virustotal"]["used_today"], s["virustotal"]["per_day"]) == (2, 500)
     assert s["circl"]["feeds"] == {"enrich-circl-allow": 1}
     assert fake.vt_key not in r.output + r.stderr and fake.mb_key not in r.output + r.stderr
 
@@ -115,6 +116,8 @@ def test_unknown_hashes_enriched_once_cached_and_alerted(
     assert len(fake.requests) == before
     summary = "summary: hashes=4 malicious=2 known_good=1 unknown=1 pending=0 requests=0 looked_up=0 cached=9"
     assert summary in r.output
+    assert "virustotal: ok requests=0 looked_up=0 cached=2 malicious=1 known_good=0 unknown=1" in r.output
+    assert "skipped_quota=0 skipped_known=2 errors=0 today=2/500\n" in r.output
     assert "feeds=" not in r.output
 
     r = cli.invoke(main, ["run", "--rule", "intel-hash-executed", "--ingest-delay", "0", "--json"], env=env)

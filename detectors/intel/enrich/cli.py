@@ -54,7 +54,9 @@ def _hashes(values: tuple[str, ...]) -> list[str]:
 def _line(rep: ServiceReport) -> str:
     counts = " ".join(f"{k}={getattr(rep, k)}" for k in _COUNTS)
     feeds = ",".join(f"{f}@{g}" for f, g in sorted(rep.feeds.items()))
-    text = f"{rep.service}: {rep.status} {counts}" + (f" feeds={feeds}" if feeds else "")
+    today = f" today={rep.used_today}" + (f"/{rep.per_day}" if rep.per_day is not None else "")
+    text = f"{rep.service}: {rep.status} {counts}" + (today if rep.status != "disabled" else "")
+    text += f" feeds={feeds}" if feeds else ""
     return text + (f"\n  {rep.status}: {rep.reason}" if rep.reason else "")
 
 

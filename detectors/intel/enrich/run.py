@@ -56,6 +56,8 @@ class ServiceReport:
     skipped_known: int = 0
     errors: int = 0
     last_error: str | None = None
+    used_today: int = 0  # requests this UTC day, by every run and collector
+    per_day: int | None = None
     feeds: dict[str, int] = field(default_factory=dict)  # feed name → generation loaded this run
 
     def count(self, v: Verdict) -> None:
@@ -194,6 +196,7 @@ def enrich(
     es.indices.refresh(index=enrich_index(prefix))
     for run in runs:
         _publish(es, prefix, run.settings.name, report)
+        run.report.used_today, run.report.per_day = run.quota.used_today(), run.settings.limits.per_day
     return report
 
 
