@@ -257,3 +257,20 @@ def test_keys_never_printed_stored_or_logged(
         assert wrong not in text and "wrong-mb-key-0a9b8c" not in text
     r = cli.invoke(main, ["intel", "enrich", "--service", "virustotal", A], env=cli_env(es_settings, prefix))
     assert r.exit_code == 2 and "virustotal: no key: set VT_API_KEY or --vt-key-file" in r.output
+
+
+def test_a_transient_error_leaves_the_hash_pending_and_the_service_going(
+    es: Elasticsearch, prefix: str, fake: FakeServices
+) -> None:
+    setup_intel(es, prefix)
+    flaky, bad = "56" * 32, "78" * 32
+    fake.vt_files, fake.vt_broken = {flaky: {"malicious": 10}, bad: {"malicious": 10}}, {flaky}
+    clock = Clock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+    report = _run(es, prefix, [flaky, bad], [_vt(fake, Limits(100, 500))], clock)
+    rep = report.services["virustotal"]
+    assert (rep.status, rep.errors, rep.looked_up, report.malicious, report.pending) == ("ok", 1, 1, 1, 1)
+    assert rep.last_error == "virustotal: HTTP 500 TransientError: Transient error"
+    fake.vt_broken = set()
+    clock.now += 60  # not cached: the next run asks again
+    report = _run(es, prefix, [flaky, bad], [_vt(fake, Limits(100, 500))], clock)
+    assert (report.services["virustotal"].looked_up, report.malicious, report.pending) == (1, 2, 0)

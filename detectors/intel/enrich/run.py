@@ -74,7 +74,7 @@ class ServiceReport:
 class RunReport:
     """Per hash, what the services together said: ``malicious`` or ``known_good`` (the first
     service that judged it), ``unknown`` (every service asked did not know it), ``pending`` (a
-    service that stopped did not get to it: a later run asks)."""
+    service that stopped, or failed on it, did not judge it: a later run asks)."""
 
     hashes: int = 0
     malicious: int = 0
@@ -127,10 +127,12 @@ class _ServiceRun:
             except LookupError_ as exc:
                 rep.errors += len(batch)
                 rep.last_error = str(exc)
+                pending.update(batch)  # not cached: asked again next run
                 continue
             cache.save(self.es, self.prefix, verdicts)
             rep.looked_up += len(verdicts)
             rep.errors += len(batch) - len(verdicts)
+            pending.update(set(batch) - {v.hash for v in verdicts})
             for v in verdicts:
                 rep.count(v)
                 if v.verdict != "unknown":
