@@ -21,6 +21,10 @@ from detectors.intel.cli import intel  # noqa: E402
 
 main.add_command(intel)
 
+from detectors.intel.enrich.cli import enrich_cmd  # noqa: E402
+
+intel.add_command(enrich_cmd)
+
 from detectors.commands import register as _register_detector_commands  # noqa: E402
 
 _register_detector_commands(main)

@@ -8,6 +8,8 @@
 * ``<prefix>-intel-feeds`` — one document per feed, id the feed name: the *manifest* (which chunk
   documents make up the feed's current list) and the feed's refresh state. Readers read it first;
   flipping it is what makes a refresh atomic (see ``detectors/intel/generation.py``).
+* ``<prefix>-intel-enrich`` — what hash enrichment learnt (:mod:`detectors.intel.enrich`): one
+  verdict per (service, hash) and one request budget per service, shared by every collector.
 
 Templates live in ``mappings/intel-*.json`` with ``{prefix}`` in their index patterns.
 """
@@ -22,7 +24,7 @@ from elasticsearch import BadRequestError, Elasticsearch
 
 from shipper.templates import mappings_dir
 
-TEMPLATES = ("intel-indicators", "intel-lookup", "intel-feeds")
+TEMPLATES = ("intel-indicators", "intel-lookup", "intel-feeds", "intel-enrich")
 MAX_TERMS_COUNT = 65_536  # Elasticsearch's default index.max_terms_count
 DEFAULT_CHUNK_SIZE = 50_000
 
@@ -37,6 +39,10 @@ def lookup_index(prefix: str) -> str:
 
 def feeds_index(prefix: str) -> str:
     return f"{prefix}-intel-feeds"
+
+
+def enrich_index(prefix: str) -> str:
+    return f"{prefix}-intel-enrich"
 
 
 def indicator_id(feed: str, kind: str, value: str) -> str:
@@ -57,7 +63,7 @@ def template(name: str, prefix: str) -> dict[str, Any]:
 
 
 def setup_intel(es: Elasticsearch, prefix: str = "sysmon") -> list[str]:
-    """Install the intel index templates and create the three indices (idempotent).
+    """Install the intel index templates and create the intel indices (idempotent).
 
     Returns the names of the indices. Safe to run again after a template change: the templates are
     replaced, existing indices are left as they are.
