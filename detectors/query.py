@@ -77,7 +77,8 @@ def intel_should(es: Elasticsearch, clause: IntelClause, prefix: str, kind: str 
 
 
 def filter_clauses(es: Elasticsearch, flt: Filter, prefix: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [{"terms": {"event.code": list(flt.event_codes)}}]
+    # no event codes: every event (the integrity rules watch every record)
+    out: list[dict[str, Any]] = [{"terms": {"event.code": list(flt.event_codes)}}] if flt.event_codes else []
     if flt.query is not None:
         out.append(flt.query)
     if flt.lucene is not None:
@@ -126,9 +127,11 @@ def iter_pages(
     *,
     source: Sequence[str] | bool | None = None,
     page_size: int = PAGE_SIZE,
+    sort: Sequence[Any] = ("_shard_doc",),
 ) -> Iterator[list[dict[str, Any]]]:
     """Every hit of ``query`` in ``index``, page by page, with a point-in-time and
-    ``search_after`` (sorted by ``_shard_doc``: the cheapest total order)."""
+    ``search_after`` (sorted by ``_shard_doc``, the cheapest total order, unless ``sort`` says
+    otherwise; end it with ``_shard_doc`` to keep the order total)."""
     pit = es.open_point_in_time(
         index=index, keep_alive=PIT_KEEP_ALIVE, ignore_unavailable=True, allow_partial_search_results=False
     )
@@ -140,7 +143,7 @@ def iter_pages(
                 "pit": {"id": pit_id, "keep_alive": PIT_KEEP_ALIVE},
                 "query": query,
                 "size": page_size,
-                "sort": ["_shard_doc"],
+                "sort": list(sort),
                 "track_total_hits": False,
             }
             if source is not None:
