@@ -18,6 +18,7 @@ from detectors.builders.gap_query import CREATED, RECORD, Group, base_query, gro
 from detectors.builders.sequence import Finding, Record
 from detectors.model import Rule, SequenceGapParams
 from detectors.query import alerts_pattern, events_pattern, get_path, iso, set_path
+from detectors.state import parse_time
 
 FILLED_REASON = "filled by records shipped after the grace period"
 
@@ -131,6 +132,20 @@ def _recount(
     stats.updated += update_alerts(ctx.es, updates)
 
 
+def _remainder(f: Finding, gap: dict[str, Any]) -> bool:
+    """True when ``f`` lies inside the alerted ``gap`` — ids and write times (another epoch's
+    ids may fall in the range) — without being that very gap."""
+    if (f.first, f.last) == (gap["first_missing"], gap["last_missing"]):
+        return False
+    if not gap["first_missing"] <= f.first <= f.last <= gap["last_missing"]:
+        return False
+    times = [
+        parse_time(t)
+        for t in (gap["before"]["created"], f.before.created, f.after.created, gap["after"]["created"])
+    ]
+    return all(t is not None for t in times) and times == sorted(times)  # type: ignore[type-var]
+
+
 def write_findings(
     rule: Rule,
     ctx: RunContext,
@@ -143,14 +158,10 @@ def write_findings(
     _recount(rule, ctx, p, [(g, h) for g, hits in zip(groups, alerted, strict=True) for h in hits], stats)
     items: list[tuple[str, str, dict[str, Any]]] = []
     for g, hits in zip(groups, alerted, strict=True):
-        ranges = [
-            (h["_source"]["alert"]["gap"]["first_missing"], h["_source"]["alert"]["gap"]["last_missing"])
-            for h in hits
-        ]
+        gaps = [h["_source"]["alert"]["gap"] for h in hits]
         for f in found.get(g, []):
             # what is left of an alerted gap after late records: that alert's recount says it
-            inside = [(lo, hi) for lo, hi in ranges if lo <= f.first and f.last <= hi]
-            if f.kind == "gap" and inside and inside != [(f.first, f.last)]:
+            if f.kind == "gap" and any(_remainder(f, gap) for gap in gaps):
                 stats.suppressed += 1
                 continue
             doc = finding_doc(rule, ctx, p, g, f)
