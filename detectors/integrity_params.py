@@ -50,8 +50,8 @@ def _silence(r: Reader) -> SilenceParams:
         clock=cast(Any, clock),
         host_field=field_name(r, "host_field", d.host_field),
     )
-    if p.history < 2 * p.bucket:
-        r.fail(r.node, "silence: 'history' must span at least two 'bucket's")
+    if p.history < 2 * p.bucket or p.history > 10_000 * p.bucket:
+        r.fail(r.node, "silence: 'history' must span from 2 to 10,000 'bucket's")
     return p
 
 

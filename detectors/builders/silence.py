@@ -64,7 +64,9 @@ def _rates(rule: Rule, ctx: RunContext, p: SilenceParams, stats: RunStats) -> li
     query = rule_query(ctx.es, rule, ctx.prefix, extra=[rng(hist, end)])
     out: list[HostRate] = []
     sources = [{"h": {"terms": {"field": p.host_field}}}]
-    for b in iter_composite(ctx.es, events_pattern(ctx.prefix), query, sources, aggs, page_size=100):
+    # hosts per page × buckets per host stays well under search.max_buckets (65,536)
+    page = max(1, min(100, 40_000 // (p.history // p.bucket + 1)))
+    for b in iter_composite(ctx.es, events_pattern(ctx.prefix), query, sources, aggs, page_size=page):
         stats.hits += int(b["doc_count"])
         first = int(b["first"]["value"])
         if first > start - p.min_history * 1000:

@@ -77,7 +77,7 @@ def test_integrity_params_are_checked_with_lines(tmp_path: Path) -> None:
     assert "quiet.yml:12: 'fraction' must be a number from 0 to 1" in errs
     assert "quiet.yml:13: clock 'whenever' is not one of event.ingested, @timestamp" in errs
     assert any(e.startswith("quiet.yml:15: unknown key 'colour' in params (allowed: bucket,") for e in errs)
-    assert "quiet.yml:12: silence: 'history' must span at least two 'bucket's" in errs
+    assert "quiet.yml:12: silence: 'history' must span from 2 to 10,000 'bucket's" in errs
     gap = RULE.format(type="sequence_gap") + "params:\n  grace: soon\n  reset_tolerance: 0\n"
     try:
         parse_rule(gap, "gap.yml")
@@ -92,3 +92,12 @@ def test_the_builtin_integrity_rules() -> None:
     assert rules["log-record-gap"].type == "sequence_gap"
     assert rules["host-went-quiet"].type == "silence"
     assert set(rules["sysmon-state-change"].filter.event_codes) == {"4", "16", "255"}
+
+
+def test_silence_bucket_must_be_a_positive_duration() -> None:
+    try:
+        parse_rule(RULE.format(type="silence") + "params:\n  bucket: 0\n", "quiet.yml")
+    except RuleErrors as exc:
+        assert [str(e) for e in exc.errors] == ["quiet.yml:12: 'bucket': a duration must be positive, not 0"]
+    else:
+        raise AssertionError("accepted")
