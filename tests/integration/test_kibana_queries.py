@@ -321,7 +321,7 @@ def test_open_alerts_by_rule_and_host(es: Elasticsearch, day: Day) -> None:
 
 
 def test_log_integrity_search_shows_the_integrity_alerts(es: Elasticsearch, day: Day) -> None:
-    _, hits = _search(es, day, "search-log-integrity")
+    _, hits = _search(es, day, "search-log-integrity-alerts")
     # the constructed configuration change; the record-gap rule does not judge a fresh day (grace)
     assert [(h["rule"]["id"], h["event"]["code"]) for h in hits] == [("sysmon-state-change", "16")]
     assert hits[0]["host"]["name"] == day.docs[0]["host"]["name"]

@@ -259,7 +259,7 @@ def test_dashboard_contents() -> None:
     for col in ("rule.name", "host.name", "process.executable", "alert.intel.matched_values"):
         assert col in open_alerts
     assert "alert.spread.patient_zero" in open_alerts
-    integrity = BY_KEY[("search", "sysmon-search-log-integrity")]["attributes"]["columns"]
+    integrity = BY_KEY[("search", "sysmon-search-log-integrity-alerts")]["attributes"]["columns"]
     for col in ("host.name", "winlog.channel", "alert.gap.first_missing", "alert.gap.last_missing"):
         assert col in integrity
 
