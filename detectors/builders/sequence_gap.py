@@ -144,18 +144,21 @@ def build_sequence_gap(rule: Rule, ctx: RunContext) -> RunStats:
     p = rule.params
     stats = RunStats()
     batch: list[Group] = []
+    groups = read = 0
     for g in touched_groups(rule, ctx, p, stats):
         batch.append(g)
         if len(batch) == _BATCH:
-            _examine(rule, ctx, p, batch, stats)
-            batch = []
-    _examine(rule, ctx, p, batch, stats)
+            read += _examine(rule, ctx, p, batch, stats)
+            groups, batch = groups + len(batch), []
+    read += _examine(rule, ctx, p, batch, stats)
+    stats.notes.append(f"{groups + len(batch)} (host, channel) groups checked, {read} read record by record")
     return stats
 
 
-def _examine(rule: Rule, ctx: RunContext, p: SequenceGapParams, groups: list[Group], stats: RunStats) -> None:
+def _examine(rule: Rule, ctx: RunContext, p: SequenceGapParams, groups: list[Group], stats: RunStats) -> int:
+    """Check a batch of groups; returns how many failed the cheap check and were read."""
     if not groups:
-        return
+        return 0
     bounds = _bounds(rule, ctx, p, groups)
     queries = [
         base_query(
@@ -176,3 +179,4 @@ def _examine(rule: Rule, ctx: RunContext, p: SequenceGapParams, groups: list[Gro
         if not _is_clean(r):
             found[g] = findings(_records(ctx, q), p.reset_tolerance)
     write_findings(rule, ctx, p, groups, found, stats)
+    return len(found)

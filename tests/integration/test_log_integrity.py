@@ -11,9 +11,11 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from detectors.builders.context import RunContext
+from detectors.builders.sequence_gap import build_sequence_gap
 from detectors.loader import load_rules
 from detectors.model import Rule
-from detectors.query import iso
+from detectors.query import Window, iso
 from tests.integration.test_detect_support import alerts, builtin_rules, index_docs, make_engine
 
 SYSMON = "Microsoft-Windows-Sysmon/Operational"
@@ -255,3 +257,22 @@ def test_sysmon_state_changes_alert(es: Elasticsearch, prefix: str) -> None:
     r = make_engine(es, prefix, rules).run(only_due=False)[0]
     assert (r.status, r.alerts) == ("ok", 3), r
     assert sorted(a["event"]["code"] for a in alerts(es, prefix, "sysmon-state-change")) == ["16", "255", "4"]
+
+
+def test_only_groups_failing_the_cheap_check_are_read(es: Elasticsearch, prefix: str, tmp_path: Path) -> None:
+    rule = _rule(tmp_path, "gap-scale", "sequence_gap", "  grace: 10m\n")
+    t0 = NOW - timedelta(days=1)
+    docs = [d for n in range(120) for d in _records(f"H{n:03}", list(range(1, 21)), written=t0, ingested=NOW)]
+    # one host with a gap, one whose ids restart within the tolerance (out-of-order stamps): both are read
+    docs += _records("ODD1", [1, 2, 3, 5], written=t0, ingested=NOW)
+    docs += [
+        *_records("ODD2", [3, 4], written=t0, ingested=NOW),
+        *_records("ODD2", [1, 2], written=t0 + timedelta(seconds=10), ingested=NOW),
+    ]
+    _ship(es, prefix, docs)
+    make_engine(es, prefix, [rule])  # templates
+    later = NOW + timedelta(hours=1)
+    stats = build_sequence_gap(rule, RunContext(es=es, prefix=prefix, now=later, window=Window(None, later)))
+    assert stats.notes == ["122 (host, channel) groups checked, 2 read record by record"]
+    assert (stats.hits, stats.alerts) == (2408, 1)
+    assert list(_gaps(es, prefix, "gap-scale")) == [("ODD1", "gap", 4, 4)]
