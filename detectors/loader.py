@@ -16,7 +16,10 @@ from typing import Any, cast
 
 import yaml
 
+from detectors.integrity_params import DEFAULTED
 from detectors.model import (
+    FIELD_NAME,
+    INTEGRITY_TYPES,
     PARAMS,
     RULE_TYPES,
     SEVERITIES,
@@ -47,7 +50,6 @@ RULES_DIRS_ENV = "SYSMON_RULES_DIRS"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,99}$")
 _TECHNIQUE = re.compile(r"^T\d{4}(\.\d{3})?$")
 _TACTIC = re.compile(r"^TA\d{4}$")
-_FIELD = re.compile(r"^[@A-Za-z_][A-Za-z0-9_.]*$")
 
 
 class RuleError(ConfigError):
@@ -90,7 +92,7 @@ Reader = Section[RuleError]
 
 
 def _fields(r: Reader, key: str, required: bool = False) -> tuple[str, ...]:
-    return r.strings(key, required=required, pattern=_FIELD, kind="field name")
+    return r.strings(key, required=required, pattern=FIELD_NAME, kind="field name")
 
 
 # ------------------------------------------------------------------ parts
@@ -152,6 +154,8 @@ def _params(rule_type: str, r: Reader | None, where: Reader) -> Params:
         if r is not None:
             r.check(())
         return QueryParams()
+    if cls in DEFAULTED:  # every parameter has a default
+        return DEFAULTED[cls](r) if r is not None else cls()
     if r is None:
         where.fail(where.node, f"rule type {rule_type!r} needs 'params'")
         return QueryParams()
@@ -268,7 +272,8 @@ def parse_rule(text: str, path: str, *, builtin: bool = False) -> Rule:
     elif not threat:
         r.fail(r.keys["threat"][1], "'threat' must list at least one tactic with techniques")
     references = r.strings("references")
-    fr = r.section("filter", required=True)
+    # integrity rules watch every record; a filter only narrows the hosts or channels
+    fr = r.section("filter", required=rtype not in INTEGRITY_TYPES)
     flt = _filter(fr) if fr is not None else Filter(event_codes=())
     fields = _fields(r, "fields")
     sr = r.section("suppression")

@@ -8,20 +8,29 @@ specific parameters live in ``params`` and are parsed by the class registered fo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 Severity = Literal["low", "medium", "high", "critical"]
 SEVERITIES: tuple[str, ...] = get_args(Severity)
-RuleType = Literal["intel_match", "query", "new_value", "spread", "threshold", "correlation"]
+RuleType = Literal[
+    "intel_match", "query", "new_value", "spread", "threshold", "correlation", "sequence_gap", "silence"
+]
 RULE_TYPES: tuple[str, ...] = get_args(RuleType)
 #: types only made by converting Sigma rules (no YAML ``params`` for them)
 SIGMA_ONLY_TYPES: tuple[str, ...] = ("correlation",)
+#: types that watch the log itself rather than matching events: ``filter`` is optional
+INTEGRITY_TYPES: tuple[str, ...] = ("sequence_gap", "silence")
+SilenceClock = Literal["event.ingested", "@timestamp"]
+SILENCE_CLOCKS: tuple[str, ...] = get_args(SilenceClock)
 CorrelationKind = Literal["event_count", "value_count", "temporal", "temporal_ordered"]
 CORRELATION_KINDS: tuple[str, ...] = get_args(CorrelationKind)
 CompareOp = Literal["gt", "gte", "lt", "lte", "eq", "neq"]
 ListKind = Literal["intel", "allow"]
 
+#: a field name in a rule (``process.hash.sha256``, ``@timestamp``)
+FIELD_NAME = re.compile(r"^[@A-Za-z_][A-Za-z0-9_.]*$")
 #: ECS ``event.severity`` is a number; the labels map to Kibana's conventional values.
 SEVERITY_NUMBER: dict[str, int] = {"low": 21, "medium": 47, "high": 73, "critical": 99}
 
@@ -207,7 +216,45 @@ class CorrelationParams:
     value_name: str | None = None  # value_count: the Sigma field name, for the alert
 
 
-Params = QueryParams | IntelMatchParams | NewValueParams | SpreadParams | ThresholdParams | CorrelationParams
+@dataclass(frozen=True, slots=True)
+class SequenceGapParams:
+    """``sequence_gap``: missing ``winlog.record_id`` values between consecutive records of one
+    (host, channel), judged only once the records around them were ingested ``grace`` seconds
+    ago (late archives fill gaps first); a drop of more than ``reset_tolerance`` ids is a reset
+    (log cleared, or a VM reverted), reported as its own kind."""
+
+    grace: int = 3600
+    reset_tolerance: int = 16
+    host_field: str = "host.name"
+    channel_field: str = "winlog.channel"
+
+
+@dataclass(frozen=True, slots=True)
+class SilenceParams:
+    """``silence``: a host whose events in the last ``window`` fall below ``fraction`` of what
+    its own history predicts (the median count per ``bucket`` over ``history``); hosts with less
+    than ``min_history`` of history, or an expected count under ``min_expected``, are skipped."""
+
+    history: int = 7 * 86400
+    bucket: int = 3600
+    window: int = 3600
+    fraction: float = 0.1
+    min_history: int = 86400
+    min_expected: int = 20
+    clock: SilenceClock = "event.ingested"
+    host_field: str = "host.name"
+
+
+Params = (
+    QueryParams
+    | IntelMatchParams
+    | NewValueParams
+    | SpreadParams
+    | ThresholdParams
+    | CorrelationParams
+    | SequenceGapParams
+    | SilenceParams
+)
 
 #: rule type → the parameter class the loader fills from ``params``.
 PARAMS: dict[str, type[Any]] = {
@@ -217,6 +264,8 @@ PARAMS: dict[str, type[Any]] = {
     "spread": SpreadParams,
     "threshold": ThresholdParams,
     "correlation": CorrelationParams,
+    "sequence_gap": SequenceGapParams,
+    "silence": SilenceParams,
 }
 
 

@@ -77,7 +77,8 @@ def intel_should(es: Elasticsearch, clause: IntelClause, prefix: str, kind: str 
 
 
 def filter_clauses(es: Elasticsearch, flt: Filter, prefix: str) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = [{"terms": {"event.code": list(flt.event_codes)}}]
+    # no event codes: every event (the integrity rules watch every record)
+    out: list[dict[str, Any]] = [{"terms": {"event.code": list(flt.event_codes)}}] if flt.event_codes else []
     if flt.query is not None:
         out.append(flt.query)
     if flt.lucene is not None:

@@ -197,7 +197,8 @@ class StateStore:
         src = cur["_source"]
         expires = parse_time(src.get("expires"))
         holder = str(src.get("owner") or "")
-        if holder != owner and expires is not None and expires > now and not holder_gone(holder):
+        # a released lease has no holder: free whatever its expiry says (a run at another clock)
+        if holder and holder != owner and expires is not None and expires > now and not holder_gone(holder):
             return False
         try:
             self.es.index(

@@ -11,6 +11,10 @@ A builder runs one rule over one window (``event.ingested``) and writes its aler
   read-modify-write (``if_seq_no``) as hosts appear; patient zero by the events' ``@timestamp``.
 - ``threshold``: at least N events per group in a fixed ``@timestamp`` window (id: rule + group +
   window start).
+- ``sequence_gap``: missing or restarted ``winlog.record_id`` per (host, channel), judged once
+  the records around a gap are ``grace`` old (id: rule + host + channel + id range).
+- ``silence``: a host sending far fewer events than its own history predicts (id: rule + host +
+  start of the quiet period; one alert per period, closed when the host recovers).
 - ``correlation``: a Sigma v2 correlation (event_count, value_count, temporal, temporal_ordered)
   over sliding ``@timestamp`` windows per group (id: rule + group + first member event).
 
@@ -29,6 +33,8 @@ from detectors.builders.context import Builder, RunContext, RunStats
 from detectors.builders.correlation import build_correlation
 from detectors.builders.events import build_intel_match, build_query
 from detectors.builders.new_value import build_new_value
+from detectors.builders.sequence_gap import build_sequence_gap
+from detectors.builders.silence import build_silence
 from detectors.builders.spread import build_spread
 from detectors.builders.threshold import build_threshold
 from detectors.model import Rule
@@ -40,6 +46,8 @@ BUILDERS: dict[str, Builder] = {
     "spread": build_spread,
     "threshold": build_threshold,
     "correlation": build_correlation,
+    "sequence_gap": build_sequence_gap,
+    "silence": build_silence,
 }
 
 

@@ -22,10 +22,13 @@ from detectors.alerts import set_status
 from detectors.kibana.objects import SavedObjects, load_objects, with_prefix
 from detectors.query import get_path
 from shipper.pipeline import iter_documents
+from shipper.raw import RawEvent
+from shipper.sysmon.ecs import to_ecs_and_id
 from tests.integration.test_detect_support import (
     alerts,
     builtin_rules,
     generate_day,
+    index_docs,
     load_sample_intel,
     make_engine,
     ship,
@@ -62,6 +65,32 @@ def _cleanup(es: Elasticsearch, p: str) -> None:
         es.cluster.delete_component_template(name=t["name"])
 
 
+def _config_change(es: Elasticsearch, prefix: str, docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Sysmon configuration change (event 16, which the sample day lacks) on the first host,
+    next in its record ids: the log-integrity search has an alert to show."""
+    host = docs[0]["winlog"]["computer_name"]
+    last = max(
+        (d for d in docs if d["winlog"]["computer_name"] == host), key=lambda d: d["winlog"]["record_id"]
+    )
+    t = datetime.fromisoformat(last["@timestamp"].replace("Z", "+00:00")) + timedelta(seconds=1)
+    raw = RawEvent(
+        provider="Microsoft-Windows-Sysmon",
+        event_id=16,
+        event_data={
+            "UtcTime": t.strftime("%Y-%m-%d %H:%M:%S.000"),
+            "Configuration": "C:\\Windows\\sysmon.xml",
+            "ConfigurationFileHash": "SHA256=" + "0" * 64,
+        },
+        record_id=int(last["winlog"]["record_id"]) + 1,
+        computer=host,
+        channel=last["winlog"]["channel"],
+        time_created=_iso(t),
+    )
+    doc, _ = to_ecs_and_id(raw)
+    index_docs(es, prefix, [doc])
+    return doc
+
+
 @pytest.fixture(scope="module")
 def day(es: Elasticsearch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Day]:
     prefix = f"t{uuid.uuid4().hex[:10]}"
@@ -72,6 +101,7 @@ def day(es: Elasticsearch, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         path = str(out / "winlogbeat.ndjson")
         ship(es, prefix, [path])
         docs = [item.doc for item in iter_documents([path])]
+        docs.append(_config_change(es, prefix, docs))
         load_sample_intel(es, prefix, out / "intel", tmp_path_factory.mktemp("kcache"))
         results = engine.run(only_due=False)
         assert [r for r in results if r.status != "ok"] == []
@@ -288,3 +318,10 @@ def test_open_alerts_by_rule_and_host(es: Elasticsearch, day: Day) -> None:
     pz = day.truth["categories"]["spread"]["patient_zero"]
     assert rows[(names["intel-hash-executed"], pz)] >= 1
     assert rows[(names["bad-hash-spread"], pz)] == 1
+
+
+def test_log_integrity_search_shows_the_integrity_alerts(es: Elasticsearch, day: Day) -> None:
+    _, hits = _search(es, day, "search-log-integrity-alerts")
+    # the constructed configuration change; the record-gap rule does not judge a fresh day (grace)
+    assert [(h["rule"]["id"], h["event"]["code"]) for h in hits] == [("sysmon-state-change", "16")]
+    assert hits[0]["host"]["name"] == day.docs[0]["host"]["name"]

@@ -253,11 +253,15 @@ def test_dashboard_contents() -> None:
         "Alerts by severity",
         "Open alerts by rule and host",
         "Open alerts",
+        "Log integrity alerts",
     }
     open_alerts = BY_KEY[("search", "sysmon-search-open-alerts")]["attributes"]["columns"]
     for col in ("rule.name", "host.name", "process.executable", "alert.intel.matched_values"):
         assert col in open_alerts
     assert "alert.spread.patient_zero" in open_alerts
+    integrity = BY_KEY[("search", "sysmon-search-log-integrity-alerts")]["attributes"]["columns"]
+    for col in ("host.name", "winlog.channel", "alert.gap.first_missing", "alert.gap.last_missing"):
+        assert col in integrity
 
 
 @pytest.mark.parametrize("obj", ALL, ids=lambda o: f"{o['type']}:{o['id']}")

@@ -115,7 +115,8 @@ def test_missing_keys_unknown_type_and_params(tmp_path: Path) -> None:
     text = GOOD.replace("type: query", "type: magic").replace("name: My rule\n", "")
     errs = _errors(text, tmp_path)
     assert "1: rule: missing required key 'name'" in errs
-    assert "3: type 'magic' is not one of intel_match, query, new_value, spread, threshold" in errs
+    types = "intel_match, query, new_value, spread, threshold, sequence_gap, silence"
+    assert f"3: type 'magic' is not one of {types}" in errs
     spread = (
         GOOD.replace("type: query", "type: spread")
         + "params:\n  field: process.hash.sha256\n  min_hosts: 1\n"
