@@ -218,6 +218,10 @@ def _save(ctx: click.Context, name: str, req: Any, filtered: bool, prefix: str) 
     "--since", callback=_time, help="From this @timestamp: ISO (UTC unless zoned), or ago: 24h, 7d."
 )
 @click.option("--until", callback=_time, help="Before this @timestamp (same forms as --since).")
+@click.option(
+    "--window", callback=_duration, help="Events of the last DURATION (30d), counted back from each save."
+)
+@click.option("--every", callback=_duration, help="Save again every DURATION (1h) until SIGTERM: a service.")
 @prefix_option
 @click.pass_context
 def save_cmd(
@@ -226,15 +230,28 @@ def save_cmd(
     hosts: tuple[str, ...],
     since: datetime | None,
     until: datetime | None,
+    window: int | None,
+    every: int | None,
     prefix: str,
 ) -> None:
     """Save the dashboard's stacks to <prefix>-hunt-stack (all, or NAMES: executables, modules,
     domains, destination-ips), replacing the previous save of each."""
-    from detectors.hunt.saved import save_defaults
+    from detectors.hunt.saved import check_stacks, save_defaults, window_scope
+    from detectors.hunt.stack import StackError
 
+    if window is not None and (since is not None or until is not None):
+        raise click.UsageError("--window counts back from each save: not with --since / --until")
     scope = _scope(hosts, since, until, ())
+    names = tuple(dict.fromkeys(names))
+    if every is not None:
+        try:
+            check_stacks(names)
+        except StackError as exc:
+            fail(ctx, exc)
+        _serve(prefix, names, scope, window, every)
+        return
     try:
-        results = save_defaults(_client(), prefix, tuple(dict.fromkeys(names)), scope)
+        results = save_defaults(_client(), prefix, names, window_scope(scope, window))
     except _ERRORS as exc:
         fail(ctx, exc)
     for res in results:
@@ -242,6 +259,25 @@ def save_cmd(
     rows = sum(r.rows for r in results)
     unknown = sum(r.rows - r.allowlisted for r in results)
     click.echo(f"summary: stacks={len(results)} rows={rows} unknown={unknown}", err=True)
+
+
+def _serve(prefix: str, names: tuple[str, ...], scope: Scope, window: int | None, every: int) -> None:
+    import signal
+    import threading
+
+    from detectors.hunt.saved import run_every, save_defaults, window_scope
+
+    es, stop = _client(), threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    click.echo(f"hunt save: every {every}s (prefix {prefix})", err=True)
+    rounds = run_every(
+        lambda: save_defaults(es, prefix, names, window_scope(scope, window)),
+        every,
+        stop,
+        lambda line: click.echo(line, err=True),
+    )
+    click.echo(f"summary: rounds={rounds}", err=True)
 
 
 @hunt.command("process")

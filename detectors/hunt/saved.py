@@ -15,9 +15,10 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from elasticsearch import Elasticsearch
@@ -157,17 +158,46 @@ def save_stack(
     return SaveResult(name, bulk.written, totals.known, totals.intel, removed, computed_at)
 
 
+def check_stacks(names: Sequence[str]) -> None:
+    unknown = [n for n in names if n not in DEFAULT_STACKS]
+    if unknown:
+        raise StackError(f"no such stack: {', '.join(unknown)} (known: {', '.join(DEFAULT_STACKS)})")
+
+
 def save_defaults(
     es: Elasticsearch, prefix: str, names: Sequence[str], scope: Scope, *, now: datetime | None = None
 ) -> list[SaveResult]:
     """Save the named default stacks (all when ``names`` is empty) over ``scope`` (its event
     codes are each stack's own)."""
-    unknown = [n for n in names if n not in DEFAULT_STACKS]
-    if unknown:
-        raise StackError(f"no such stack: {', '.join(unknown)} (known: {', '.join(DEFAULT_STACKS)})")
+    check_stacks(names)
     results = []
     for name in names or list(DEFAULT_STACKS):
         s = DEFAULT_STACKS[name]
         req = StackRequest(fields=s.fields, scope=dataclasses.replace(scope, event_codes=s.event_codes))
         results.append(save_stack(es, prefix, name, req, now=now))
     return results
+
+
+def window_scope(scope: Scope, window: int | None, now: datetime | None = None) -> Scope:
+    """``scope`` with ``since`` = ``window`` seconds before ``now`` (each round of a service
+    saves the last ``window``, not a fixed start)."""
+    if window is None:
+        return scope
+    return dataclasses.replace(scope, since=(now or datetime.now(UTC)) - timedelta(seconds=window))
+
+
+def run_every(
+    save: Callable[[], list[SaveResult]], every: float, stop: threading.Event, log: Callable[[str], None]
+) -> int:
+    """Call ``save`` now and then every ``every`` seconds until ``stop`` is set; a failed round
+    is logged and the next one tries again (the cluster may be down). Returns the rounds run."""
+    rounds = 0
+    while not stop.is_set():
+        try:
+            for res in save():
+                log(res.line())
+        except Exception as exc:  # keep the service alive; the next round retries
+            log(f"saved: failed: {type(exc).__name__}: {exc}")
+        rounds += 1
+        stop.wait(every)
+    return rounds

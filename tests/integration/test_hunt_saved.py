@@ -7,10 +7,15 @@ constructed alert documents carrying the fields those alerts are selected by."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -319,3 +324,21 @@ def test_every_hunt_dashboard_query_runs_and_finds_data(es: Elasticsearch, day: 
                 assert sum(r["count"] for r in lens_rows(lreq, lresp.body)) > 0, obj["id"]
         ran += 1
     assert ran == 7
+
+
+def test_save_service_saves_then_stops_cleanly_on_sigterm(es_settings: ClusterSettings, day: Day) -> None:
+    env = {**os.environ, **cli_env(es_settings, day.prefix), "PYTHONPATH": str(Path(__file__).parents[2])}
+    cmd = [sys.executable, "-c", "from detectors.cli import main; main()", "hunt", "save", "domains",
+           "--window", "3650d", "--every", "1h"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        assert proc.stderr.readline().startswith("hunt save: every 3600s")
+        saved = proc.stderr.readline()
+        assert saved.startswith("saved: stack=domains rows="), saved
+        proc.send_signal(signal.SIGTERM)  # during the hour's wait
+        rc = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert rc == 0 and proc.stderr.read().strip() == "summary: rounds=1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -12,7 +13,17 @@ from click.testing import CliRunner
 from elasticsearch import Elasticsearch
 
 from detectors.cli import main
-from detectors.hunt.saved import DEFAULT_STACKS, check_name, row_doc, row_id, save_defaults, save_stack
+from detectors.hunt.saved import (
+    DEFAULT_STACKS,
+    SaveResult,
+    check_name,
+    row_doc,
+    row_id,
+    run_every,
+    save_defaults,
+    save_stack,
+    window_scope,
+)
 from detectors.hunt.scope import Scope
 from detectors.hunt.stack import StackError, StackRequest, StackRow
 
@@ -96,3 +107,46 @@ def test_cli_save_refuses_filters(extra: list[str]) -> None:
     env: dict[str, Any] = {"ES_URL": "http://127.0.0.1:9"}  # never reached
     res = CliRunner().invoke(main, ["hunt", "stack", *extra, "--save", "x"], env=env)
     assert res.exit_code == 2 and "--save stores every row" in res.output
+
+
+def _result(name: str) -> SaveResult:
+    return SaveResult(name, rows=2, allowlisted=1, intel=0, removed=0, computed_at="2026-12-01T00:00:00.000Z")
+
+
+def test_a_service_round_that_fails_is_logged_and_the_next_one_runs() -> None:
+    stop, calls, lines = threading.Event(), [], list[str]()
+
+    def save() -> list[SaveResult]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("cluster down")
+        if len(calls) == 3:
+            stop.set()
+        return [_result("domains")]
+
+    assert run_every(save, 0.0, stop, lines.append) == 3
+    assert lines[0] == "saved: failed: ConnectionError: cluster down"
+    assert lines[1:] == [_result("domains").line()] * 2
+    assert lines[1] == "saved: stack=domains rows=2 allowlisted=1 unknown=1 intel=0 removed=0"
+
+
+def test_window_counts_back_from_each_save() -> None:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    scope = Scope(hosts=("WS01",))
+    assert window_scope(scope, None, now) is scope
+    assert window_scope(scope, 86_400, now) == Scope(
+        hosts=("WS01",), since=datetime(2026, 11, 30, tzinfo=UTC)
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--window", "7d", "--since", "24h"], 2, "--window counts back from each save"),
+        (["nope", "--every", "1h"], 1, "no such stack: nope"),
+        (["--every", "soon"], 2, "Invalid value for '--every'"),
+    ],
+)
+def test_cli_save_refusals(args: list[str], code: int, message: str) -> None:
+    res = CliRunner().invoke(main, ["hunt", "save", *args], env={"ES_URL": "http://127.0.0.1:9"})
+    assert res.exit_code == code and message in res.output, res.output
