@@ -27,6 +27,7 @@ from detectors.hunt.scope import Scope
 from detectors.hunt.stack import OnPage, StackError, StackRequest, StackRow, StackTotals, stack
 from detectors.intel.bulk import Bulk, delete_ids, scan_ids
 from detectors.query import iso, set_path
+from detectors.setup import setup_alerts
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +130,8 @@ def save_stack(
     req = dataclasses.replace(req, unknown_only=False, limit=None, order="value")
     computed_at = iso(now or datetime.now(UTC))
     index = stack_index(prefix)
+    if not es.indices.exists_index_template(name=index):
+        setup_alerts(es, prefix)  # a save before `setup`: the rows must never get dynamic mappings
     totals = StackTotals()
     bulk = Bulk(es)
     for row in stack(es, prefix, req, totals, on_page):

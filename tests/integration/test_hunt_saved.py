@@ -342,3 +342,14 @@ def test_save_service_saves_then_stops_cleanly_on_sigterm(es_settings: ClusterSe
         if proc.poll() is None:
             proc.kill()
     assert rc == 0 and proc.stderr.read().strip() == "summary: rounds=1"
+
+
+def test_a_save_before_setup_installs_the_template_first(es: Elasticsearch, day: Day) -> None:
+    index = stack_index(day.prefix)
+    es.options(ignore_status=404).indices.delete(index=index)
+    es.indices.delete_index_template(name=index)
+    [res] = save_defaults(es, day.prefix, ("destination-ips",), Scope())
+    assert res.rows > 0 and es.indices.exists_index_template(name=index)
+    props = es.indices.get_mapping(index=index)[index]["mappings"]["properties"]
+    assert props["destination"]["properties"]["ip"]["type"] == "ip"  # the events' own type
+    assert props["stack"]["properties"]["count"]["type"] == "long"
