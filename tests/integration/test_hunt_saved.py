@@ -288,7 +288,7 @@ def test_retro_hunt_panels_show_only_retro_alerts(es: Elasticsearch, day: Day) -
         ("intel-hash-executed", "WS02"),
         ("intel-ip-connection", "WS02"),  # found late but not before its listing: last
     ]
-    rows = {(r["feed"], r["rule"]): r["count"] for r in _lens(es, day, "lens-retro-by-feed-rule")}
+    rows = {(r["feed"], r["rule"]): r["count"] for r in _lens(es, day, "lens-retro-alerts-by-feed-rule")}
     assert rows == {("bad-hashes", "Rule intel-hash-executed"): 2, ("bad-ips", "Rule intel-ip-connection"): 1}
 
 
@@ -297,7 +297,7 @@ def test_log_integrity_panel_shows_every_integrity_alert_with_or_without_channel
 ) -> None:
     rows = {
         (r["rule"], r["host"], r["channel"]): r["count"]
-        for r in _lens(es, day, "lens-integrity-by-rule-host")
+        for r in _lens(es, day, "lens-integrity-alerts-by-rule-host")
     }
     assert rows == {
         ("Rule log-record-gap", "WS01", SYSMON_CHANNEL): 1,
