@@ -23,11 +23,13 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from detectors.heartbeat import DEFAULT_LEASE_TTL, LeaseHeartbeat
 from detectors.hunt.scope import Scope
 from detectors.hunt.stack import OnPage, StackError, StackRequest, StackRow, StackTotals, stack
 from detectors.intel.bulk import Bulk, delete_ids, scan_ids
 from detectors.query import iso, set_path
 from detectors.setup import setup_alerts
+from detectors.state import StateStore, default_owner
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,8 @@ DEFAULT_STACKS: dict[str, SavedStack] = {
         SavedStack("destination-ips", ("destination.ip",), ("3",)),
     )
 }
+#: the lease key of a stack's save in the state index (rule ids never contain ':')
+LEASE_PREFIX = "hunt-stack:"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
@@ -123,15 +127,30 @@ def save_stack(
     on_page: OnPage | None = None,
 ) -> SaveResult:
     """Write every row of ``req`` (``unknown_only`` and ``limit`` ignored) as stack ``name``;
-    remove the rows of ``name`` that this save did not write. Refreshes the index."""
+    remove the rows of ``name`` that this save did not write. Refreshes the index. One save per
+    stack at a time (a lease in the state index, as rules have): another one raises."""
     check_name(name)
     if any(f == "stack" or f.startswith("stack.") for f in req.fields):
         raise StackError("--by: stack.* fields cannot be saved (the saved rows' own fields)")
     req = dataclasses.replace(req, unknown_only=False, limit=None, order="value")
-    computed_at = iso(now or datetime.now(UTC))
-    index = stack_index(prefix)
-    if not es.indices.exists_index_template(name=index):
+    if not es.indices.exists_index_template(name=stack_index(prefix)):
         setup_alerts(es, prefix)  # a save before `setup`: the rows must never get dynamic mappings
+    store, key, owner = StateStore(es, prefix), f"{LEASE_PREFIX}{name}", default_owner()
+    store.ensure()
+    if not store.acquire(key, owner, DEFAULT_LEASE_TTL):
+        holder = store.lease_holder(key)
+        raise StackError(f"stack {name} is being saved by {holder[0] if holder else 'another run'}")
+    try:
+        with LeaseHeartbeat(store, key, owner, DEFAULT_LEASE_TTL):
+            return _write(es, prefix, name, req, iso(now or datetime.now(UTC)), on_page)
+    finally:
+        store.release(key, owner)
+
+
+def _write(
+    es: Elasticsearch, prefix: str, name: str, req: StackRequest, computed_at: str, on_page: OnPage | None
+) -> SaveResult:
+    index = stack_index(prefix)
     totals = StackTotals()
     bulk = Bulk(es)
     for row in stack(es, prefix, req, totals, on_page):

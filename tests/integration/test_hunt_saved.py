@@ -23,12 +23,13 @@ from click.testing import CliRunner
 from elasticsearch import Elasticsearch
 
 from detectors.cli import main
-from detectors.hunt.saved import DEFAULT_STACKS, row_id, save_defaults, stack_index
+from detectors.hunt.saved import DEFAULT_STACKS, LEASE_PREFIX, row_id, save_defaults, stack_index
 from detectors.hunt.scope import Scope
-from detectors.hunt.stack import StackRequest, StackRow, StackTotals, stack
+from detectors.hunt.stack import StackError, StackRequest, StackRow, StackTotals, stack
 from detectors.kibana.objects import SavedObjects, load_objects, with_prefix
 from detectors.query import get_path
 from detectors.setup import setup_alerts
+from detectors.state import StateStore
 from shipper.es import ClusterSettings
 from tests.integration.test_detect_sample import _cleanup
 from tests.integration.test_detect_support import cli_env, generate_day, index_docs, load_sample_intel, ship
@@ -353,3 +354,20 @@ def test_a_save_before_setup_installs_the_template_first(es: Elasticsearch, day:
     props = es.indices.get_mapping(index=index)[index]["mappings"]["properties"]
     assert props["destination"]["properties"]["ip"]["type"] == "ip"  # the events' own type
     assert props["stack"]["properties"]["count"]["type"] == "long"
+
+
+def test_one_save_per_stack_at_a_time(es: Elasticsearch, day: Day) -> None:
+    store = StateStore(es, day.prefix)
+    key = f"{LEASE_PREFIX}domains"
+    assert store.acquire(key, "other-host:1:1:abc", 600)  # another run is saving 'domains'
+    try:
+        with pytest.raises(StackError, match="stack domains is being saved by other-host:1:1:abc"):
+            save_defaults(es, day.prefix, ("domains",), Scope())
+        [ips] = save_defaults(es, day.prefix, ("destination-ips",), Scope())  # other stacks are free
+        assert ips.rows > 0
+    finally:
+        store.release(key, "other-host:1:1:abc")
+    [res] = save_defaults(es, day.prefix, ("domains",), Scope())
+    assert res.rows > 0
+    holder = store.lease_holder(key)
+    assert holder is None or holder[0] == ""  # released after the save
