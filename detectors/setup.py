@@ -4,7 +4,8 @@ Alerts reuse the event templates' components (``<prefix>-events-settings`` and
 ``<prefix>-events-mappings``, installed here too through :mod:`shipper.templates`) so that every
 ECS field an alert copies from its event has exactly the event's type, and add
 ``<prefix>-alerts-mappings`` (``mappings/alerts-mappings.json``) for ``alert.*``, ``rule.*``,
-``threat.*`` and ``ancestry.*``.
+``threat.*`` and ``ancestry.*``; ``<prefix>-hunt-stack`` (``mappings/hunt-stack.json``, the
+saved stacks of ``hunt save``) is composed of the same event components.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ def setup_alerts(es: Elasticsearch, prefix: str = "sysmon") -> list[str]:
     done.append(f"component template {prefix}-alerts-mappings: installed")
     es.indices.put_index_template(name=f"{prefix}-alerts", body=_load("alerts-index-template.json", prefix))
     done.append(f"index template {prefix}-alerts: installed")
+    # saved stacks (`hunt save`) take the events' field types for their by-fields
+    es.indices.put_index_template(name=f"{prefix}-hunt-stack", body=_load("hunt-stack.json", prefix))
+    done.append(f"index template {prefix}-hunt-stack: installed")
     created = ensure_state_index(es, prefix)
     done.append(f"index {prefix}-state: {'created' if created else 'exists'}")
     return done

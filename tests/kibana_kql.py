@@ -1,8 +1,9 @@
 """The subset of KQL the shipped saved objects use, translated to Lucene ``query_string``, so the
 tests can run each object's query against a real node (Kibana itself cannot run there).
 
-Supported: ``field:value`` / ``field : "quoted value"`` terms joined by ``and``/``or``/``not``
-and parentheses. Wildcards, ranges, bare words and value lists are rejected with a
+Supported: ``field:value`` / ``field : "quoted value"`` terms, ``field:*`` (the field exists),
+joined by ``and``/``or``/``not`` and parentheses. Other wildcards, ranges, bare words and value
+lists are rejected with a
 :class:`~detectors.kibana.objects.KibanaError`, so an object using more fails its test rather
 than being translated wrongly.
 """
@@ -21,6 +22,7 @@ _TOKEN_RE = re.compile(
         (?P<lp>\() | (?P<rp>\)) |
         (?P<quoted>"(?:[^"\\]|\\.)*") |
         (?P<colon>:) |
+        (?P<star>\*(?=[\s)]|$)) |
         (?P<word>[^\s():"\\*<>{}]+)
     )""",
     re.VERBOSE,
@@ -48,7 +50,8 @@ def _tokens(query: str) -> list[tuple[str, str]]:
 @dataclass(frozen=True, slots=True)
 class KqlQuery:
     """A parsed query of the supported KQL subset: ``field:value`` / ``field : "quoted value"``
-    terms joined by ``and``/``or``/``not`` and parentheses (no wildcards, ranges or bare words)."""
+    / ``field:*`` terms joined by ``and``/``or``/``not`` and parentheses (no other wildcards,
+    ranges or bare words)."""
 
     lucene: str
     fields: tuple[str, ...]
@@ -107,6 +110,9 @@ class _Parser:
         if self.take()[0] != "colon":
             raise self.fail(f"expected ':' after {text!r} (bare words are not supported)")
         vkind, value = self.take()
+        if vkind == "star":  # KQL's exists query
+            self.fields.append(text)
+            return f"_exists_:{text}"
         if vkind == "quoted":
             literal = json.loads(value)
         elif vkind == "word" and value.lower() not in _OPS:

@@ -130,6 +130,12 @@ def hunt() -> None:
     help="count: most first; rare: fewest first; value: by the values, streamed.",
 )
 @click.option("--no-lookups", is_flag=True, help="Skip the allowlist and intel look-ups.")
+@click.option(
+    "--save",
+    "save_as",
+    metavar="NAME",
+    help="Write every row to <prefix>-hunt-stack as stack NAME (for Kibana) instead of printing.",
+)
 @click.option("--page-size", type=click.IntRange(1, 10_000), default=1000, hidden=True)
 @scope_options
 @click.pass_context
@@ -140,6 +146,7 @@ def stack_cmd(
     rare: bool,
     order: str,
     no_lookups: bool,
+    save_as: str | None,
     page_size: int,
     hosts: tuple[str, ...],
     since: datetime | None,
@@ -163,6 +170,9 @@ def stack_cmd(
         lookups=not no_lookups,
         page_size=page_size,
     )
+    if save_as is not None:
+        _save(ctx, save_as, req, unknown or limit is not None or no_lookups, prefix)
+        return
     totals = StackTotals()
     chosen = choose_format(fmt, sys.stdout)
     # progress on a terminal, unless rows stream to the same terminal meanwhile
@@ -185,6 +195,89 @@ def stack_cmd(
         f"allowlisted={totals.known} intel={totals.intel}",
         err=True,
     )
+
+
+def _save(ctx: click.Context, name: str, req: Any, filtered: bool, prefix: str) -> None:
+    from detectors.hunt.saved import save_stack
+
+    if filtered:
+        raise click.UsageError(
+            "--save stores every row with its verdicts: drop --unknown, --limit, --no-lookups"
+        )
+    try:
+        res = save_stack(_client(), prefix, name, req)
+    except _ERRORS as exc:
+        fail(ctx, exc)
+    click.echo(res.line(), err=True)
+
+
+@hunt.command("save")
+@click.argument("names", nargs=-1)
+@click.option("--host", "hosts", multiple=True, help="Only events of this host (repeatable).")
+@click.option(
+    "--since", callback=_time, help="From this @timestamp: ISO (UTC unless zoned), or ago: 24h, 7d."
+)
+@click.option("--until", callback=_time, help="Before this @timestamp (same forms as --since).")
+@click.option(
+    "--window", callback=_duration, help="Events of the last DURATION (30d), counted back from each save."
+)
+@click.option("--every", callback=_duration, help="Save again every DURATION (1h) until SIGTERM: a service.")
+@prefix_option
+@click.pass_context
+def save_cmd(
+    ctx: click.Context,
+    names: tuple[str, ...],
+    hosts: tuple[str, ...],
+    since: datetime | None,
+    until: datetime | None,
+    window: int | None,
+    every: int | None,
+    prefix: str,
+) -> None:
+    """Save the dashboard's stacks to <prefix>-hunt-stack (all, or NAMES: executables, modules,
+    domains, destination-ips), replacing the previous save of each."""
+    from detectors.hunt.saved import check_stacks, save_defaults, window_scope
+    from detectors.hunt.stack import StackError
+
+    if window is not None and (since is not None or until is not None):
+        raise click.UsageError("--window counts back from each save: not with --since / --until")
+    scope = _scope(hosts, since, until, ())
+    names = tuple(dict.fromkeys(names))
+    if every is not None:
+        try:
+            check_stacks(names)
+        except StackError as exc:
+            fail(ctx, exc)
+        _serve(prefix, names, scope, window, every)
+        return
+    try:
+        results = save_defaults(_client(), prefix, names, window_scope(scope, window))
+    except _ERRORS as exc:
+        fail(ctx, exc)
+    for res in results:
+        click.echo(res.line(), err=True)
+    rows = sum(r.rows for r in results)
+    unknown = sum(r.rows - r.allowlisted for r in results)
+    click.echo(f"summary: stacks={len(results)} rows={rows} unknown={unknown}", err=True)
+
+
+def _serve(prefix: str, names: tuple[str, ...], scope: Scope, window: int | None, every: int) -> None:
+    import signal
+    import threading
+
+    from detectors.hunt.saved import run_every, save_defaults, window_scope
+
+    es, stop = _client(), threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    click.echo(f"hunt save: every {every}s (prefix {prefix})", err=True)
+    rounds = run_every(
+        lambda: save_defaults(es, prefix, names, window_scope(scope, window)),
+        every,
+        stop,
+        lambda line: click.echo(line, err=True),
+    )
+    click.echo(f"summary: rounds={rounds}", err=True)
 
 
 @hunt.command("process")

@@ -1,8 +1,9 @@
 """The saved objects that ship with the project (``kibana/*.ndjson``): load, re-prefix, export.
 
 The files are Kibana 9 saved-object exports (one JSON object per line) written for the default
-index prefix ``sysmon``: three data views (``index-pattern``), saved searches (``search``),
-Lens visualisations (``lens``) and two dashboards that embed them by reference. Ids carry the
+index prefix ``sysmon``: four data views (``index-pattern``: events, alerts, intel indicators,
+saved stacks), saved searches (``search``), Lens visualisations (``lens``) and three dashboards
+(overview, alerts, hunt) that embed them by reference. Ids carry the
 prefix too (``sysmon-…``), so the objects of two prefixes can live side by side in one space.
 """
 
@@ -27,7 +28,7 @@ def kibana_dir() -> Path:
 
 DEFAULT_PREFIX = "sysmon"
 #: Import order: data views first, then what refers to them.
-FILE_ORDER = ("data-views.ndjson", "sysmon-overview.ndjson", "sysmon-alerts.ndjson")
+FILE_ORDER = ("data-views.ndjson", "sysmon-overview.ndjson", "sysmon-alerts.ndjson", "sysmon-hunt.ndjson")
 
 
 class KibanaError(SysmonError):

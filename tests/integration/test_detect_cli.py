@@ -40,6 +40,7 @@ def test_cli_setup_validate_run_status_triage(
     r = cli.invoke(main, ["setup"], env=env)
     assert r.exit_code == 0, r.output
     assert f"index template {prefix}-alerts: installed" in r.output
+    assert f"index template {prefix}-hunt-stack: installed" in r.output
     setup_intel(es, prefix)
     feed = tmp_path / "hashes.txt"
     feed.write_text(f"{BAD}\n")

@@ -152,9 +152,15 @@ def _code(day: Day, code: str) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------ every query
+#: Its objects read saved stacks and retro-hunt / log-integrity alerts this day lacks: they run
+#: in tests/integration/test_hunt_saved.py.
+HUNT_FILE = "sysmon-hunt.ndjson"
+
+
 def test_every_saved_search_and_lens_layer_runs_and_finds_data(es: Elasticsearch, day: Day) -> None:
     ran = 0
-    for obj in day.objects.all():
+    objects = [o for name, objs in day.objects.files.items() if name != HUNT_FILE for o in objs]
+    for obj in objects:
         if obj["type"] == "search":
             tr = _range(day, obj)
             req = search_request(day.objects, obj, time_range=tr if "intel" not in str(obj["id"]) else None)
@@ -168,7 +174,7 @@ def test_every_saved_search_and_lens_layer_runs_and_finds_data(es: Elasticsearch
                 rows = lens_rows(lreq, lresp.body)
                 assert sum(r[lreq.metrics[0]] for r in rows) > 0, obj["id"]
                 ran += 1
-    assert ran == sum(o["type"] in ("search", "lens") for o in day.objects.all())
+    assert ran == sum(o["type"] in ("search", "lens") for o in objects) > 0
 
 
 # -------------------------------------------------------------------------- saved searches

@@ -31,7 +31,12 @@ from tests.kibana_queries import (
 MAPPINGS = Path(__file__).resolve().parents[2] / "mappings"
 AGGREGATABLE = {"keyword", "long", "integer", "float", "double", "date", "ip", "boolean"}
 #: One index name per kind of index the project writes (default prefix).
-SAMPLE_INDICES = ("sysmon-events-2026.11", "sysmon-alerts-2026.11", "sysmon-intel-indicators")
+SAMPLE_INDICES = (
+    "sysmon-events-2026.11",
+    "sysmon-alerts-2026.11",
+    "sysmon-intel-indicators",
+    "sysmon-hunt-stack",
+)
 
 
 def _flatten(props: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -130,11 +135,21 @@ def test_expected_objects_are_there() -> None:
         ("search", "Open alerts"),
         ("dashboard", "Sysmon overview"),
         ("dashboard", "Sysmon alerts"),
+        ("index-pattern", "sysmon-hunt-stack"),
+        ("search", "Unknown executables"),
+        ("search", "Retro-hunt alerts"),
+        ("dashboard", "Sysmon hunt"),
     } <= titles
     views = {o["attributes"]["title"]: o["attributes"] for o in ALL if o["type"] == "index-pattern"}
     assert views["sysmon-events*"]["timeFieldName"] == "@timestamp"
     # one file per dashboard, plus the data views every dashboard uses
-    assert set(OBJECTS.files) == {"data-views.ndjson", "sysmon-overview.ndjson", "sysmon-alerts.ndjson"}
+    assert set(OBJECTS.files) == {
+        "data-views.ndjson",
+        "sysmon-overview.ndjson",
+        "sysmon-alerts.ndjson",
+        "sysmon-hunt.ndjson",
+    }
+    assert "timeFieldName" not in views["sysmon-hunt-stack"]  # a save's rows, not events in time
     for name, objs in OBJECTS.files.items():
         if name != "data-views.ndjson":
             assert sum(o["type"] == "dashboard" for o in objs) == 1, name
@@ -262,6 +277,27 @@ def test_dashboard_contents() -> None:
     integrity = BY_KEY[("search", "sysmon-search-log-integrity-alerts")]["attributes"]["columns"]
     for col in ("host.name", "winlog.channel", "alert.gap.first_missing", "alert.gap.last_missing"):
         assert col in integrity
+    assert panel_titles("sysmon-dashboard-hunt") == {
+        "Unknown executables",
+        "Unknown loaded modules",
+        "Unknown domains",
+        "Unknown destination IPs",
+        "Retro-hunt alerts by feed and rule",
+        "Retro-hunt alerts",
+        "Log integrity alerts by rule, host and channel",
+    }
+
+
+def test_hunt_stack_tables_show_only_unknown_rows_of_their_stack() -> None:
+    from detectors.hunt.saved import DEFAULT_STACKS
+
+    for name, saved in DEFAULT_STACKS.items():
+        obj = BY_KEY[("search", f"sysmon-search-stack-{name}")]
+        kql = json.loads(obj["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])["query"]["query"]
+        assert kql == f"stack.name:{name} and stack.allowlisted:false"
+        # the by-fields first, then the figures; rarest first as `hunt stack --unknown --rare`
+        assert obj["attributes"]["columns"][: len(saved.fields)] == list(saved.fields)
+        assert obj["attributes"]["sort"] == [["stack.count", "asc"]]
 
 
 @pytest.mark.parametrize("obj", ALL, ids=lambda o: f"{o['type']}:{o['id']}")
@@ -319,6 +355,8 @@ def test_field_check_catches_an_unmapped_field() -> None:
         ("destination.ip:10.0.0.1", "destination.ip:10.0.0.1", None),
         ("rule.id:intel-ip-connection", "rule.id:intel\\-ip\\-connection", None),
         ("winlog.event_data.RuleName:x", "winlog.event_data.RuleName:x", None),
+        ("alert.retro.hunt:*", "_exists_:alert.retro.hunt", ("alert.retro.hunt",)),
+        ("not (a:* or b:1)", "NOT (_exists_:a OR b:1)", ("a", "b")),
     ],
 )
 def test_kql_subset_translates(kql: str, lucene: str | None, fields: tuple[str, ...] | None) -> None:
@@ -339,7 +377,9 @@ def test_kql_operators_keep_their_precedence() -> None:
     [
         "cmd.exe",  # bare word (free text)
         "process.name:cmd*",  # wildcard
-        "process.name:*",  # exists
+        "process.name:*x",  # wildcard after the star
+        "process.name:x*",  # wildcard
+        "*:x",  # any field
         "destination.port > 1024",  # range
         "event.code:(1 or 3)",  # value lists
         "event.code:1 event.code:3",  # implicit operator
@@ -368,9 +408,17 @@ def test_with_prefix_renames_titles_ids_and_references_only() -> None:
         for ref in o["references"]:
             assert (ref["type"], ref["id"]) in by_key
     titles = {o["attributes"]["title"] for o in other.all() if o["type"] == "index-pattern"}
-    assert titles == {"acme-sec-events*", "acme-sec-alerts*", "acme-sec-intel-indicators"}
+    assert titles == {
+        "acme-sec-events*",
+        "acme-sec-alerts*",
+        "acme-sec-intel-indicators",
+        "acme-sec-hunt-stack",
+    }
     dashboards = {o["attributes"]["title"] for o in other.all() if o["type"] == "dashboard"}
-    assert dashboards == {"Sysmon overview (acme-sec)", "Sysmon alerts (acme-sec)"}
+    assert dashboards == {"Sysmon overview (acme-sec)", "Sysmon alerts (acme-sec)", "Sysmon hunt (acme-sec)"}
+    # the hunt tables read the prefix's own saved stacks
+    stacks = by_key[("search", "acme-sec-search-stack-executables")]["references"]
+    assert [r["id"] for r in stacks] == ["acme-sec-hunt-stack"]
     for before, after in zip(ALL, other.all(), strict=True):
         assert fields_used(before) == fields_used(after)  # field names (e.g. sysmon.dns.status) stay
     assert with_prefix(OBJECTS, "sysmon").all() == ALL
@@ -400,7 +448,7 @@ def test_cli_export_writes_prefixed_files(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == sorted(OBJECTS.files)
     written = load_objects(out)
     assert written.all() == with_prefix(OBJECTS, "lab").all()
-    assert "summary: files=3 objects=" in res.output
+    assert "summary: files=4 objects=" in res.output
 
 
 def test_cli_export_to_stdout_and_prefix_from_env() -> None:
