@@ -148,6 +148,14 @@ def test_detector_runs_the_daemon() -> None:
     assert detector.get("restart") == "unless-stopped"
 
 
+def test_hunter_saves_the_hunt_stacks_on_a_schedule() -> None:
+    hunter = _services()["hunter"]
+    cmd = _command(hunter)
+    assert re.search(r"exec sysmon-detect hunt save\b.*--every", cmd), cmd
+    assert _depends(hunter) == {"es01": "service_healthy"}
+    assert hunter.get("stop_signal") == "SIGTERM" and hunter.get("restart") == "unless-stopped"
+
+
 def _host_ip(port: Any) -> str | None:
     """The host address a ports entry binds to; None when it binds to every interface."""
     if isinstance(port, dict):
