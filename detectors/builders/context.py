@@ -23,7 +23,7 @@ class HuntScope:
     it annotates the alert and returns False to drop it (no current listing backs it)."""
 
     index: str
-    chunks: ChunkLists
+    chunks: ChunkLists | None  # None: the feeds' current lists
     filters: tuple[dict[str, Any], ...]
     mark: Callable[[dict[str, Any], dict[str, Any]], bool]
 

@@ -142,10 +142,11 @@ def _window_seconds(text: str | None) -> float | None:
 
 def _hunt(es: Elasticsearch, prefix: str, results: list[LoadResult], opts: dict[str, Any]) -> dict[str, int]:
     """Hunt what the loads queued (unless --no-hunt): the summary's hunt figures."""
-    if opts["no_hunt"] or not any(r.status == "loaded" and r.added for r in results):
-        return {}
+    if opts["no_hunt"] or not any(r.status == "loaded" for r in results):
+        return {}  # an allowlist load may have queued a hunt too (entries removed)
     rules = rules_for_hunt(opts["rules_dirs"], opts["no_builtin"])
-    return hunt_summary(_guard(lambda: hunt_now(es, prefix, rules)))
+    hunts = _guard(lambda: hunt_now(es, prefix, rules))
+    return hunt_summary(hunts) if hunts else {}
 
 
 @click.group("intel")

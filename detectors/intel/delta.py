@@ -1,12 +1,12 @@
-"""What a load added: the new generation's values less the previous generation's, per type.
+"""What a load changed: for an intel feed the values it added (the new generation's values less
+the previous generation's), for an allowlist the values it removed, per type.
 
-They are written as lookup chunks of their own (``<feed>:<generation id>:added:<type>:<n>``, in
-``<prefix>-intel-lookup``, ``role: added``) before the manifest flip, and the flip lists them
-under ``retro_pending`` in the same write, so a load that went live always has its retro-hunt
-queued (:mod:`detectors.retro` hunts them and then deletes them). Removed values are in no
-such list: a removal never raises an alert.
-
-Allowlists get no such list: an added allowlist entry can only suppress alerts.
+They are written as lookup chunks of their own (``<feed>:<generation id>:<role>:<type>:<n>``,
+``role`` ``added`` or ``removed``, in ``<prefix>-intel-lookup``) before the manifest flip, and
+the flip lists them under ``retro_pending`` in the same write, so a load that went live always
+has its retro-hunt queued (:mod:`detectors.retro` hunts them and then deletes them). Values an
+intel feed removed are in no such list (a removal never raises an alert), nor are entries an
+allowlist added (they can only suppress alerts).
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ class Added:
         return [c for ids in self.chunks.values() for c in ids]
 
 
-def added_chunk_id(feed: str, generation_id: str, type_: str, number: int) -> str:
-    return f"{feed}:{generation_id}:added:{type_}:{number}"
+def delta_chunk_id(feed: str, generation_id: str, role: str, type_: str, number: int) -> str:
+    return f"{feed}:{generation_id}:{role}:{type_}:{number}"
 
 
 def chunk_values(es: Elasticsearch, index: str, ids: Sequence[str]) -> Iterator[str]:
@@ -60,9 +60,12 @@ def write_added(
     old: dict[str, list[str]],
     new: dict[str, list[str]],
     chunk_size: int,
+    role: str = "added",
+    kind: str = "intel",
 ) -> Added:
     """Write the values of chunks ``new`` that chunks ``old`` lack, type by type (one type's
-    old values in memory at a time), as ``added`` chunks through ``bulk`` (flushed)."""
+    old values in memory at a time), as ``role`` chunks through ``bulk`` (flushed). For the
+    values a load removed, pass the generations the other way round."""
     chunks: dict[str, list[str]] = {}
     counts: dict[str, int] = {}
     for type_ in sorted(new):
@@ -74,10 +77,10 @@ def write_added(
             batch.append(value)
             counts[type_] = counts.get(type_, 0) + 1
             if len(batch) >= chunk_size:
-                _write(bulk, index, feed, generation, generation_id, type_, batch, chunks)
+                _write(bulk, index, (feed, kind, role), generation, generation_id, type_, batch, chunks)
                 batch = []
         if batch:
-            _write(bulk, index, feed, generation, generation_id, type_, batch, chunks)
+            _write(bulk, index, (feed, kind, role), generation, generation_id, type_, batch, chunks)
     bulk.flush()
     return Added(chunks, counts)
 
@@ -85,19 +88,20 @@ def write_added(
 def _write(
     bulk: Bulk,
     index: str,
-    feed: str,
+    what: tuple[str, str, str],  # feed, kind, role
     generation: int,
     generation_id: str,
     type_: str,
     values: list[str],
     chunks: dict[str, list[str]],
 ) -> None:
+    feed, kind, role = what
     ids = chunks.setdefault(type_, [])
-    cid = added_chunk_id(feed, generation_id, type_, len(ids))
+    cid = delta_chunk_id(feed, generation_id, role, type_, len(ids))
     doc: dict[str, Any] = {
         "feed": feed,
-        "kind": "intel",
-        "role": "added",
+        "kind": kind,
+        "role": role,
         "type": type_,
         "generation": generation,
         "generation_id": generation_id,

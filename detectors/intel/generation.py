@@ -158,8 +158,9 @@ class _GenerationWriter:
         """Every lookup chunk this load wrote (the added-indicator chunks included)."""
         return [c for ids in self.chunks.values() for c in ids] + self.added_ids
 
-    def write_added(self, old: dict[str, list[str]]) -> Added:
-        """The chunks of the values this generation adds to ``old`` (chunk ids by type)."""
+    def write_delta(self, old: dict[str, list[str]], role: str) -> Added:
+        """The chunks of the values this generation adds to ``old`` (``role`` ``added``), or of
+        those it drops from it (``removed``)."""
         added = write_added(
             self.bulk.es,
             self.bulk,
@@ -167,9 +168,11 @@ class _GenerationWriter:
             feed=self.name,
             generation=self.generation,
             generation_id=self.generation_id,
-            old=old,
-            new=self.chunks,
+            old=old if role == "added" else self.chunks,
+            new=self.chunks if role == "added" else old,
             chunk_size=self.chunk_size,
+            role=role,
+            kind=self.kind,
         )
         self.added_ids = added.chunk_ids()
         if self.bulk.errors:
@@ -292,7 +295,7 @@ def load_items(
             guard_ = guard or CoverageGuard()
             _refuse_if_shrinking(es, guard_, result, writer.invalid, state, writer.chunks, writer.indices)
         writer.take_rejections()
-        pending = _queue_added(writer, state, retro_window) if str(kind) == "intel" else None
+        pending = _queue_delta(writer, state, retro_window)
         es.indices.refresh(index=",".join(writer.indices))
         manifest = _next_manifest(state, writer, started, source, refresh_seconds)
         if pending is not None:
@@ -315,22 +318,28 @@ def load_items(
     return result
 
 
-def _queue_added(
+def _queue_delta(
     writer: _GenerationWriter, state: FeedState | None, retro_window: float | None
 ) -> dict[str, Any] | None:
-    """Write the added values' chunks; the ``retro_pending`` entry that lists them (None when
-    nothing was added)."""
+    """Write the chunks of what the retro-hunt must look at — the values an intel feed added,
+    the entries an allowlist removed — and return the ``retro_pending`` entry that lists them
+    (None when there are none)."""
     old: dict[str, list[str]] = dict(state.doc.get("chunks") or {}) if state else {}
-    added = writer.write_added(old)
-    writer.result.added = added.total
-    if not added.total:
+    role = "added" if writer.kind == "intel" else "removed"
+    if role == "removed" and not old:
+        return None
+    delta = writer.write_delta(old, role)
+    if role == "added":
+        writer.result.added = delta.total
+    if not delta.total:
         return None
     return {
+        "role": role,
         "generation": writer.generation,
         "generation_id": writer.generation_id,
         "listed_at": iso_ms(utc_now()),
-        "chunks": added.chunks,
-        "counts": added.counts,
+        "chunks": delta.chunks,
+        "counts": delta.counts,
         "window_seconds": None if retro_window is None else int(retro_window),
     }
 

@@ -1,5 +1,6 @@
 """Retro-hunt: the scheduled ``intel_match`` rules, run over the retained events against only
-the indicators a load added.
+the indicators a load added — or, when an allowlist dropped entries, against the current lists
+but only over the events those entries used to allowlist for the rule.
 
 A hunt is cut into units, one per (rule, monthly events index), run by the rule's own builder
 (:mod:`detectors.builders.events`) with a :class:`HuntScope`: the rule's query, exceptions and
@@ -33,8 +34,8 @@ from detectors.engine import error_text
 from detectors.heartbeat import DEFAULT_LEASE_TTL, LeaseHeartbeat
 from detectors.intel.config import format_duration
 from detectors.intel.lookup import FIELD_TYPES
-from detectors.model import IntelMatchParams, Rule
-from detectors.query import PAGE_SIZE, Window, alerts_pattern, events_pattern, iso
+from detectors.model import IntelClause, IntelMatchParams, Rule
+from detectors.query import PAGE_SIZE, Window, alerts_pattern, events_pattern, intel_should, iso
 from detectors.retro.pending import Pending, Progress, finish, pending_hunts, read_progress, save_progress
 from detectors.state import StateStore, default_owner, parse_time
 
@@ -80,14 +81,42 @@ def hunt_rules(rules: Sequence[Rule]) -> list[Rule]:
     return [r for r in rules if r.enabled and r.type == "intel_match"]
 
 
+def _types(clause: IntelClause) -> set[str]:
+    return {t for f in clause.fields for t in (clause.types or FIELD_TYPES.get(f, ()))}
+
+
+def unallowing(rule: Rule, p: Pending) -> list[IntelClause]:
+    """The rule's allowlist exceptions the entries ``p`` removed from an allowlist fall under."""
+    return [
+        a
+        for a in rule.exceptions.allowlists
+        if (not a.feeds or p.feed in a.feeds) and _types(a) & set(p.chunks)
+    ]
+
+
 def rule_wants(rule: Rule, p: Pending) -> bool:
-    """Whether the rule looks at this feed and at any type of indicator it added."""
+    """Added indicators: whether the rule looks at this feed and at any type it added. Removed
+    allowlist entries: whether one of the rule's allowlist exceptions could have hidden them."""
+    if p.role == "removed":
+        return bool(unallowing(rule, p))
     params = rule.params
     assert isinstance(params, IntelMatchParams)
     if params.feeds and p.feed not in params.feeds:
         return False
-    types = {t for f in params.fields for t in (params.types or FIELD_TYPES.get(f, ()))}
-    return bool(types & set(p.chunks))
+    return bool(_types(IntelClause(params.fields, params.feeds, params.types)) & set(p.chunks))
+
+
+def scope_filters(es: Elasticsearch, prefix: str, rule: Rule, p: Pending) -> tuple[dict[str, Any], ...]:
+    """The hunt's own clauses: events since the window's start and, for removed allowlist
+    entries, events the removed entries used to allowlist for this rule."""
+    out: list[dict[str, Any]] = []
+    if p.since is not None:
+        out.append({"range": {"@timestamp": {"gte": iso(p.since), "format": "strict_date_optional_time"}}})
+    if p.role == "removed":
+        chunks = {p.feed: p.chunks}
+        parts = [intel_should(es, a, prefix, kind="allow", chunks=chunks) for a in unallowing(rule, p)]
+        out.append({"bool": {"should": parts, "minimum_should_match": 1}})
+    return tuple(out)
 
 
 def event_indices(es: Elasticsearch, prefix: str, since: datetime | None) -> list[str]:
@@ -117,6 +146,7 @@ def marker(p: Pending) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
         when = parse_time(str(ts)) if ts else None
         lead = None if when is None else int((p.listed_at - when).total_seconds())
         doc["alert"]["retro"] = {
+            "change": "listed" if p.role == "added" else "unallowed",
             "hunt": p.id,
             "feed": p.feed,
             "generation": p.generation,
@@ -126,7 +156,7 @@ def marker(p: Pending) -> Callable[[dict[str, Any], dict[str, Any]], bool]:
             "predates_by": format_duration(timedelta(seconds=lead)) if lead and lead > 0 else None,
         }
         indicator = doc["threat"].get("indicator")
-        if isinstance(indicator, dict) and not indicator.get("first_seen"):
+        if p.role == "added" and isinstance(indicator, dict) and not indicator.get("first_seen"):
             doc["threat"]["indicator"] = {**indicator, "first_seen": listed}
         return True
 
@@ -201,15 +231,10 @@ class RetroHunter:
         ]
         done = set(progress.units_done)
         result.units, result.resumed = len(units), sum(u.key in done for u in units)
-        filters: tuple[dict[str, Any], ...] = ()
-        if p.since is not None:
-            filters = (
-                {"range": {"@timestamp": {"gte": iso(p.since), "format": "strict_date_optional_time"}}},
-            )
         for unit in units:
             if unit.key in done:
                 continue
-            stats = self._run_unit(p, unit, filters)
+            stats = self._run_unit(p, unit)
             self._record(p, progress, unit, stats, result)
             if self.on_unit is not None:
                 self.on_unit(unit.key, stats)
@@ -220,9 +245,14 @@ class RetroHunter:
         save_progress(self.es, self.prefix, p, progress, datetime.now(UTC))
         finish(self.es, self.prefix, p)
 
-    def _run_unit(self, p: Pending, unit: _Unit, filters: tuple[dict[str, Any], ...]) -> RunStats:
+    def _run_unit(self, p: Pending, unit: _Unit) -> RunStats:
         now = datetime.now(UTC)
-        scope = HuntScope(index=unit.index, chunks={p.feed: p.chunks}, filters=filters, mark=marker(p))
+        scope = HuntScope(
+            index=unit.index,
+            chunks={p.feed: p.chunks} if p.role == "added" else None,  # removed: the current lists
+            filters=scope_filters(self.es, self.prefix, unit.rule, p),
+            mark=marker(p),
+        )
         ctx = RunContext(
             es=self.es,
             prefix=self.prefix,

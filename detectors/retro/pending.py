@@ -1,6 +1,6 @@
 """The retro-hunt queue and its progress.
 
-The queue is in each intel feed's manifest (``retro_pending``, written by the load's flip: see
+The queue is in each feed's manifest (``retro_pending``, written by the load's flip: see
 :mod:`detectors.intel.delta`): one entry per load that added indicators. Progress is in
 ``<prefix>-state``, one document per entry (``hunt:<feed>:<generation id>``): the units done
 (rule × events index), the counts, the status. When every unit is done the entry leaves the
@@ -26,7 +26,8 @@ HUNT_KIND = "hunt"
 
 @dataclass(frozen=True, slots=True)
 class Pending:
-    """One load's added indicators, waiting to be hunted."""
+    """One load's change, waiting to be hunted: the indicators an intel feed added (``role``
+    ``added``) or the entries an allowlist removed (``removed``)."""
 
     feed: str
     generation: int
@@ -35,6 +36,7 @@ class Pending:
     chunks: dict[str, list[str]]
     counts: dict[str, int]
     window: timedelta | None = None  # how far before ``listed_at`` events are hunted
+    role: str = "added"
 
     @property
     def id(self) -> str:
@@ -66,6 +68,7 @@ class Pending:
             chunks={str(k): [str(c) for c in v] for k, v in (d.get("chunks") or {}).items()},
             counts={str(k): int(v) for k, v in (d.get("counts") or {}).items()},
             window=None if seconds is None else timedelta(seconds=int(seconds)),
+            role=str(d.get("role") or "added"),
         )
 
 
@@ -74,7 +77,7 @@ def pending_hunts(es: Elasticsearch, prefix: str, feeds: list[str] | None = None
     resp = es.options(ignore_status=404).search(
         index=feeds_index(prefix),
         size=10_000,
-        query={"term": {"kind": "intel"}},
+        query={"match_all": {}},
         source_includes=["feed", "retro_pending"],
     )
     out: list[Pending] = []

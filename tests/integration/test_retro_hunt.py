@@ -277,3 +277,34 @@ def test_engine_unchanged_without_feeds(es: Elasticsearch, prefix: str) -> None:
     index_docs(es, prefix, [_exe(ts_ago(1), "{N-1}", BAD_SHA)])
     assert RetroHunter(es, prefix, rules).run() == []
     assert engine.run(only_due=False)[0].status == "ok"
+
+
+def test_allowlist_entry_removed_exposes_the_events_it_hid(
+    es: Elasticsearch, prefix: str, tmp_path: Path
+) -> None:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "allowed.yml").write_text(ALLOWED_RULE)
+    rules = list(load_rules([tmp_path / "rules"], strict=True).rules)
+    lab, kit = "C:\\Lab\\sample.exe", "C:\\Kit\\tool.exe"
+    engine = make_engine(es, prefix, rules, overlap=0.0)
+    index_docs(
+        es, prefix, [_exe(ts_ago(6), "{U-1}", BAD_SHA, exe=lab), _exe(ts_ago(6), "{U-2}", BAD_SHA, exe=kit)]
+    )
+    _load(es, prefix, tmp_path, "lab-paths", [lab, kit], kind="allow")
+    _load(es, prefix, tmp_path, "hashes", [BAD_SHA])
+    assert RetroHunter(es, prefix, rules).run()[0].alerts == 0  # both allowlisted
+    assert engine.run(only_due=False)[0].alerts == 0
+
+    _load(es, prefix, tmp_path, "lab-paths", [kit], kind="allow")  # the lab path is no longer trusted
+    [p] = pending_hunts(es, prefix)
+    assert (p.feed, p.role, p.counts) == ("lab-paths", "removed", {"image_path": 1})
+    [hunt] = RetroHunter(es, prefix, rules).run()
+    assert (hunt.alerts, hunt.units) == (1, len({ts_ago(6)[:7]})), hunt
+    [a] = alerts(es, prefix)
+    assert a["process"]["executable"] == lab
+    assert (a["alert"]["retro"]["change"], a["alert"]["retro"]["feed"]) == ("unallowed", "lab-paths")
+    assert "first_seen" not in a["threat"]["indicator"]  # not a new listing: the feed's own fields
+    # the scheduled rule, rerun over everything, writes that very alert (409)
+    _forget_rule_states(es, prefix, rules)
+    res = engine.run(only_due=False)[0]
+    assert (res.alerts, res.duplicates) == (0, 1), res

@@ -3,6 +3,7 @@ feed, and the feed setting ``retro_window``."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from detectors.intel.config import loads_feeds
 from detectors.intel.lookup import lookup_clause
 from detectors.loader import BUILTIN_DIR, load_rules
+from detectors.model import Exceptions, IntelClause
 from detectors.retro import Pending, hunt_rules, marker
 from detectors.retro.hunt import rule_wants
 
@@ -70,6 +72,18 @@ def test_which_rules_hunt_which_feeds() -> None:
     assert not rule_wants(by_id["intel-ip-connection"], p)  # no IP was added
     ips = Pending.from_doc("f", {**ENTRY, "chunks": {"cidr": ["c"]}})
     assert rule_wants(by_id["intel-ip-connection"], ips) and rule_wants(by_id["intel-dns-answer-ip"], ips)
+    # entries removed from an allowlist matter only to rules with allowlist exceptions
+    removed = Pending.from_doc("lab", {**ENTRY, "role": "removed", "chunks": {"image_path": ["c"]}})
+    assert removed.role == "removed" and not any(rule_wants(r, removed) for r in rules)
+    custom = replace(
+        by_id["intel-hash-executed"],
+        exceptions=Exceptions(allowlists=(IntelClause(("process.executable",)),)),
+    )
+    assert rule_wants(custom, removed)
+    only_other = replace(
+        custom, exceptions=Exceptions(allowlists=(IntelClause(("process.executable",), ("x",)),))
+    )
+    assert not rule_wants(only_other, removed)
 
 
 def test_lookup_clause_over_given_chunks_needs_no_cluster() -> None:
