@@ -11,7 +11,7 @@ Prints figures and ratios against baselines measured in the same run (no thresho
 
 3. the retro-hunt (``--part retro``): ``--events`` retained connection events (1M) over three
    months, a feed whose refresh adds ``--added`` indicators (10k) to ``--base`` listed ones:
-   the load with its added-indicator chunks against the same load as an allowlist (no chunks);
+   the refresh with its added-indicator chunks, and the share of the diff in it;
    the hunt (``RetroHunter``: the ``intel-ip-connection`` rule per monthly index, one ``terms``
    lookup per chunk of added indicators, alerts written) against one ``count`` per added
    indicator (a rescan per indicator) and against the count the hunt's own query makes.
