@@ -36,6 +36,22 @@ class Added:
     def chunk_ids(self) -> list[str]:
         return [c for ids in self.chunks.values() for c in ids]
 
+    def entry(
+        self, role: str, generation: int, generation_id: str, at: str, window: float | None
+    ) -> dict[str, Any] | None:
+        """The manifest's ``retro_pending`` entry for these chunks (None when empty)."""
+        if not self.total:
+            return None
+        return {
+            "role": role,
+            "generation": generation,
+            "generation_id": generation_id,
+            "listed_at": at,
+            "chunks": self.chunks,
+            "counts": self.counts,
+            "window_seconds": None if window is None else int(window),
+        }
+
 
 def delta_chunk_id(feed: str, generation_id: str, role: str, type_: str, number: int) -> str:
     return f"{feed}:{generation_id}:{role}:{type_}:{number}"

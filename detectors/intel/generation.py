@@ -331,17 +331,7 @@ def _queue_delta(
     delta = writer.write_delta(old, role)
     if role == "added":
         writer.result.added = delta.total
-    if not delta.total:
-        return None
-    return {
-        "role": role,
-        "generation": writer.generation,
-        "generation_id": writer.generation_id,
-        "listed_at": iso_ms(utc_now()),
-        "chunks": delta.chunks,
-        "counts": delta.counts,
-        "window_seconds": None if retro_window is None else int(retro_window),
-    }
+    return delta.entry(role, writer.generation, writer.generation_id, iso_ms(utc_now()), retro_window)
 
 
 def _next_manifest(
