@@ -9,8 +9,16 @@ Prints figures and ratios against baselines measured in the same run (no thresho
    ``lookup_clause`` (one ``terms`` lookup per chunk) against the same list sent inline
    (``terms`` clauses of 65,536 values each), cold (first query) and warm (median of repeats).
 
+3. the retro-hunt (``--part retro``): ``--events`` retained connection events (1M) over three
+   months, a feed whose refresh adds ``--added`` indicators (10k) to ``--base`` listed ones:
+   the refresh with its added-indicator chunks, and the share of the diff in it;
+   the hunt (``RetroHunter``: the ``intel-ip-connection`` rule per monthly index, one ``terms``
+   lookup per chunk of added indicators, alerts written) against one ``count`` per added
+   indicator (a rescan per indicator) and against the count the hunt's own query makes.
+
 Uses ``ES_URL`` when set, else starts a local node (``devtools.es``, name ``bench-intel``) and
-stops it afterwards. ``python bench/intel.py [--n 1000000] [--repeat 5]``.
+stops it afterwards. ``python bench/intel.py [--part load|retro|all] [--n 1000000] [--repeat 5]
+[--events 1000000] [--added 10000] [--quick]`` (``--quick``: a tenth of every size).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from elasticsearch import Elasticsearch
 
+from bench.intel_retro import run_retro
 from detectors.intel.indices import MAX_TERMS_COUNT, indicator_id, setup_intel, template
 from detectors.intel.loader import load_items
 from detectors.intel.lookup import lookup_clause
@@ -162,14 +171,26 @@ def run(es: Elasticsearch, n: int, repeat: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--part", choices=("load", "retro", "all"), default="all")
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--events", type=int, default=1_000_000, help="retained events (retro)")
+    parser.add_argument("--added", type=int, default=10_000, help="indicators a refresh adds (retro)")
+    parser.add_argument("--base", type=int, default=100_000, help="indicators listed before (retro)")
+    parser.add_argument("--quick", action="store_true", help="a tenth of every size")
     args = parser.parse_args()
+    if args.quick:
+        args.n, args.events, args.added, args.base = (
+            max(1, x // 10) for x in (args.n, args.events, args.added, args.base)
+        )
     with devnode.cluster_env("bench-intel") as env:
         settings = ClusterSettings.from_env(env)
         es = make_client(ClusterSettings(**{**settings.__dict__, "request_timeout": 600.0}))
         try:
-            run(es, args.n, args.repeat)
+            if args.part in ("load", "all"):
+                run(es, args.n, args.repeat)
+            if args.part in ("retro", "all"):
+                run_retro(es, events=args.events, added=args.added, base=args.base)
         finally:
             for idx in (
                 f"{PREFIX}-events",

@@ -17,6 +17,7 @@ import orjson
 from detectors.loader import RuleError, format_duration, load_rules, rule_dirs
 from detectors.model import Rule
 from detectors.prefix import prefix_option
+from detectors.retro.cli import hunt_now, hunt_summary, no_hunt_option
 from detectors.sigma.options import SigmaArgs, selected_rules, sigma_options
 from shipper.clifail import fail as _fail
 from shipper.errors import SysmonError
@@ -182,6 +183,7 @@ ingest_delay_option = click.option(
 @click.command("run")
 @click.option("--rule", "rule_ids", multiple=True, help="Run only this rule (repeatable), due or not.")
 @click.option("--all", "run_all", is_flag=True, help="Run every enabled rule, due or not.")
+@no_hunt_option
 @ingest_delay_option
 @rules_dir_option
 @no_builtin_option
@@ -198,6 +200,7 @@ def run_cmd(
     ctx: click.Context,
     rule_ids: tuple[str, ...],
     run_all: bool,
+    no_hunt: bool,
     ingest_delay: float,
     rules_dirs: tuple[str, ...],
     no_builtin: bool,
@@ -205,9 +208,10 @@ def run_cmd(
     as_json: bool,
     sigma: SigmaArgs,
 ) -> None:
-    """Run every due rule once (for cron, or after shipping an archive).
+    """Run every due rule once (for cron, or after shipping an archive). First (unless --rule or
+    --no-hunt), retro-hunt the indicators intel loads added that no hunt has covered yet.
 
-    Exit 1 if a rule failed or a rule file has errors; exit 75 (EX_TEMPFAIL) if none failed but a
+    Exit 1 if a rule or a hunt failed or a rule file has errors; exit 75 (EX_TEMPFAIL) if none failed but a
     due rule could not run because another run holds its lease, so cron notices; else 0."""
     rules, errors = _load(rules_dirs, no_builtin, sigma)
     for e in errors:
@@ -220,6 +224,12 @@ def run_cmd(
         engine = _engine(prefix, ingest_delay)
     except SysmonError as exc:
         _fail(ctx, exc)
+    # a hand-picked --rule run is targeted: the queued hunts wait for the next scheduled run
+    hunts = (
+        {}
+        if no_hunt or rule_ids
+        else hunt_summary(hunt_now(engine.es, engine.prefix, rules, as_json=as_json))
+    )
     if rule_ids:
         results = engine.run([by_id[i] for i in rule_ids], only_due=False)
     else:
@@ -230,17 +240,19 @@ def run_cmd(
     locked = sum(r.status == "locked" for r in results)
     totals = {k: sum(getattr(r, k) for r in results) for k in ("hits", "alerts", "updated", "duplicates")}
     counts = {"rules": len(results), "failed": failed, "locked": locked, "rule_errors": len(errors), **totals}
+    counts |= hunts
     if as_json:
         click.echo(orjson.dumps({"summary": counts}).decode())
     else:
         click.echo("summary: " + " ".join(f"{k}={v}" for k, v in counts.items()))
-    if failed or errors:
+    if failed or errors or hunts.get("hunts_failed"):
         sys.exit(1)
     if locked:
         sys.exit(EXIT_LOCKED)
 
 
 @click.command("daemon")
+@no_hunt_option
 @ingest_delay_option
 @rules_dir_option
 @no_builtin_option
@@ -250,6 +262,7 @@ def run_cmd(
 @click.pass_context
 def daemon_cmd(
     ctx: click.Context,
+    no_hunt: bool,
     ingest_delay: float,
     rules_dirs: tuple[str, ...],
     no_builtin: bool,
@@ -257,7 +270,8 @@ def daemon_cmd(
     as_json: bool,
     sigma: SigmaArgs,
 ) -> None:
-    """Run each enabled rule at its interval until SIGTERM."""
+    """Run each enabled rule at its interval until SIGTERM; retro-hunt what intel loads queued
+    at start and every minute (unless --no-hunt)."""
     from detectors.scheduler import Daemon
 
     rules, errors = _load(rules_dirs, no_builtin, sigma)
@@ -267,7 +281,8 @@ def daemon_cmd(
         engine = _engine(prefix, ingest_delay)
     except SysmonError as exc:
         _fail(ctx, exc)
-    d = Daemon(engine, rules, json_lines=as_json)
+    hunter = None if no_hunt else (lambda: hunt_now(engine.es, engine.prefix, rules, as_json=as_json))
+    d = Daemon(engine, rules, json_lines=as_json, hunter=hunter)
     d.install_signals()
     click.echo(f"daemon: {len(d.rules)} rules scheduled (prefix {engine.prefix})", err=True)
     d.run()

@@ -90,7 +90,7 @@ class RunResult:
         }
 
 
-def _error_text(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
     if isinstance(exc, ApiError):
         body = exc.body
         reason = ""
@@ -105,7 +105,7 @@ def _error_text(exc: BaseException) -> str:
 
 def _error_key(rule: Rule, exc: BaseException) -> str:
     """Which part of the rule most likely caused a run error (for its line)."""
-    text = _error_text(exc).lower()
+    text = error_text(exc).lower()
     if isinstance(exc, ApiError):
         if rule.filter.lucene and ("query_string" in text or "parse" in text or "lexical" in text):
             return "filter.lucene"
@@ -168,7 +168,7 @@ class Engine:
         try:
             got = self.store.acquire(rule.id, self.owner, ttl, now)
         except Exception as exc:
-            return RunResult(rule.id, "failed", error=f"lease: {_error_text(exc)}", where=str(rule.where))
+            return RunResult(rule.id, "failed", error=f"lease: {error_text(exc)}", where=str(rule.where))
         if not got:
             holder = self.store.lease_holder(rule.id)
             who = holder[0] if holder else "another scheduler"
@@ -203,7 +203,7 @@ class Engine:
         except Exception as exc:
             duration = time.monotonic() - t0
             where = str(rule.at(_error_key(rule, exc)))
-            error = _error_text(exc)
+            error = error_text(exc)
             if not isinstance(exc, ApiError):
                 error += " | " + traceback.format_exc(limit=3).strip().splitlines()[-1]
             failed = replace(

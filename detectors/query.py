@@ -13,7 +13,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from detectors.intel.lookup import lookup_clause
+from detectors.intel.lookup import ChunkLists, lookup_clause
 from detectors.model import Filter, IntelClause, Rule
 
 PAGE_SIZE = 5000
@@ -58,8 +58,11 @@ def _values_clause(field: str, values: Sequence[str]) -> dict[str, Any]:
     return {"terms": {field: list(values)}}
 
 
-def intel_should(es: Elasticsearch, clause: IntelClause, prefix: str, kind: str = "intel") -> dict[str, Any]:
-    """Match any of the clause's fields against the (intel or allow) lists."""
+def intel_should(
+    es: Elasticsearch, clause: IntelClause, prefix: str, kind: str = "intel", chunks: ChunkLists | None = None
+) -> dict[str, Any]:
+    """Match any of the clause's fields against the (intel or allow) lists (or only against
+    ``chunks``: see :func:`~detectors.intel.lookup.lookup_clause`)."""
     parts = [
         lookup_clause(
             es,
@@ -68,6 +71,7 @@ def intel_should(es: Elasticsearch, clause: IntelClause, prefix: str, kind: str 
             feeds=list(clause.feeds) if clause.feeds else None,
             prefix=prefix,
             types=list(clause.types) if clause.types else None,
+            chunks=chunks,
         )
         for f in clause.fields
     ]
@@ -96,15 +100,17 @@ def rule_query(
     window: Window | None = None,
     extra: Sequence[dict[str, Any]] = (),
     exceptions: bool = True,
+    intel_chunks: ChunkLists | None = None,
 ) -> dict[str, Any]:
     """The bool query of a rule: its filter (and the intel match of ``intel_match`` rules),
-    minus its exceptions, within ``window`` on ``event.ingested``."""
+    minus its exceptions, within ``window`` on ``event.ingested``. ``intel_chunks``: the
+    ``intel_match`` clause looks only at these lookup chunks (a retro-hunt's added indicators)."""
     from detectors.model import IntelMatchParams
 
     must = filter_clauses(es, rule.filter, prefix)
     if isinstance(rule.params, IntelMatchParams):
         p = rule.params
-        must.append(intel_should(es, IntelClause(p.fields, p.feeds, p.types), prefix))
+        must.append(intel_should(es, IntelClause(p.fields, p.feeds, p.types), prefix, chunks=intel_chunks))
     if window is not None:
         must.append(window.clause())
     must.extend(extra)

@@ -1,9 +1,11 @@
 """The detector daemon: each rule at its own interval with the ``schedule`` package.
 
 Every rule runs once at start-up (catching up on whatever was shipped while the daemon was
-down), then every ``interval``. SIGTERM/SIGINT stop the loop cleanly after the rule that is
-running finishes (its lease is released, its state written). Each run is logged as one human
-line, or as one JSON object per line with ``json_lines``.
+down), then every ``interval``. The retro-hunt (``hunter``), when given, runs first at start-up
+and then every ``HUNT_INTERVAL`` seconds (an empty queue costs one search). SIGTERM/SIGINT
+stop the loop cleanly after the rule that is running finishes (its lease is released, its
+state written). Each run is logged as one human line, or as one JSON object per line with
+``json_lines``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import schedule
 from detectors.engine import Engine, RunResult
 from detectors.model import Rule
 
+HUNT_INTERVAL = 60
+
 
 class Daemon:
     def __init__(
@@ -31,6 +35,7 @@ class Daemon:
         json_lines: bool = False,
         out: TextIO | None = None,
         tick: float = 1.0,
+        hunter: Callable[[], object] | None = None,
     ) -> None:
         self.engine = engine
         self.rules = [r for r in rules if r.enabled]
@@ -40,6 +45,7 @@ class Daemon:
         self.stop_event = threading.Event()
         self.scheduler = schedule.Scheduler()
         self.results: list[RunResult] = []
+        self.hunter = hunter
 
     def log(self, result: RunResult) -> None:
         self.results.append(result)
@@ -61,6 +67,15 @@ class Daemon:
 
         return job
 
+    def _hunt(self) -> None:
+        if self.hunter is None or self.stop_event.is_set():
+            return
+        try:
+            self.hunter()  # prints its own lines; a failed hunt stays queued
+        except Exception as exc:  # cluster down: try again next time
+            self.out.write(f"retro-hunt: failed: {type(exc).__name__}: {exc}\n")
+            self.out.flush()
+
     def install_signals(self) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:
             self.stop_event.set()
@@ -72,6 +87,9 @@ class Daemon:
         """Run until stopped (or ``max_loops`` ticks, for tests)."""
         for rule in self.rules:
             self.scheduler.every(rule.interval).seconds.do(self._job(rule))
+        if self.hunter is not None:
+            self.scheduler.every(HUNT_INTERVAL).seconds.do(self._hunt)
+        self._hunt()
         for rule in self.rules:  # catch up at start
             if self.stop_event.is_set():
                 break

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from elasticsearch import ApiError, Elasticsearch
 
-from detectors.engine import _error_key, _error_text
+from detectors.engine import _error_key, error_text
 from detectors.loader import RuleError
 from detectors.model import Rule
 from detectors.query import events_pattern, rule_query
@@ -29,5 +29,5 @@ def check_queries(es: Elasticsearch, rules: Sequence[Rule], prefix: str) -> list
             )
         except (ApiError, ValueError, KeyError, TypeError) as exc:
             where = rule.at(_error_key(rule, exc))
-            errors.append(RuleError(f"rule {rule.id}: {_error_text(exc)}", path=where.path, line=where.line))
+            errors.append(RuleError(f"rule {rule.id}: {error_text(exc)}", path=where.path, line=where.line))
     return errors

@@ -10,8 +10,22 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from detectors.ancestry import DEFAULT_DEPTH
+from detectors.intel.lookup import ChunkLists
 from detectors.model import Rule
 from detectors.query import PAGE_SIZE, Window, iso
+
+
+@dataclass(frozen=True, slots=True)
+class HuntScope:
+    """A retro-hunt's run of an event rule (``query`` / ``intel_match`` builders): one events
+    index, the intel match against ``chunks`` only (the indicators a load added), ``filters``
+    added to the rule's query, and ``mark`` called on each alert after its intel enrichment —
+    it annotates the alert and returns False to drop it (no current listing backs it)."""
+
+    index: str
+    chunks: ChunkLists | None  # None: the feeds' current lists
+    filters: tuple[dict[str, Any], ...]
+    mark: Callable[[dict[str, Any], dict[str, Any]], bool]
 
 
 @dataclass(slots=True)
@@ -22,6 +36,7 @@ class RunContext:
     window: Window
     ancestry_depth: int = DEFAULT_DEPTH
     page_size: int = PAGE_SIZE
+    hunt: HuntScope | None = None
 
 
 @dataclass(slots=True)
@@ -31,6 +46,8 @@ class RunStats:
     duplicates: int = 0
     suppressed: int = 0
     updated: int = 0
+    #: retro-hunt matches left out because no current listing backs them any more
+    unlisted: int = 0
     notes: list[str] = field(default_factory=list)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -17,6 +19,8 @@ import click
 from elasticsearch import Elasticsearch
 
 from detectors.prefix import prefix_option
+from detectors.retro.cli import hunt_now, hunt_rules_options, hunt_summary, rules_for_hunt
+from shipper.durations import parse_duration
 from shipper.errors import SysmonError
 from shipper.es import ClusterSettings, make_client
 from shipper.redact import echo_masked_traceback, mask_text
@@ -103,7 +107,7 @@ def _echo_result(res: LoadResult) -> None:
         click.echo(f"  … {res.issue_count - 20} more issues", err=True)
 
 
-def _summary(results: list[LoadResult]) -> str:
+def _summary(results: list[LoadResult], hunts: dict[str, int] | None = None) -> str:
     by: dict[str, int] = {}
     for r in results:
         by[r.status] = by.get(r.status, 0) + 1
@@ -111,7 +115,38 @@ def _summary(results: list[LoadResult]) -> str:
     total = sum(r.total for r in results if r.status == "loaded")
     issues = sum(r.issue_count for r in results)
     seconds = sum(r.duration for r in results)
-    return f"summary: feeds={len(results)} {parts} indicators={total} issues={issues} seconds={seconds:.2f}"
+    added = sum(r.added or 0 for r in results if r.status == "loaded")
+    text = f"summary: feeds={len(results)} {parts} indicators={total} issues={issues} seconds={seconds:.2f}"
+    text += f" added={added}"
+    return text + "".join(f" {k}={v}" for k, v in (hunts or {}).items())
+
+
+def _retro_window(func: F) -> F:
+    return click.option(
+        "--retro-window",
+        metavar="DURATION",
+        default=None,
+        help="Retro-hunt the indicators a load adds only over events this far back from the load "
+        "(30d, 12h, …; default: every retained event; overrides the feed's retro_window).",
+    )(func)
+
+
+def _window_seconds(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        return float(parse_duration(text))
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--retro-window") from None
+
+
+def _hunt(es: Elasticsearch, prefix: str, results: list[LoadResult], opts: dict[str, Any]) -> dict[str, int]:
+    """Hunt what the loads queued (unless --no-hunt): the summary's hunt figures."""
+    if opts["no_hunt"] or not any(r.status == "loaded" for r in results):
+        return {}  # an allowlist load may have queued a hunt too (entries removed)
+    rules = rules_for_hunt(opts["rules_dirs"], opts["no_builtin"])
+    hunts = _guard(lambda: hunt_now(es, prefix, rules))
+    return hunt_summary(hunts) if hunts else {}
 
 
 @click.group("intel")
@@ -158,6 +193,8 @@ def setup_cmd(prefix: str) -> None:
     default=None,
     help="With --file/--url: refuse a load smaller than this share of the last good one [0.1].",
 )
+@_retro_window
+@hunt_rules_options
 @_chunk_option
 @_cache_option
 @_common
@@ -176,8 +213,12 @@ def load_cmd(
     chunk_size: int,
     cache_dir: Path | None,
     prefix: str,
+    retro_window: str | None,
+    **hunt: Any,
 ) -> None:
-    """Load one feed: FEED_NAME from --config, or --file/--url."""
+    """Load one feed: FEED_NAME from --config, or --file/--url; then retro-hunt the indicators
+    it added over the retained events (unless --no-hunt)."""
+    window = _window_seconds(retro_window)
     if sum(x is not None for x in (file_, url)) + (feed_name is not None) != 1:
         raise click.UsageError("give exactly one of FEED_NAME (with --config), --file or --url")
     if fmt != "auto" and fmt not in format_names():
@@ -205,12 +246,15 @@ def load_cmd(
                 min_ratio=min_ratio,
             )
         )
+    if window is not None:
+        feed = replace(feed, retro_window=timedelta(seconds=window))
     es = _client()
     _guard(lambda: setup_intel(es, prefix))
     res = load_feed(es, feed, prefix=prefix, chunk_size=chunk_size, cache_dir=cache_dir, force=force)
     _echo_result(res)
-    click.echo(_summary([res]))
-    if res.status == "failed":
+    hunts = _hunt(es, prefix, [res], hunt)
+    click.echo(_summary([res], hunts))
+    if res.status == "failed" or hunts.get("hunts_failed"):
         sys.exit(1)
 
 
@@ -228,12 +272,26 @@ def load_cmd(
     is_flag=True,
     help="Every enabled feed, due or not, accepting loads the coverage guard refuses.",
 )
+@_retro_window
+@hunt_rules_options
 @_chunk_option
 @_cache_option
 @_common
-def refresh_cmd(config_path: Path, force: bool, chunk_size: int, cache_dir: Path | None, prefix: str) -> None:
-    """Load every enabled feed that is due (cron-friendly). Exits 1 if any feed failed."""
+def refresh_cmd(
+    config_path: Path,
+    force: bool,
+    chunk_size: int,
+    cache_dir: Path | None,
+    prefix: str,
+    retro_window: str | None,
+    **hunt: Any,
+) -> None:
+    """Load every enabled feed that is due (cron-friendly), then retro-hunt what the loads added
+    (unless --no-hunt). Exits 1 if any feed or hunt failed."""
+    window = _window_seconds(retro_window)
     feeds = _guard(lambda: load_feeds(config_path))
+    if window is not None:
+        feeds = [replace(f, retro_window=timedelta(seconds=window)) for f in feeds]
     es = _client()
     _guard(lambda: setup_intel(es, prefix))
     results = refresh_feeds(
@@ -245,8 +303,9 @@ def refresh_cmd(config_path: Path, force: bool, chunk_size: int, cache_dir: Path
         force=force,
         on_result=_echo_result,
     )
-    click.echo(_summary(results))
-    if any(r.status == "failed" for r in results):
+    hunts = _hunt(es, prefix, results, hunt)
+    click.echo(_summary(results, hunts))
+    if any(r.status == "failed" for r in results) or hunts.get("hunts_failed"):
         sys.exit(1)
 
 
@@ -264,7 +323,8 @@ def list_cmd(prefix: str) -> None:
         click.echo(
             f"{s.get('feed')}\tkind={s.get('kind')}\tgeneration={s.get('generation')}\t"
             f"status={s.get('status')}\tlast_refresh={s.get('last_refresh') or '-'}\t"
-            f"last_attempt={s.get('last_attempt') or '-'}\t{counts}"
+            f"last_attempt={s.get('last_attempt') or '-'}\t"
+            f"hunts_pending={len(s.get('retro_pending') or [])}\t{counts}"
         )
         if s.get("last_error"):
             click.echo(f"  last error: {s['last_error']}")

@@ -19,6 +19,8 @@ feeds:                       # or the list itself at the top level
     max_bytes: 536870912     # bytes downloaded, and bytes after decompression (512 MiB)
     max_line: 16777216       # characters in one line (16 Mi)
     max_lines: 20000000      # lines in the feed
+    retro_window: 30d        # retro-hunt the indicators a load adds over events this far back
+                             # from the load (default: every retained event)
 ```
 
 Every error names the file and line (from YAML node marks); all errors of a file are collected
@@ -102,6 +104,7 @@ class FeedConfig:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_line: int = DEFAULT_MAX_LINE
     max_lines: int = DEFAULT_MAX_LINES
+    retro_window: timedelta | None = None  # None: every retained event
     defined_at: str | None = field(default=None, compare=False)  # "file:line"
     location_display: str | None = field(default=None, compare=False)  # before env expansion
 
@@ -150,6 +153,7 @@ class FeedConfig:
             "max_bytes": self.max_bytes,
             "max_line": self.max_line,
             "max_lines": self.max_lines,
+            "retro_window": None if self.retro_window is None else format_duration(self.retro_window),
         }
 
     def __repr__(self) -> str:
@@ -309,6 +313,7 @@ FIELDS: dict[str, FieldReader] = {
     "max_bytes": lambda r, n, _: r.integer(n, "max_bytes", minimum=1),
     "max_line": lambda r, n, _: r.integer(n, "max_line", minimum=1),
     "max_lines": lambda r, n, _: r.integer(n, "max_lines", minimum=1),
+    "retro_window": lambda r, n, _: timedelta(seconds=r.duration(n, "retro_window", default=1)),
 }
 REQUIRED = ("name", "location")
 KEYS = (*FIELDS, "enabled")  # enabled is read before the others (below)

@@ -41,6 +41,7 @@ from elasticsearch import ConflictError, Elasticsearch
 
 from .bulk import Bulk, delete_ids
 from .config import FeedKind
+from .delta import Added, write_added
 from .guard import CoverageGuard
 from .indices import (
     DEFAULT_CHUNK_SIZE,
@@ -77,6 +78,8 @@ class LoadResult:
     error: str | None = None
     chunks: int = 0
     deleted: int = 0
+    #: indicators this load added to the feed (queued for the retro-hunt); None for allowlists
+    added: int | None = None
 
     @property
     def total(self) -> int:
@@ -91,7 +94,8 @@ class LoadResult:
         text = (
             f"feed={self.feed} kind={self.kind} status={self.status} generation={self.generation} "
             f"indicators={self.total} types={counts} issues={self.issue_count} chunks={self.chunks} "
-            f"deleted={self.deleted} seconds={self.duration:.2f}"
+            f"deleted={self.deleted} added={'-' if self.added is None else self.added} "
+            f"seconds={self.duration:.2f}"
         )
         if self.error:
             text += f" error={self.error!r}"
@@ -143,6 +147,7 @@ class _GenerationWriter:
         self.lists: dict[str, list[str]] = {}
         self.chunks: dict[str, list[str]] = {}
         self.chunk_counts: dict[str, list[int]] = {}
+        self.added_ids: list[str] = []
         self.invalid = 0
 
     @property
@@ -150,7 +155,30 @@ class _GenerationWriter:
         return self.ind_index, self.lk_index
 
     def chunk_ids(self) -> list[str]:
-        return [c for ids in self.chunks.values() for c in ids]
+        """Every lookup chunk this load wrote (the added-indicator chunks included)."""
+        return [c for ids in self.chunks.values() for c in ids] + self.added_ids
+
+    def write_delta(self, old: dict[str, list[str]], role: str) -> Added:
+        """The chunks of the values this generation adds to ``old`` (``role`` ``added``), or of
+        those it drops from it (``removed``)."""
+        added = write_added(
+            self.bulk.es,
+            self.bulk,
+            index=self.lk_index,
+            feed=self.name,
+            generation=self.generation,
+            generation_id=self.generation_id,
+            old=old if role == "added" else self.chunks,
+            new=self.chunks if role == "added" else old,
+            chunk_size=self.chunk_size,
+            role=role,
+            kind=self.kind,
+        )
+        self.added_ids = added.chunk_ids()
+        if self.bulk.errors:
+            doc_id, reason = self.bulk.errors[0]
+            raise IntelLoadError(f"Elasticsearch rejected lookup chunk {doc_id}: {reason}")
+        return added
 
     def write(self, items: Iterable[ParseItem]) -> None:
         """Every item, then the partial chunks; everything sent."""
@@ -240,11 +268,14 @@ def load_items(
     progress: Progress | None = None,
     guard: CoverageGuard | None = None,
     force: bool = False,
+    retro_window: float | None = None,
 ) -> LoadResult:
     """Write ``items`` as the new generation of feed ``name`` and flip its manifest.
 
     ``guard`` (default :class:`CoverageGuard`) refuses a load that would shrink the feed's
     coverage; ``force`` accepts it anyway. A refused load fails with the guard's reason.
+    An intel feed's added indicators are queued for the retro-hunt in the flip itself
+    (``retro_pending``; ``retro_window``: seconds before the load the hunt looks back, None: all).
 
     Raises :class:`IntelLoadError` (after recording it) when Elasticsearch rejects the lookup
     chunks or the manifest changed under us; the previous generation stays current then.
@@ -264,8 +295,11 @@ def load_items(
             guard_ = guard or CoverageGuard()
             _refuse_if_shrinking(es, guard_, result, writer.invalid, state, writer.chunks, writer.indices)
         writer.take_rejections()
+        pending = _queue_delta(writer, state, retro_window)
         es.indices.refresh(index=",".join(writer.indices))
         manifest = _next_manifest(state, writer, started, source, refresh_seconds)
+        if pending is not None:
+            manifest["retro_pending"] = [*manifest.get("retro_pending", []), pending]
         _flip(es, prefix, manifest, state, writer)
         result.chunks = sum(len(v) for v in writer.chunks.values())
         result.deleted = cleanup(es, prefix, name, kind, generation, grace)
@@ -282,6 +316,22 @@ def load_items(
         raise
     result.duration = time.monotonic() - started
     return result
+
+
+def _queue_delta(
+    writer: _GenerationWriter, state: FeedState | None, retro_window: float | None
+) -> dict[str, Any] | None:
+    """Write the chunks of what the retro-hunt must look at — the values an intel feed added,
+    the entries an allowlist removed — and return the ``retro_pending`` entry that lists them
+    (None when there are none)."""
+    old: dict[str, list[str]] = dict(state.doc.get("chunks") or {}) if state else {}
+    role = "added" if writer.kind == "intel" else "removed"
+    if role == "removed" and not old:
+        return None
+    delta = writer.write_delta(old, role)
+    if role == "added":
+        writer.result.added = delta.total
+    return delta.entry(role, writer.generation, writer.generation_id, iso_ms(utc_now()), retro_window)
 
 
 def _next_manifest(

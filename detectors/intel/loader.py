@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ def feed_from_location(
     retries: int = 3,
     timeout: float = 30.0,
     min_ratio: float | None = None,
+    retro_window: float | None = None,
 ) -> FeedConfig:
     """A one-off feed configuration for a file or URL (``name`` defaults to the file name stem)."""
     if name is None:
@@ -65,6 +66,7 @@ def feed_from_location(
         retries=retries,
         timeout=timeout,
         min_ratio=DEFAULT_MIN_RATIO if min_ratio is None else min_ratio,
+        retro_window=None if retro_window is None else timedelta(seconds=retro_window),
     )
 
 
@@ -131,6 +133,7 @@ def load_feed(
                 progress=progress,
                 guard=CoverageGuard(min_ratio=feed.min_ratio),
                 force=force,
+                retro_window=None if feed.retro_window is None else feed.retro_window.total_seconds(),
             )
     except Exception as exc:  # a feed's trouble never stops the caller's other feeds
         if isinstance(exc, SysmonError):

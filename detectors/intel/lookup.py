@@ -86,6 +86,10 @@ def manifests(
     return [dict(h["_source"]) for h in resp.get("hits", {}).get("hits", [])]
 
 
+ChunkLists = dict[str, dict[str, list[str]]]
+"""Lookup chunk ids by feed, then by indicator type (a manifest's ``chunks``, per feed)."""
+
+
 def lookup_clause(
     es: Elasticsearch,
     field: str,
@@ -94,23 +98,30 @@ def lookup_clause(
     feeds: Sequence[str] | None = None,
     prefix: str = "sysmon",
     types: Sequence[str] | None = None,
+    chunks: ChunkLists | None = None,
 ) -> dict[str, Any]:
     """An ES query clause matching ``field`` against every entry of every selected feed of
     ``kind`` (``feeds`` None: all of them): a ``bool`` ``should`` of ``terms`` lookups, one per
     current chunk, or ``{"match_none": {}}`` when no feed lists anything of the field's types.
 
+    ``chunks`` replaces the manifests' current chunks (a retro-hunt passes the chunks of the
+    indicators a load added); ``feeds`` and ``types`` still select among them.
     Image path / name types match ``<field>.caseless`` (values are stored lower-case).
     """
     wanted = _types_for(field, types)
+    if chunks is None:
+        lists = {
+            str(m["feed"]): dict(m.get("chunks") or {})
+            for m in manifests(es, kind=kind, feeds=feeds, prefix=prefix)
+        }
+    else:
+        lists = {f: c for f, c in chunks.items() if feeds is None or f in feeds}
     index = lookup_index(prefix)
     should: list[dict[str, Any]] = []
-    for manifest in sorted(
-        manifests(es, kind=kind, feeds=feeds, prefix=prefix), key=lambda m: str(m["feed"])
-    ):
-        chunks: dict[str, list[str]] = manifest.get("chunks") or {}
+    for feed in sorted(lists):
         for t in wanted:
             target = f"{field}.caseless" if t in CASELESS_TYPES else field
-            for cid in chunks.get(t, []):
+            for cid in lists[feed].get(t, []):
                 should.append({"terms": {target: {"index": index, "id": cid, "path": "values"}}})
     if not should:
         return {"match_none": {}}

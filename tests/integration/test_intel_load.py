@@ -15,6 +15,7 @@ from detectors.intel.loader import feed_from_location, load_feed, read_state
 from detectors.intel.lookup import find_indicators, is_listed, lookup_clause
 from detectors.intel.model import Indicator
 from detectors.intel.parsing import parse_path
+from detectors.retro import pending_hunts
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "intel"
 FIXTURE_FILES = [*sorted(p for p in FIXTURES.iterdir() if p.is_file()), FIXTURES / "misp_feed"]
@@ -318,10 +319,17 @@ def test_removed_indicators_disappear_and_old_generations_are_deleted(
     state = read_state(es, "rot", prefix=prefix)
     assert state is not None and state.doc["generation"] == 8
     assert [g["generation"] for g in state.doc["retired"]] == [7]
+    lists = {"term": {"feed": "rot"}}
+    added = {"term": {"role": "added"}}  # the retro-hunt's chunks: they live until hunted
     gens = es.search(
         index=lookup_index(prefix),
         size=0,
-        query={"term": {"feed": "rot"}},
+        query={"bool": {"filter": [lists], "must_not": [added]}},
         aggs={"g": {"terms": {"field": "generation"}}},
     )["aggregations"]["g"]["buckets"]
     assert sorted(b["key"] for b in gens) == [7, 8]
+    pending = pending_hunts(es, prefix)
+    assert len(pending) == 8  # every load added something: v1 and v2 differ both ways
+    queued = sorted(c for p in pending for c in p.chunk_ids)
+    hits = es.search(index=lookup_index(prefix), query={"bool": {"filter": [lists, added]}}, size=100)
+    assert sorted(h["_id"] for h in hits["hits"]["hits"]) == queued
