@@ -208,10 +208,11 @@ class WriteResult:
     duplicates: int = 0
 
 
-def write_alerts(es: Elasticsearch, items: Sequence[tuple[str, str, dict[str, Any]]]) -> WriteResult:
-    """Create ``(index, id, doc)`` alerts with ``op_type: create``; a 409 is a duplicate. Any
-    other item error raises (the run fails and its checkpoint does not move)."""
-    res = WriteResult()
+def create_alerts(es: Elasticsearch, items: Sequence[tuple[str, str, dict[str, Any]]]) -> list[int]:
+    """Create ``(index, id, doc)`` alerts with ``op_type: create``: the status of each, in order
+    (201, or 409 for an alert that exists). Any other item error raises (the run fails and its
+    checkpoint does not move)."""
+    statuses: list[int] = []
     for i in range(0, len(items), 1000):
         chunk = items[i : i + 1000]
         lines: list[bytes] = []
@@ -222,14 +223,22 @@ def write_alerts(es: Elasticsearch, items: Sequence[tuple[str, str, dict[str, An
         for item in resp["items"]:
             r = item.get("create", {})
             status = int(r.get("status", 0))
-            if status in (200, 201):
-                res.created += 1
-            elif status == 409:
-                res.duplicates += 1
-            else:
+            if status not in (200, 201, 409):
                 raise ClusterError(
                     f"writing alert {r.get('_id')} to {r.get('_index')} failed: {r.get('error')}"
                 )
+            statuses.append(status)
+    return statuses
+
+
+def write_alerts(es: Elasticsearch, items: Sequence[tuple[str, str, dict[str, Any]]]) -> WriteResult:
+    """Create ``(index, id, doc)`` alerts (:func:`create_alerts`); a 409 is a duplicate."""
+    res = WriteResult()
+    for status in create_alerts(es, items):
+        if status == 409:
+            res.duplicates += 1
+        else:
+            res.created += 1
     return res
 
 

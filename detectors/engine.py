@@ -20,7 +20,7 @@ from typing import Any
 from elasticsearch import ApiError, Elasticsearch
 
 from detectors.ancestry import DEFAULT_DEPTH
-from detectors.builders import RunContext, builder_for
+from detectors.builders import RunContext, RunStats, builder_for
 from detectors.heartbeat import DEFAULT_LEASE_TTL, LeaseHeartbeat
 from detectors.model import Rule
 from detectors.query import PAGE_SIZE, Window, alerts_pattern, iso
@@ -28,6 +28,8 @@ from detectors.state import RuleState, StateStore, default_owner
 
 DEFAULT_INGEST_DELAY = 30.0
 DEFAULT_OVERLAP = 60.0
+DEFAULT_BATCH_SIZE = 200
+DEFAULT_BATCH_CLAUSES = 3000
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,13 @@ class EngineOptions:
     lease_ttl: float = DEFAULT_LEASE_TTL
     ancestry_depth: int = DEFAULT_DEPTH
     page_size: int = PAGE_SIZE
+    #: at most this many batchable (Sigma) rules per search (detectors/batch.py); 1 turns
+    #: batching off
+    batch_size: int = DEFAULT_BATCH_SIZE
+    #: and at most about this many query clauses per search
+    batch_clauses: int = DEFAULT_BATCH_CLAUSES
+    #: batches searched at the same time
+    batch_workers: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +157,13 @@ class Engine:
         return (now - state.last_run).total_seconds() >= rule.interval - 1
 
     def run(self, rules: Sequence[Rule] | None = None, *, only_due: bool = True) -> list[RunResult]:
-        """Run (due) enabled rules once each, in order; never raises for a rule's failure."""
-        out: list[RunResult] = []
+        """Run (due) enabled rules once each, in order; never raises for a rule's failure. The
+        due rules that can be batched (:func:`detectors.batch.batchable`) run together in as
+        few searches as their clauses allow; the others one by one."""
+        from detectors.batch import batchable, run_batched
+
+        out: list[RunResult | None] = []
+        due: list[tuple[int, Rule]] = []
         states = self.store.all()
         for rule in rules if rules is not None else self.rules:
             if not rule.enabled and rules is None:
@@ -158,8 +172,16 @@ class Engine:
             if only_due and not self.is_due(rule, st, datetime.now(UTC)):
                 out.append(RunResult(rule.id, "skipped", error="not due"))
                 continue
-            out.append(self.run_rule(rule))
-        return out
+            due.append((len(out), rule))
+            out.append(None)
+        batch = [(i, r) for i, r in due if batchable(r)] if self.options.batch_size > 1 else []
+        if len(batch) > 1:
+            for (i, _), result in zip(batch, run_batched(self, [r for _, r in batch]), strict=True):
+                out[i] = result
+        for i, rule in due:
+            if out[i] is None:
+                out[i] = self.run_rule(rule)
+        return [r for r in out if r is not None]
 
     def run_rule(self, rule: Rule, now: datetime | None = None) -> RunResult:
         t0 = time.monotonic()
@@ -201,50 +223,73 @@ class Engine:
                 index=alerts_pattern(self.prefix), ignore_unavailable=True, allow_no_indices=True
             )
         except Exception as exc:
-            duration = time.monotonic() - t0
-            where = str(rule.at(_error_key(rule, exc)))
-            error = error_text(exc)
-            if not isinstance(exc, ApiError):
-                error += " | " + traceback.format_exc(limit=3).strip().splitlines()[-1]
-            failed = replace(
-                state,
-                last_run=now,
-                status="failed",
-                duration=duration,
-                last_error=f"{where}: {error}",
-                runs=state.runs + 1,
-            )
-            try:
-                self.store.put(failed)
-            except Exception:
-                pass
-            return RunResult(rule.id, "failed", window=window, duration=duration, error=error, where=where)
+            return self.record_failure(rule, state, window, now, time.monotonic() - t0, exc)
         duration = time.monotonic() - t0
-        self.store.put(
-            RuleState(
-                rule_id=rule.id,
-                checkpoint=window.end,
-                last_run=now,
-                last_success=now,
-                status="ok",
-                hits=stats.hits,
-                alerts=stats.alerts,
-                duplicates=stats.duplicates,
-                duration=duration,
-                last_error=None,
-                window_start=window.start,
-                window_end=window.end,
-                runs=state.runs + 1,
-            )
-        )
-        return RunResult(
-            rule.id,
-            "ok",
-            window=window,
-            hits=stats.hits,
-            alerts=stats.alerts,
-            duplicates=stats.duplicates,
-            suppressed=stats.suppressed,
-            updated=stats.updated,
-            duration=duration,
-        )
+        self.store.put(ok_state(rule.id, state, window, now, stats, duration))
+        return ok_result(rule.id, window, stats, duration)
+
+    def record_failure(
+        self, rule: Rule, state: RuleState, window: Window, now: datetime, duration: float, exc: BaseException
+    ) -> RunResult:
+        """The rule's failed run: its state (the checkpoint stays) and its result line."""
+        where, error = failure_text(rule, exc)
+        try:
+            self.store.put(failed_state(state, now, duration, where, error))
+        except Exception:
+            pass
+        return RunResult(rule.id, "failed", window=window, duration=duration, error=error, where=where)
+
+
+def failure_text(rule: Rule, exc: BaseException) -> tuple[str, str]:
+    """(where in the rule, error text) of a run's exception."""
+    where = str(rule.at(_error_key(rule, exc)))
+    error = error_text(exc)
+    if not isinstance(exc, ApiError):
+        error += " | " + "".join(traceback.format_exception(exc, limit=3)).strip().splitlines()[-1]
+    return where, error
+
+
+def failed_state(state: RuleState, now: datetime, duration: float, where: str, error: str) -> RuleState:
+    return replace(
+        state,
+        last_run=now,
+        status="failed",
+        duration=duration,
+        last_error=f"{where}: {error}",
+        runs=state.runs + 1,
+    )
+
+
+def ok_state(
+    rule_id: str, state: RuleState, window: Window, now: datetime, stats: RunStats, duration: float
+) -> RuleState:
+    """A successful run's state: the checkpoint moves to the window's end."""
+    return RuleState(
+        rule_id=rule_id,
+        checkpoint=window.end,
+        last_run=now,
+        last_success=now,
+        status="ok",
+        hits=stats.hits,
+        alerts=stats.alerts,
+        duplicates=stats.duplicates,
+        duration=duration,
+        last_error=None,
+        window_start=window.start,
+        window_end=window.end,
+        runs=state.runs + 1,
+    )
+
+
+def ok_result(rule_id: str, window: Window, stats: RunStats, duration: float) -> RunResult:
+    return RunResult(
+        rule_id,
+        "ok",
+        window=window,
+        hits=stats.hits,
+        alerts=stats.alerts,
+        duplicates=stats.duplicates,
+        suppressed=stats.suppressed,
+        updated=stats.updated,
+        duration=duration,
+    )

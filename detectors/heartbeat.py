@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from types import TracebackType
 
 from detectors.state import StateStore
@@ -54,3 +55,25 @@ class LeaseHeartbeat:
             self.lost = True
             log.warning("rule %s: its lease was taken by another run while this one ran", self.rule_id)
             return
+
+
+class BatchHeartbeat(LeaseHeartbeat):
+    """The leases of a batch of rules, renewed together (one ``mget`` and one ``_bulk``)."""
+
+    def __init__(self, store: StateStore, rule_ids: Sequence[str], owner: str, ttl: float) -> None:
+        super().__init__(store, f"batch of {len(rule_ids)}", owner, ttl)
+        self.rule_ids = list(rule_ids)
+
+    def _beat(self) -> None:
+        while self.rule_ids and not self._stop.wait(self.ttl / 3.0):
+            try:
+                kept = self.store.renew_many(self.rule_ids, self.owner, self.ttl)
+            except Exception as exc:  # the node is away: try again next beat, the TTL still holds
+                log.warning("a batch of %d rules: could not renew the leases: %s", len(self.rule_ids), exc)
+                continue
+            self.renewals += 1
+            lost = [r for r in self.rule_ids if r not in kept]
+            if lost:
+                self.lost = True
+                log.warning("rules %s: their leases were taken by another run while this one ran", lost)
+                self.rule_ids = [r for r in self.rule_ids if r in kept]

@@ -134,10 +134,13 @@ def iter_pages(
     source: Sequence[str] | bool | None = None,
     page_size: int = PAGE_SIZE,
     sort: Sequence[Any] = ("_shard_doc",),
+    skip_shards: bool = False,
 ) -> Iterator[list[dict[str, Any]]]:
     """Every hit of ``query`` in ``index``, page by page, with a point-in-time and
     ``search_after`` (sorted by ``_shard_doc``, the cheapest total order, unless ``sort`` asks
-    otherwise; end it with ``_shard_doc`` so the order is total)."""
+    otherwise; end it with ``_shard_doc`` so the order is total). ``skip_shards``: let
+    Elasticsearch leave out the shards whose range of a top-level range filter (the window on
+    ``event.ingested``) cannot match, before they build the query (a pre-filter round trip)."""
     pit = es.open_point_in_time(
         index=index, keep_alive=PIT_KEEP_ALIVE, ignore_unavailable=True, allow_partial_search_results=False
     )
@@ -152,6 +155,8 @@ def iter_pages(
                 "sort": list(sort),
                 "track_total_hits": False,
             }
+            if skip_shards:
+                kwargs["pre_filter_shard_size"] = 1
             if source is not None:
                 kwargs["source"] = source if isinstance(source, bool) else list(source)
             if after is not None:

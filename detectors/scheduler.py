@@ -1,9 +1,12 @@
 """The detector daemon: each rule at its own interval with the ``schedule`` package.
 
 Every rule runs once at start-up (catching up on whatever was shipped while the daemon was
-down), then every ``interval``. The retro-hunt (``hunter``), when given, runs first at start-up
-and then every ``HUNT_INTERVAL`` seconds (an empty queue costs one search). SIGTERM/SIGINT
-stop the loop cleanly after the rule that is running finishes (its lease is released, its
+down), then every ``interval``. The rules that can be batched (Sigma ``query`` rules,
+:func:`detectors.batch.batchable`) and share an interval are one job, run as batches
+(:func:`detectors.batch.run_batched`); each still logs its own line. The retro-hunt
+(``hunter``), when given, runs first at start-up and then every ``HUNT_INTERVAL`` seconds (an
+empty queue costs one search). SIGTERM/SIGINT stop the loop cleanly after the rule (or batch)
+that is running finishes (its lease is released, its
 state written). Each run is logged as one human line, or as one JSON object per line with
 ``json_lines``.
 """
@@ -20,6 +23,7 @@ from typing import Any, TextIO
 import orjson
 import schedule
 
+from detectors.batch import batchable, run_batched
 from detectors.engine import Engine, RunResult
 from detectors.model import Rule
 
@@ -76,6 +80,35 @@ class Daemon:
             self.out.write(f"retro-hunt: failed: {type(exc).__name__}: {exc}\n")
             self.out.flush()
 
+    def _batch_job(self, rules: Sequence[Rule]) -> Callable[[], None]:
+        def job() -> None:
+            if self.stop_event.is_set():
+                return
+            try:
+                results = run_batched(self.engine, rules)
+            except Exception as exc:  # cluster down: log it, try again next time
+                error = f"{type(exc).__name__}: {exc}"
+                results = [RunResult(r.id, "failed", error=error) for r in rules]
+            for result in results:
+                self.log(result)
+
+        return job
+
+    def jobs(self) -> list[tuple[int, Callable[[], None]]]:
+        """(interval, job): one per rule, and one per interval for the batchable rules."""
+        batched = self.engine.options.batch_size > 1
+        groups: dict[int, list[Rule]] = {}
+        out: list[tuple[int, Callable[[], None]]] = []
+        for rule in self.rules:
+            if batched and batchable(rule):
+                groups.setdefault(rule.interval, []).append(rule)
+            else:
+                out.append((rule.interval, self._job(rule)))
+        for interval, group in groups.items():
+            job = self._job(group[0]) if len(group) == 1 else self._batch_job(group)
+            out.append((interval, job))
+        return out
+
     def install_signals(self) -> None:
         def handler(signum: int, frame: FrameType | None) -> None:
             self.stop_event.set()
@@ -85,15 +118,16 @@ class Daemon:
 
     def run(self, max_loops: int | None = None) -> None:
         """Run until stopped (or ``max_loops`` ticks, for tests)."""
-        for rule in self.rules:
-            self.scheduler.every(rule.interval).seconds.do(self._job(rule))
+        jobs = self.jobs()
+        for interval, job in jobs:
+            self.scheduler.every(interval).seconds.do(job)
         if self.hunter is not None:
             self.scheduler.every(HUNT_INTERVAL).seconds.do(self._hunt)
         self._hunt()
-        for rule in self.rules:  # catch up at start
+        for _, job in jobs:  # catch up at start
             if self.stop_event.is_set():
                 break
-            self._job(rule)()
+            job()
         loops = 0
         while not self.stop_event.is_set():
             self.scheduler.run_pending()

@@ -15,6 +15,7 @@ import json
 import os
 import socket
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 from elasticsearch import ConflictError, Elasticsearch, NotFoundError
 
 from detectors.query import iso
+from shipper.errors import ClusterError
 from shipper.templates import mappings_dir
 
 
@@ -268,3 +270,92 @@ class StateStore:
             return None
         src = cur["_source"]
         return str(src.get("owner") or ""), parse_time(src.get("expires"))
+
+    # ------------------------------------------------------------- many at once
+    # The same documents and the same optimistic concurrency as above, for a batch of rules
+    # (detectors/batch.py): one ``mget`` and one ``_bulk`` (one refresh) instead of a few
+    # requests per rule.
+    def get_many(self, rule_ids: Sequence[str]) -> dict[str, RuleState]:
+        found = self._mget([f"state:{r}" for r in rule_ids])
+        return {
+            r: RuleState.from_doc(d["_source"]) if d is not None else RuleState(r)
+            for r, d in zip(rule_ids, found, strict=True)
+        }
+
+    def put_many(self, states: Sequence[RuleState]) -> None:
+        ops = [({"index": {"_id": f"state:{s.rule_id}"}}, s.to_doc()) for s in states]
+        for rid, status, error in self._bulk(ops):
+            if status not in (200, 201):
+                raise ClusterError(f"writing the state of rule {rid} failed: {error}")
+
+    def acquire_many(
+        self, rule_ids: Sequence[str], owner: str, ttl: float, now: datetime | None = None
+    ) -> tuple[set[str], dict[str, str]]:
+        """Take the leases of ``rule_ids`` (each exactly as :meth:`acquire`): the rules won, and
+        an error text per rule whose lease could not be written for another reason than a race."""
+        now = now or datetime.now(UTC)
+        doc = {"kind": "lease", "owner": owner, "acquired": iso(now)}
+        doc["expires"] = iso(now + timedelta(seconds=ttl))
+        ops: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for rid, cur in zip(rule_ids, self._mget([f"lease:{r}" for r in rule_ids]), strict=True):
+            if cur is None:
+                ops.append(({"create": {"_id": f"lease:{rid}"}}, {**doc, "rule_id": rid}))
+                continue
+            src = cur["_source"]
+            expires = parse_time(src.get("expires"))
+            holder = str(src.get("owner") or "")
+            if holder != owner and expires is not None and expires > now and not holder_gone(holder):
+                continue
+            ops.append(({"index": _if_unchanged(rid, cur)}, {**doc, "rule_id": rid}))
+        won: set[str] = set()
+        errors: dict[str, str] = {}
+        for rid, status, error in self._bulk(ops):
+            if status in (200, 201):
+                won.add(rid)
+            elif status != 409:
+                errors[rid] = str(error)
+        return won, errors
+
+    def renew_many(self, rule_ids: Sequence[str], owner: str, ttl: float) -> set[str]:
+        """Push the expiry of our leases among ``rule_ids``; the rules whose lease is still ours."""
+        expires = iso(datetime.now(UTC) + timedelta(seconds=ttl))
+        return self._rewrite_own(rule_ids, owner, {"expires": expires})
+
+    def release_many(self, rule_ids: Sequence[str], owner: str) -> None:
+        """Give back (expire now) those of the leases that are still ours."""
+        self._rewrite_own(rule_ids, owner, {"expires": iso(datetime.now(UTC)), "owner": ""})
+
+    def _rewrite_own(self, rule_ids: Sequence[str], owner: str, change: dict[str, Any]) -> set[str]:
+        ops: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for rid, cur in zip(rule_ids, self._mget([f"lease:{r}" for r in rule_ids]), strict=True):
+            if cur is None or cur["_source"].get("owner") != owner:
+                continue
+            ops.append(({"index": _if_unchanged(rid, cur)}, {**cur["_source"], **change}))
+        return {rid for rid, status, _ in self._bulk(ops) if status in (200, 201)}
+
+    def _mget(self, ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        out: list[dict[str, Any] | None] = []
+        for i in range(0, len(ids), 1000):
+            resp = self.es.mget(index=self.index, ids=list(ids[i : i + 1000]))
+            out.extend(d if d.get("found") else None for d in resp["docs"])
+        return out
+
+    def _bulk(self, ops: Sequence[tuple[dict[str, Any], dict[str, Any]]]) -> list[tuple[str, int, Any]]:
+        """(rule id, status, error) per operation, in order; one refresh for all of them."""
+        out: list[tuple[str, int, Any]] = []
+        for i in range(0, len(ops), 1000):
+            chunk = ops[i : i + 1000]
+            lines: list[dict[str, Any]] = []
+            for action, doc in chunk:
+                lines += [action, doc]
+            resp = self.es.bulk(index=self.index, operations=lines, refresh=True)
+            for item in resp["items"]:
+                r = next(iter(item.values()))
+                rid = str(r.get("_id", "")).split(":", 1)[-1]
+                out.append((rid, int(r.get("status", 0)), r.get("error")))
+        return out
+
+
+def _if_unchanged(rule_id: str, cur: dict[str, Any]) -> dict[str, Any]:
+    """The bulk action head that rewrites the lease ``cur`` only if nobody changed it since."""
+    return {"_id": f"lease:{rule_id}", "if_seq_no": cur["_seq_no"], "if_primary_term": cur["_primary_term"]}
