@@ -64,28 +64,26 @@ class SourceLabels(Generic[T]):
     glob matches, and anything found later under its folder, as ``watch`` finds them). The
     first input that names a source wins, as in :func:`expand_inputs`."""
 
-    def __init__(
-        self, inputs: Iterable[str], labelled: Mapping[str, T], named: Mapping[str, str] | None = None
-    ) -> None:
-        """``named``: what :func:`expand_inputs` found for ``inputs`` (source → input), so
-        that they are not expanded again; without it, files and globs are expanded here."""
+    def __init__(self, inputs: Iterable[str], labelled: Mapping[str, T], named: Mapping[str, str]) -> None:
+        """``named``: what :func:`expand_inputs` found for ``inputs`` (source → the input that
+        named it first), so that nothing is expanded twice."""
         self._exact: dict[str, T] = {}
         self._folders: list[tuple[str, T]] = []
         by_path = {os.path.abspath(k): v for k, v in labelled.items() if k != STDIN}
+
+        def labels_of(item: str) -> T | None:
+            if item == STDIN:
+                return None
+            return labelled.get(item) if item in labelled else by_path.get(os.path.abspath(item))
+
         for item in inputs:
-            extra = labelled.get(item) if item in labelled else by_path.get(os.path.abspath(item))
-            if extra is None or item == STDIN:
-                continue
-            if Path(item).is_dir():  # everything under it, found now or later
+            extra = labels_of(item)
+            if extra is not None and Path(item).is_dir():  # everything under it, found now or later
                 self._folders.append((os.path.join(os.path.abspath(item), ""), extra))
-            elif named is None:
-                for path in expand_inputs([item]):
-                    self._exact.setdefault(os.path.abspath(path), extra)
-        if named is not None:
-            for path, item in named.items():
-                found = labelled.get(item) if item in labelled else by_path.get(os.path.abspath(item))
-                if found is not None and item != STDIN:
-                    self._exact.setdefault(path, found)
+        for path, item in named.items():
+            found = labels_of(item)
+            if found is not None:
+                self._exact.setdefault(path, found)
 
     def __bool__(self) -> bool:
         return bool(self._exact or self._folders)

@@ -81,9 +81,13 @@ def test_source_labels_cover_files_globs_and_later_files_in_folders(tmp_path: Pa
     (other / "c.json").write_bytes(b"")
     (other / "d.json").write_bytes(b"")
     first, second = InputLabels({"case": "1"}), InputLabels({"case": "2"})
+    inputs = [str(case), str(other / "c.*"), str(other / "*.json"), "-"]
+    found: dict[str, str] = {}
+    expand_inputs(inputs, found)
     index = SourceLabels(
-        [str(case), str(other / "c.*"), str(other / "*.json"), "-"],
+        inputs,
         {str(case): first, str(other / "c.*"): second, str(other / "*.json"): first, "-": first},
+        found,
     )
     assert index.get(str(case / "sub" / "b.xml")) is first
     assert index.get(str(case / "new-later.evtx")) is first  # found by watch after planning
@@ -91,10 +95,10 @@ def test_source_labels_cover_files_globs_and_later_files_in_folders(tmp_path: Pa
     assert index.get(str(other / "d.json")) is first
     assert index.get(str(tmp_path / "elsewhere.evtx")) is None
     assert index.get("-") is None  # standard input is never a configured path's
-    assert not SourceLabels([str(case)], {})
+    assert not SourceLabels([str(case)], {}, found)
 
 
-def test_source_labels_from_one_expansion_match_expanding_again(tmp_path: Path) -> None:
+def test_source_labels_come_from_the_one_expansion(tmp_path: Path) -> None:
     case = tmp_path / "case"
     case.mkdir()
     (case / "a.evtx").write_bytes(b"")
@@ -107,11 +111,9 @@ def test_source_labels_from_one_expansion_match_expanding_again(tmp_path: Path) 
     assert found == {
         str(Path(p).resolve()): i for p, i in zip(paths, [inputs[0], inputs[1], inputs[2]], strict=True)
     }
-    once, again = SourceLabels(inputs, labelled, found), SourceLabels(inputs, labelled)
-    for path in [*paths[1:], str(case / "later.evtx"), str(tmp_path / "e.json")]:
-        assert once.get(path) == again.get(path)
-    # expanded once, the first input that names a source decides, labelled or not (expanded
-    # again, only labelled inputs are seen)
-    assert again.get(paths[0]) == InputLabels({"k": "json"})
+    once = SourceLabels(inputs, labelled, found)
+    assert once.get(str(case / "a.evtx")) == InputLabels({"k": "case"})
+    assert once.get(str(case / "later.evtx")) == InputLabels({"k": "case"})  # found by watch later
+    # the first input that names a source decides, labelled or not
     assert once.get(str(tmp_path / "c.json")) is None  # named first by the unlabelled input
     assert once.get(str(tmp_path / "d.json")) == InputLabels({"k": "json"})
