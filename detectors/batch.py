@@ -33,7 +33,7 @@ from elastic_transport import ConnectionError as TransportConnectionError
 
 from detectors.builders.batched import run_batch, union_window
 from detectors.builders.context import RunContext, RunStats
-from detectors.engine import Engine, RunResult, error_text, ok_result, ok_state
+from detectors.engine import Engine, RunResult, error_text, failure_text, ok_result, ok_state
 from detectors.heartbeat import BatchHeartbeat
 from detectors.model import Rule
 from detectors.query import Window, alerts_pattern
@@ -105,6 +105,12 @@ def run_batched(engine: Engine, rules: Sequence[Rule], now: datetime | None = No
     try:
         with BatchHeartbeat(store, [r.id for r in mine], owner, ttl):
             results.update(_run_locked(engine, mine, now, t0))
+    except Exception as exc:  # the state reads or writes failed: every rule of it failed, none raises
+        duration = time.monotonic() - t0
+        for rule in mine:
+            if rule.id not in results:
+                where, error = failure_text(rule, exc)
+                results[rule.id] = RunResult(rule.id, "failed", duration=duration, error=error, where=where)
     finally:
         try:
             store.release_many([r.id for r in mine], owner)

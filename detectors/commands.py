@@ -225,11 +225,13 @@ def run_cmd(
     except SysmonError as exc:
         _fail(ctx, exc)
     # a hand-picked --rule run is targeted: the queued hunts wait for the next scheduled run
-    hunts = (
-        {}
-        if no_hunt or rule_ids
-        else hunt_summary(hunt_now(engine.es, engine.prefix, rules, as_json=as_json))
-    )
+    hunts: dict[str, int] = {}
+    if not (no_hunt or rule_ids):
+        try:  # a failed hunt stays queued; the rules still run
+            hunts = hunt_summary(hunt_now(engine.es, engine.prefix, rules, as_json=as_json))
+        except Exception as exc:
+            click.echo(f"retro-hunt: failed: {type(exc).__name__}: {exc}", err=True)
+            hunts = {"hunts_failed": 1}
     if rule_ids:
         results = engine.run([by_id[i] for i in rule_ids], only_due=False)
     else:

@@ -151,6 +151,14 @@ class RuleState:
         )
 
 
+def _held_by_other(holder: str, owner: str, expires: datetime | None, now: datetime) -> bool:
+    """Whether a lease keeps ``owner`` out. A released lease has no holder: free whatever its
+    expiry says (it was released by a run at another clock)."""
+    if not holder or holder == owner or expires is None or expires <= now:
+        return False
+    return not holder_gone(holder)
+
+
 class StateStore:
     def __init__(self, es: Elasticsearch, prefix: str) -> None:
         self.es = es
@@ -199,8 +207,7 @@ class StateStore:
         src = cur["_source"]
         expires = parse_time(src.get("expires"))
         holder = str(src.get("owner") or "")
-        # a released lease has no holder: free whatever its expiry says (a run at another clock)
-        if holder and holder != owner and expires is not None and expires > now and not holder_gone(holder):
+        if _held_by_other(holder, owner, expires, now):
             return False
         try:
             self.es.index(
@@ -304,7 +311,7 @@ class StateStore:
             src = cur["_source"]
             expires = parse_time(src.get("expires"))
             holder = str(src.get("owner") or "")
-            if holder != owner and expires is not None and expires > now and not holder_gone(holder):
+            if _held_by_other(holder, owner, expires, now):
                 continue
             ops.append(({"index": _if_unchanged(rid, cur)}, {**doc, "rule_id": rid}))
         won: set[str] = set()

@@ -175,8 +175,10 @@ class _GenerationWriter:
             kind=self.kind,
         )
         self.added_ids = added.chunk_ids()
-        if self.bulk.errors:
-            doc_id, reason = self.bulk.errors[0]
+        mine = set(self.added_ids)  # rejected indicator documents are issues, counted elsewhere
+        rejected = [e for e in self.bulk.errors if e[0] in mine]
+        if rejected:
+            doc_id, reason = rejected[0]
             raise IntelLoadError(f"Elasticsearch rejected lookup chunk {doc_id}: {reason}")
         return added
 

@@ -223,12 +223,8 @@ class RetroHunter:
     def _hunt_locked(self, p: Pending, result: HuntResult) -> None:
         progress = read_progress(self.es, self.prefix, p)
         progress.started = progress.started or iso(datetime.now(UTC))
-        units = [
-            _Unit(r, ix)
-            for r in self.rules
-            if rule_wants(r, p)
-            for ix in event_indices(self.es, self.prefix, p.since)
-        ]
+        indices = event_indices(self.es, self.prefix, p.since)  # once per hunt, not per rule
+        units = [_Unit(r, ix) for r in self.rules if rule_wants(r, p) for ix in indices]
         done = set(progress.units_done)
         result.units, result.resumed = len(units), sum(u.key in done for u in units)
         for unit in units:

@@ -38,6 +38,8 @@ class Overlay:
     def applies(self, rule: Rule) -> bool:
         if rule.sigma is None:
             return False  # built-in and custom rules carry their own exceptions
+        if rule.type != "query":
+            return False  # a correlation reads its base rules' events: exceptions go on those
         if self.every:
             return True
         low = {i.lower() for i in self.ids}

@@ -110,6 +110,9 @@ def _problem(corr: SigmaCorrelationRule, done: Mapping[int, Converted]) -> tuple
             cls = c.outcome if c is not None else "failed"
             why = c.reason if c is not None else "not found"
             found.setdefault(cls, f"base rule {ref.reference!r} {cls}: {why}")
+        elif c.rule.filter.field_refs:  # checked per hit; the correlation reads events by query
+            why = "uses |fieldref, not supported in correlations"
+            found.setdefault("failed", f"base rule {ref.reference!r} {why}")
     for worst in _WORST:
         if worst in found:
             return worst, found[worst]

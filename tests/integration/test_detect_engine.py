@@ -16,6 +16,7 @@ from detectors.ancestry import build_chains
 from detectors.engine import Engine, EngineOptions
 from detectors.loader import load_rules
 from detectors.model import Rule
+from detectors.query import iso
 from detectors.scheduler import Daemon
 from detectors.state import StateStore
 from tests.integration.test_detect_support import (
@@ -220,6 +221,25 @@ def test_lease_excludes_a_second_scheduler(es: Elasticsearch, prefix: str) -> No
     assert r.status == "locked" and a.owner in (r.error or "")
     a.store.release(rule.id, a.owner)
     assert b.run_rule(rule).status == "ok"
+
+
+def test_a_released_lease_is_free_at_any_clock_one_rule_or_many(es: Elasticsearch, prefix: str) -> None:
+    """A run whose clock is behind the one that released a lease still takes it: one rule
+    (``acquire``) and a batch (``acquire_many``) judge a lease the same way."""
+    store = StateStore(es, prefix)
+    store.ensure()
+    later = datetime.now(UTC) + timedelta(days=1)
+    for rule_id in ("r-one", "r-many"):  # released by a run whose clock is a day ahead
+        doc = {"kind": "lease", "rule_id": rule_id, "owner": "", "acquired": iso(later)}
+        doc["expires"] = iso(later)
+        es.index(index=store.index, id=f"lease:{rule_id}", document=doc, refresh=True)
+    assert store.acquire("r-one", "behind", 600)
+    won, errors = store.acquire_many(["r-many"], "behind", 600, datetime.now(UTC))
+    assert won == {"r-many"} and not errors
+    # a live holder still excludes, in both
+    assert not store.acquire("r-one", "third", 600)
+    won, _ = store.acquire_many(["r-many"], "third", 600, datetime.now(UTC))
+    assert not won
 
 
 def test_daemon_runs_rules_and_stops(es: Elasticsearch, prefix: str) -> None:

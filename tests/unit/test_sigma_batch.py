@@ -93,3 +93,38 @@ def test_daemon_runs_batchable_rules_of_an_interval_as_one_job() -> None:
     # the plain rule and the lone 60 s Sigma rule alone, the two 300 s Sigma rules together
     assert sorted(interval for interval, _ in jobs) == [60, 300, 300]
     assert len(Daemon(cast(Any, _Engine(1)), rules).jobs()) == 4
+
+
+class _BrokenStore:
+    """Leases are won, but reading the rules' states fails (the cluster went away)."""
+
+    def __init__(self) -> None:
+        self.released: list[str] = []
+
+    def acquire_many(
+        self, ids: list[str], owner: str, ttl: float, now: datetime
+    ) -> tuple[set[str], dict[str, str]]:
+        return set(ids), {}
+
+    def renew_many(self, ids: list[str], owner: str, ttl: float) -> set[str]:
+        return set(ids)
+
+    def get_many(self, ids: list[str]) -> dict[str, Any]:
+        raise ConnectionError("cluster unreachable")
+
+    def release_many(self, ids: list[str], owner: str) -> None:
+        self.released += ids
+
+
+def test_a_batch_whose_states_cannot_be_read_fails_its_rules_without_raising() -> None:
+    from types import SimpleNamespace
+
+    from detectors.batch import run_batched
+
+    rules = [_sigma(1), _sigma(2)]
+    store = _BrokenStore()
+    engine = SimpleNamespace(store=store, owner="me", options=EngineOptions())
+    results = run_batched(cast(Any, engine), rules, now=T0)
+    assert [(r.rule_id, r.status) for r in results] == [(rules[0].id, "failed"), (rules[1].id, "failed")]
+    assert all("cluster unreachable" in (r.error or "") for r in results)
+    assert store.released == [r.id for r in rules]  # the leases are given back

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from sigma.collection import SigmaCollection
 
 from detectors.cli import main
-from detectors.model import CorrelationParams
+from detectors.model import CorrelationParams, Exceptions, Where
 from detectors.sigma.loading import load_sigma
 from detectors.sigma.rules import Converted, convert, runnable
 
@@ -134,3 +134,37 @@ def test_sigma_check_lists_a_correlation_under_runs(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert '"correlation":{"type":"event_count","rules":["whoami"]' in res.output
     assert '"summary":{"runs":2,' in res.output
+
+
+def test_a_base_rule_with_fieldref_fails_its_correlation() -> None:
+    """A ``|fieldref`` is checked per hit, which the correlation's reads do not do: the
+    correlation says so instead of counting events the base rule would not match."""
+    same = (
+        "title: same image\nid: 0d1c0000-0000-4000-8000-000000000009\nname: same_image\n"
+        "status: test\nlevel: low\nlogsource: {product: windows, category: process_creation}\n"
+        "detection:\n  sel: {Image|fieldref: ParentImage}\n  condition: sel\n"
+    )
+    out = run(
+        same,
+        corr(
+            "  type: event_count\n  rules: [same_image]\n  group-by: [Computer]\n"
+            "  timespan: 5m\n  condition: {gte: 2}\n"
+        ),
+    )
+    c = out["corr"]
+    assert c.outcome == "failed" and "|fieldref" in c.reason, (c.outcome, c.reason)
+
+
+def test_config_exceptions_are_not_added_to_correlations() -> None:
+    from detectors.sigma.config import Overlay
+
+    out = run(
+        WHOAMI,
+        corr(
+            "  type: event_count\n  rules: [whoami]\n  group-by: [Computer]\n"
+            "  timespan: 5m\n  condition: {gte: 2}\n"
+        ),
+    )
+    every = Overlay(Where("detect.yml", 1), Exceptions(), every=True)
+    rule = out["corr"].rule
+    assert rule is not None and rule.type == "correlation" and not every.applies(rule)
