@@ -303,3 +303,20 @@ def test_a_feed_that_breaks_mid_load_keeps_its_previous_generation(
     assert es.count(index=index, query=lookup_clause(es, "destination.ip", prefix=prefix))["count"] == 1
     es.indices.refresh(index=lookup_index(prefix))
     assert es.count(index=lookup_index(prefix), query={"term": {"generation": 2}})["count"] == 0
+
+
+def test_a_rejected_indicator_document_is_an_issue_not_a_failed_load(es: Elasticsearch, prefix: str) -> None:
+    """Elasticsearch refusing one indicator document (here a port beyond a long)
+    makes an issue; the lookup chunks, the added-indicator chunks queued for the retro-hunt
+    included, are whole, so the load succeeds and matches."""
+    setup_intel(es, prefix)
+    load_items(es, [Indicator(type="ip", value="198.51.100.1", line=1)], name="odd", prefix=prefix)
+    items = [
+        Indicator(type="ip", value="198.51.100.1", line=1),
+        Indicator(type="ip", value="198.51.100.2", line=2, ports=(2**63,)),
+    ]
+    res = load_items(es, items, name="odd", prefix=prefix)
+    assert res.status == "loaded", res.error
+    assert res.issue_count == 1 and "rejected" in res.issues[0].message
+    state = read_state(es, "odd", prefix=prefix)
+    assert state is not None and state.doc.get("retro_pending")  # the added IP is queued
