@@ -9,6 +9,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from elasticsearch import Elasticsearch
 
@@ -116,3 +117,23 @@ def test_daemon_hunts_at_start(es: Elasticsearch, prefix: str, tmp_path: Path) -
     assert len(hunts) == 1 and pending_hunts(es, prefix) == []
     assert count_alerts(es, prefix, "intel-hash-executed") == 1
     assert "alerts=0 " in out.getvalue()  # the rule's own first run finds it already alerted
+
+
+def test_run_goes_on_to_the_rules_when_the_retro_hunt_fails(
+    es: Elasticsearch, es_settings: ClusterSettings, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = cli_env(es_settings, prefix)
+    cli = CliRunner()
+    assert cli.invoke(main, ["setup"], env=env).exit_code == 0
+
+    def broken(*_a: object, **_k: object) -> list[object]:
+        raise ConnectionError("state index unreachable")
+
+    monkeypatch.setattr("detectors.commands.hunt_now", broken)
+    r = cli.invoke(main, ["run", "--all", "--ingest-delay", "0", "--json"], env=env)
+    assert r.exit_code == 1, r.output  # the failed hunt is reported in the exit status
+    assert "retro-hunt: failed: ConnectionError: state index unreachable" in r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    ran = [x for x in lines if "rule" in x]
+    assert ran and all(x["status"] == "ok" for x in ran)  # every rule still ran
+    assert lines[-1]["summary"]["hunts_failed"] == 1
