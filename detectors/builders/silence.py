@@ -15,6 +15,7 @@ host, start of the window that first found it quiet).
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -39,7 +40,12 @@ def _ms(t: datetime) -> int:
     return int(t.timestamp() * 1000)
 
 
-def _rates(rule: Rule, ctx: RunContext, p: SilenceParams, stats: RunStats) -> list[HostRate]:
+def _rates(
+    rule: Rule, ctx: RunContext, p: SilenceParams, stats: RunStats, quiet: Mapping[str, float]
+) -> list[HostRate]:
+    """The hosts to judge and their rates. ``quiet``: hosts with an ongoing alert → the rate
+    expected when they went quiet; they are judged against it whatever their history says now
+    (a long silence drags their own median down to nothing)."""
     end = _ms(ctx.window.end)
     start, hist = end - p.window * 1000, end - (p.window + p.history) * 1000
     bucket = p.bucket * 1000
@@ -68,20 +74,24 @@ def _rates(rule: Rule, ctx: RunContext, p: SilenceParams, stats: RunStats) -> li
     page = max(1, min(100, 40_000 // (p.history // p.bucket + 1)))
     for b in iter_composite(ctx.es, events_pattern(ctx.prefix), query, sources, aggs, page_size=page):
         stats.hits += int(b["doc_count"])
+        host = str(b["key"]["h"])
+        stored = quiet.get(host)
         first = int(b["first"]["value"])
-        if first > start - p.min_history * 1000:
+        if first > start - p.min_history * 1000 and stored is None:
             continue  # too new to have a rate of its own
         # whole buckets only: the one holding the first event is partial
         counts = [int(x["doc_count"]) for x in b["hist"]["b"]["buckets"] if int(x["key"]) >= first]
-        if len(counts) < 2:
+        if len(counts) < 2 and stored is None:
             continue
-        median = float(statistics.median(counts))
+        median = float(statistics.median(counts)) if counts else 0.0
         expected = median * p.window / p.bucket
-        if expected < p.min_expected:
+        if stored is not None:
+            expected = max(expected, stored)
+        elif expected < p.min_expected:
             continue
         out.append(
             HostRate(
-                str(b["key"]["h"]),
+                host,
                 int(b["recent"]["doc_count"]),
                 median,
                 expected,
@@ -145,8 +155,14 @@ def build_silence(rule: Rule, ctx: RunContext) -> RunStats:
     assert isinstance(rule.params, SilenceParams)
     p = rule.params
     stats = RunStats()
-    rates = _rates(rule, ctx, p, stats)
     ongoing = _ongoing(rule, ctx)
+    expected = {h: float(a["_source"]["alert"]["silence"]["expected"]) for h, a in ongoing.items()}
+    rates = _rates(rule, ctx, p, stats, expected)
+    seen = {r.host for r in rates}
+    for host, alert in ongoing.items():  # no event at all in the history: still quiet
+        if host not in seen:
+            sil = alert["_source"]["alert"]["silence"]
+            rates.append(HostRate(host, 0, 0.0, expected[host], sil["first_seen"], sil["last_seen"]))
     created: list[tuple[str, str, dict[str, Any]]] = []
     updates: list[tuple[str, str, dict[str, Any]]] = []
     for r in rates:

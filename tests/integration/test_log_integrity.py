@@ -245,6 +245,28 @@ def test_a_quiet_host_is_alerted_once_per_quiet_period(
     )
 
 
+def test_a_long_quiet_period_stays_followed(es: Elasticsearch, prefix: str, tmp_path: Path) -> None:
+    """Quiet for longer than half its history, a host's own median falls to nothing: its
+    ongoing alert is still updated (judged against the rate it had when it went quiet), and
+    the period still ends when the host comes back."""
+    rule = _rule(tmp_path, "long-quiet", "silence", SILENCE)
+    _ship(es, prefix, _steady("QUIET", 10, range(1, 50)))
+    engine = make_engine(es, prefix, [rule])
+    when = NOW + timedelta(hours=1)
+    assert engine.run_rule(rule, now=when).alerts == 1
+    much_later = when + timedelta(hours=30)  # 31 silent hours of a 48-hour history
+    r = engine.run_rule(rule, now=much_later)
+    assert (r.status, r.alerts, r.updated) == ("ok", 0, 1), r
+    [a] = alerts(es, prefix, "long-quiet")
+    s = a["alert"]["silence"]
+    assert s["ongoing"] is True and s["last_checked"] == iso(much_later) and s["expected"] == 10.0
+    _ship(es, prefix, _steady("QUIET", 10, range(-31, -30)))  # back, in the last hour
+    r = engine.run_rule(rule, now=much_later + timedelta(minutes=30))
+    assert (r.status, r.updated) == ("ok", 1), r
+    [a] = alerts(es, prefix, "long-quiet")
+    assert a["alert"]["silence"]["ongoing"] is False
+
+
 def test_sysmon_state_changes_alert(es: Elasticsearch, prefix: str) -> None:
     rules = [r for r in builtin_rules() if r.id == "sysmon-state-change"]
     t0 = NOW - timedelta(hours=1)
