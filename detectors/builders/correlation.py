@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from detectors.alerts import alert_id, alert_index_for, from_event, write_alerts
@@ -35,15 +35,12 @@ MAX_MEMBERS = 100
 RANGES_PER_QUERY = 200
 
 GroupKey = tuple[str, ...]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def to_ms(text: str) -> int:
-    """Epoch milliseconds of an ISO time (``Z`` or an offset, up to nanoseconds)."""
-    head, dot, frac = text.partition(".")
-    if dot:  # fromisoformat takes at most microseconds: keep milliseconds and the zone
-        digits = len(frac) - len(frac.lstrip("0123456789"))
-        text = f"{head}.{frac[:digits][:3].ljust(3, '0')}{frac[digits:]}"
-    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
+    """Epoch milliseconds of an ISO time (``Z`` or an offset, up to nanoseconds), exactly."""
+    return (datetime.fromisoformat(text) - _EPOCH) // timedelta(milliseconds=1)
 
 
 def spec_value(src: dict[str, Any], spec: Sequence[str]) -> str | None:

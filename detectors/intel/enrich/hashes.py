@@ -16,7 +16,7 @@ from elasticsearch import Elasticsearch
 
 from detectors.intel.lookup import Kind, lookup_clause, manifests
 from detectors.intel.model import HASH_LENGTHS
-from detectors.query import events_pattern, iso
+from detectors.query import events_pattern, iso, iter_composite
 
 from .cache import FEED_PREFIX
 
@@ -70,25 +70,9 @@ def unknown_hashes(
     start = now - since if since is not None else None
     for field in fields:
         query = unknown_query(es, prefix, field, since=start, until=None)
-        after: dict[str, Any] | None = None
-        while True:
-            composite: dict[str, Any] = {"size": page, "sources": [{"h": {"terms": {"field": field}}}]}
-            if after:
-                composite["after"] = after
-            resp = es.search(
-                index=events_pattern(prefix),
-                size=0,
-                query=query,
-                aggs={"hashes": {"composite": composite}},
-                ignore_unavailable=True,
-                allow_no_indices=True,
-            )
-            agg = (resp.get("aggregations") or {}).get("hashes") or {}
-            for bucket in agg.get("buckets", []):
-                value = str(bucket["key"]["h"]).strip().lower()
-                if value not in seen and len(value) in HASH_LENGTHS and _HEX.fullmatch(value):
-                    seen.add(value)
-                    yield value
-            after = agg.get("after_key")
-            if not after or not agg.get("buckets"):
-                break
+        sources = [{"h": {"terms": {"field": field}}}]
+        for bucket in iter_composite(es, events_pattern(prefix), query, sources, page_size=page):
+            value = str(bucket["key"]["h"]).strip().lower()
+            if value not in seen and len(value) in HASH_LENGTHS and _HEX.fullmatch(value):
+                seen.add(value)
+                yield value
