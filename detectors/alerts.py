@@ -10,7 +10,6 @@ rerun, an overlapping window or a second scheduler always produces the same (ind
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -145,9 +144,31 @@ def threat_doc(rule: Rule) -> dict[str, Any]:
     return doc
 
 
+def _static_parts(rule: Rule) -> bytes:
+    """``rule``, ``threat`` and ``sigma`` of the rule's alerts, serialized once per rule object
+    (a rule's alerts are written by the thousand; loading the bytes gives each its own copy)."""
+    key = id(rule)
+    hit = _STATIC.get(key)
+    if hit is not None and hit[0] is rule:
+        return hit[1]
+    parts: dict[str, Any] = {"rule": rule_doc(rule), "threat": threat_doc(rule)}
+    if (sigma := sigma_doc(rule)) is not None:
+        parts["sigma"] = sigma
+    raw = orjson.dumps(parts)
+    if len(_STATIC) >= _STATIC_MAX:
+        _STATIC.clear()
+    _STATIC[key] = (rule, raw)
+    return raw
+
+
+_STATIC: dict[int, tuple[Rule, bytes]] = {}
+_STATIC_MAX = 8192
+
+
 def base_alert(rule: Rule, now: datetime, aid: str) -> dict[str, Any]:
-    return {
-        "@timestamp": iso(now),
+    stamp = iso(now)
+    doc: dict[str, Any] = {
+        "@timestamp": stamp,
         "event": {
             "kind": "alert",
             "module": "sysmon",
@@ -155,37 +176,49 @@ def base_alert(rule: Rule, now: datetime, aid: str) -> dict[str, Any]:
             "severity": SEVERITY_NUMBER[rule.severity],
             "risk_score": float(rule.risk_score),
         },
-        "rule": rule_doc(rule),
-        "threat": threat_doc(rule),
         "alert": {
             "id": aid,
             "status": "open",
-            "status_updated": iso(now),
+            "status_updated": stamp,
             "severity": rule.severity,
             "type": rule.type,
         },
         "ecs": {"version": "8.17.0"},
-    } | ({"sigma": sigma} if (sigma := sigma_doc(rule)) is not None else {})
+    }
+    doc.update(orjson.loads(_static_parts(rule)))
+    return doc
 
 
 def copy_fields(rule: Rule, src: dict[str, Any], into: dict[str, Any]) -> None:
     """Copy the rule's ``fields`` (roots or dotted fields; default :data:`DEFAULT_COPY`) that the
     source event has; ``event.*`` descriptors are always copied under the alert's ``event``."""
+    picked: dict[str, Any] = {}
     for f in (*(rule.fields or DEFAULT_COPY), *ALWAYS_COPY):
-        if f.startswith(("event.", "rule.", "alert.", "threat.")) or f in (
-            "event",
-            "rule",
-            "alert",
-            "threat",
-        ):
+        if f.startswith(_NOT_COPIED_PREFIXES) or f in _NOT_COPIED:
             continue
         value = get_path(src, f)
         if value is not None:
-            set_path(into, f, copy.deepcopy(value))
+            set_path(picked, f, value)
     event = src.get("event") or {}
-    for k in _EVENT_COPY:
-        if k in event and k not in into["event"]:
-            into["event"][k] = copy.deepcopy(event[k])
+    picked_event = {k: event[k] for k in _EVENT_COPY if k in event and k not in into["event"]}
+    # one serializer round trip copies everything picked (the alert never shares the hit's objects)
+    fresh = orjson.loads(orjson.dumps([picked, picked_event]))
+    _merge(into, fresh[0])
+    into["event"].update(fresh[1])
+
+
+_NOT_COPIED_PREFIXES = ("event.", "rule.", "alert.", "threat.")
+_NOT_COPIED = frozenset({"event", "rule", "alert", "threat"})
+
+
+def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
+    """``new``'s leaves written into ``into`` as :func:`set_path` would write them one by one."""
+    for k, v in new.items():
+        old = into.get(k)
+        if isinstance(v, dict) and isinstance(old, dict):
+            _merge(old, v)
+        else:
+            into[k] = v
 
 
 def from_event(rule: Rule, hit: dict[str, Any], now: datetime, aid: str) -> dict[str, Any]:
