@@ -179,6 +179,8 @@ CASELESS_ONLY_PATHS: Final = frozenset(
         "file.pe.file_version",
         "file.pe.product",
         "file.name",
+        "process.name",
+        "process.parent.name",
         "file.code_signature.subject_name",
         "file.code_signature.status",
         "network.transport",

@@ -37,6 +37,20 @@ def test_field_types_cover_the_detector_fields() -> None:
     assert all(set(types) <= INDICATOR_TYPES for types in FIELD_TYPES.values())
 
 
+def test_caseless_types_have_a_caseless_field_in_the_event_mapping() -> None:
+    """An image path or name is looked up on the event field's ``.caseless`` sub-field: every field
+    that takes those types must have one (``process.name`` had none, so it never matched)."""
+    mapping = json.loads((mappings_dir() / "events-mappings.json").read_text())
+    root = mapping["template"]["mappings"]
+    for field, types in FIELD_TYPES.items():
+        if not set(types) & CASELESS_TYPES:
+            continue
+        node = root
+        for part in field.split("."):
+            node = node["properties"][part]
+        assert "caseless" in node.get("fields", {}), field
+
+
 def _doc(kind: str, value: str) -> dict[str, object]:
     ind = Indicator(type=kind, value=value, line=1)  # type: ignore[arg-type]
     return ind.ecs()
