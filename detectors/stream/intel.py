@@ -51,6 +51,11 @@ class FeedLists:
         return sum(t.count for t in self.lists.values())
 
 
+def _mapped(field_: str) -> bool:
+    """Whether the event mapping indexes the field (``dynamic: false``: others are only kept)."""
+    return field_ in EMITTED_FIELDS or field_.startswith("winlog.event_data.")
+
+
 def _caseless_field(field_: str) -> bool:
     return field_ in CASELESS_PATHS or field_.startswith("winlog.event_data.")
 
@@ -110,17 +115,17 @@ class IntelMemory:
         whose ``field`` holds ``value`` (as indexed). ``types`` None: the field's ``FIELD_TYPES``
         (ValueError for a field without, as ``lookup_clause``)."""
         wanted = _types_for(field, types)
-        is_ip = EMITTED_FIELDS.get(field) == "ip"
-        indexed = utf16_len(value) <= KEYWORD_IGNORE_ABOVE  # longer keywords are not indexed
-        if is_ip:
+        if not _mapped(field):
+            return False
+        if EMITTED_FIELDS.get(field) == "ip":
             addr = parse_addr(value)
             if addr is None:
                 return False  # an ip field never holds it
             # only ip and cidr values are ip terms (others would make the scheduled query fail)
             lists = (lst for t in wanted if t in ("ip", "cidr") for lst in self._lists(kind, t, feeds))
             return any(lst.has_addr(addr) for lst in lists)
-        if not indexed:
-            return False
+        if utf16_len(value) > KEYWORD_IGNORE_ABOVE:
+            return False  # longer keywords are not indexed
         lowered: str | None = None
         for t in wanted:
             probe = value
