@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -76,6 +76,8 @@ class IntelMemory:
     feeds: Mapping[str, FeedLists]
     generations: dict[str, str]
     _by_type: dict[tuple[str, str], tuple[tuple[str, TypeList], ...]] = field(repr=False)
+    # filled by has(); the snapshot is immutable, so an entry never goes stale
+    _plans: dict[tuple[str, str, Any, Any], _Plan] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, feeds: Sequence[FeedLists]) -> IntelMemory:
@@ -98,10 +100,23 @@ class IntelMemory:
         """Bytes in the packed lists (object headers aside)."""
         return sum(t.nbytes() for f in self.feeds.values() for t in f.lists.values())
 
-    def _lists(self, kind: str, type_: str, feeds: tuple[str, ...] | None) -> Iterator[TypeList]:
-        for feed, lst in self._by_type.get((kind, type_), ()):
-            if feeds is None or feed in feeds:
-                yield lst
+    def _plan(
+        self, kind: str, field: str, feeds: tuple[str, ...] | None, types: tuple[str, ...] | None
+    ) -> _Plan:
+        wanted = _types_for(field, types)
+        if not _mapped(field):
+            return _Plan(False, (), ())
+
+        def lists(t: str) -> list[TypeList]:
+            return [lst for feed, lst in self._by_type.get((kind, t), ()) if feeds is None or feed in feeds]
+
+        if EMITTED_FIELDS.get(field) == "ip":
+            # only ip and cidr values are ip terms (others would make the scheduled query fail)
+            return _Plan(True, tuple(x for t in wanted if t in ("ip", "cidr") for x in lists(t)), ())
+        exact = tuple(x for t in wanted if t not in CASELESS_TYPES for x in lists(t))
+        # caseless types match <field>.caseless, where there is one: lower-cased on both sides
+        caseless = tuple(x for t in wanted if t in CASELESS_TYPES for x in lists(t))
+        return _Plan(False, exact, caseless if _caseless_field(field) else ())
 
     def has(
         self,
@@ -114,33 +129,35 @@ class IntelMemory:
         """Whether ``lookup_clause(field, kind=kind, feeds=feeds, types=types)`` matches an event
         whose ``field`` holds ``value`` (as indexed). ``types`` None: the field's ``FIELD_TYPES``
         (ValueError for a field without, as ``lookup_clause``)."""
-        wanted = _types_for(field, types)
-        if not _mapped(field):
-            return False
-        if EMITTED_FIELDS.get(field) == "ip":
-            addr = parse_addr(value)
-            if addr is None:
-                return False  # an ip field never holds it
-            # only ip and cidr values are ip terms (others would make the scheduled query fail)
-            lists = (lst for t in wanted if t in ("ip", "cidr") for lst in self._lists(kind, t, feeds))
-            return any(lst.has_addr(addr) for lst in lists)
-        if utf16_len(value) > KEYWORD_IGNORE_ABOVE:
-            return False  # longer keywords are not indexed
-        lowered: str | None = None
-        for t in wanted:
-            probe = value
-            if t in CASELESS_TYPES:
-                # matched on <field>.caseless: the normaliser lower-cases both sides
-                if not _caseless_field(field):
-                    continue
-                lowered = lucene_lower(value) if lowered is None else lowered
-                probe = lowered
-            if any(lst.has_text(probe) for lst in self._lists(kind, t, feeds)):
-                return True
+        key = (kind, field, feeds, types)
+        plan = self._plans.get(key)
+        if plan is None:  # once per (kind, field, feeds, types): the lists to look in
+            plan = self._plans[key] = self._plan(kind, field, feeds, types)
+        if plan.ip:
+            addr = parse_addr(value) if plan.exact else None
+            return addr is not None and any(lst.has_addr(addr) for lst in plan.exact)
+        if not (plan.exact or plan.caseless) or utf16_len(value) > KEYWORD_IGNORE_ABOVE:
+            return False  # nothing to look in, or a keyword too long to be indexed
+        if any(lst.has_text(value) for lst in plan.exact):
+            return True
+        if plan.caseless:
+            lowered = lucene_lower(value)
+            return any(lst.has_text(lowered) for lst in plan.caseless)
         return False
 
 
-def _chunk_values(es: Elasticsearch, prefix: str, feed: str, ids: list[str]) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Where ``has`` looks for one (kind, field, feeds, types): ``ip`` the field is an ip field
+    (``exact`` compared as addresses); else ``exact`` compared as strings, ``caseless`` lower-cased."""
+
+    ip: bool
+    exact: tuple[TypeList, ...]
+    caseless: tuple[TypeList, ...]
+
+
+def read_chunk_values(es: Elasticsearch, prefix: str, feed: str, ids: list[str]) -> list[str]:
+    """The ``values`` of the lookup chunks ``ids`` of ``feed``, in order; a missing one is an error."""
     values: list[str] = []
     for start in range(0, len(ids), CHUNKS_PER_GET):
         batch = ids[start : start + CHUNKS_PER_GET]
@@ -159,7 +176,7 @@ def load_feed(es: Elasticsearch, prefix: str, manifest: Mapping[str, Any]) -> Fe
     feed = str(manifest["feed"])
     lists: dict[str, TypeList] = {}
     for type_, ids in sorted(dict(manifest.get("chunks") or {}).items()):
-        values = _chunk_values(es, prefix, feed, [str(i) for i in ids])
+        values = read_chunk_values(es, prefix, feed, [str(i) for i in ids])
         lists[type_] = build_list(type_, values, caseless=type_ in CASELESS_TYPES)
     return FeedLists(feed, str(manifest.get("kind") or "intel"), str(manifest["generation_id"]), lists)
 

@@ -16,12 +16,26 @@ _HEAD = 7  # bytes of the key in its head; the eighth byte is the key's length
 
 
 def _head(key: bytes) -> int:
-    # the length byte keeps "ab" and "ab\0" apart; keys sort by (head, rest), not bytewise
-    return int.from_bytes(key[:_HEAD].ljust(_HEAD, b"\0") + bytes((min(len(key), 255),)), "big")
+    # the first 7 bytes (zero-padded), then the length: "ab" and "ab\0" stay apart; keys sort
+    # by (head, rest), which is not bytewise order, and need not be
+    n = len(key)
+    if n >= _HEAD:
+        return int.from_bytes(key[:_HEAD], "big") << 8 | (n if n < 255 else 255)
+    return int.from_bytes(key, "big") << (8 * (_HEAD - n) + 8) | n
 
 
-def _order(key: bytes) -> tuple[int, bytes]:
-    return _head(key), key[_HEAD:]
+def _pairs(keys: Iterable[bytes]) -> set[tuple[int, bytes]]:
+    # inline for the common long keys: a function call per key is most of the build time
+    out: set[tuple[int, bytes]] = set()
+    short: list[bytes] = []
+    for k in keys:
+        n = len(k)
+        if n >= _HEAD:
+            out.add((int.from_bytes(k[:_HEAD], "big") << 8 | (n if n < 255 else 255), k[_HEAD:]))
+        else:
+            short.append(k)
+    out.update((_head(k), b"") for k in short)
+    return out
 
 
 class SortedKeys:
@@ -31,12 +45,12 @@ class SortedKeys:
     __slots__ = ("_blob", "_heads", "_offsets", "_width")
 
     def __init__(self, keys: Iterable[bytes]) -> None:
-        ordered = sorted(set(keys), key=_order)
-        widths = {len(k) for k in ordered}
-        self._heads = array("Q", (_head(k) for k in ordered))
-        rests = [k[_HEAD:] for k in ordered]
+        pairs = sorted(_pairs(keys))
+        self._heads = array("Q", [h for h, _ in pairs])
+        rests = [r for _, r in pairs]
         self._blob = b"".join(rests)
-        self._width: int | None = max(0, widths.pop() - _HEAD) if len(widths) == 1 else None
+        widths = {len(r) for r in rests}
+        self._width: int | None = widths.pop() if len(widths) == 1 else (0 if not rests else None)
         self._offsets: array[int] | None = None
         if self._width is None:
             code = "I" if len(self._blob) < 2**32 else "Q"
@@ -60,11 +74,14 @@ class SortedKeys:
         if not isinstance(key, bytes):
             return False
         head = _head(key)
-        lo = bisect_left(self._heads, head)
-        hi = bisect_right(self._heads, head, lo)
-        if lo == hi:
+        heads = self._heads
+        lo = bisect_left(heads, head)
+        if lo == len(heads) or heads[lo] != head:
             return False
         rest = key[_HEAD:]
+        if self._width == 0:
+            return True  # the head is the whole key
+        hi = bisect_right(heads, head, lo)
         while lo < hi:  # keys sharing a head (e.g. one IPv6 /56): binary search on the rests
             mid = (lo + hi) // 2
             found = self._rest(mid)

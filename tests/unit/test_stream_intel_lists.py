@@ -108,3 +108,25 @@ def test_caseless_lists_lower_case_as_lucene() -> None:
     assert lst.has_text("install.exe")  # U+0130 lower-cases to a plain i in Lucene
     assert lucene_lower("ΟΔΟΣ") == "οδοσ"  # per code point: no final sigma
     assert utf16_len("a\U0001f600") == 3
+
+
+def test_networks_parse_as_ipaddress_does() -> None:
+    rng = random.Random(9)
+    texts = [f"{ipaddress.IPv4Address(rng.getrandbits(32))}/{rng.randint(0, 32)}" for _ in range(300)]
+    texts += [f"{ipaddress.IPv6Address(rng.getrandbits(128))}/{rng.randint(0, 128)}" for _ in range(300)]
+    texts += ["::ffff:10.1.0.0/112", "::ffff:0:0/80", "10.0.0.0", "10.0.0.0/33", "10.0.0.0/", "x/8"]
+    for text in texts:
+        lst = build_list("cidr", [text], caseless=False)
+        try:
+            net = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            assert len(lst.v4_nets or ()) + len(lst.v6_nets or ()) == 0, text
+            continue
+        mapped = net.version == 6 and net.prefixlen >= 96 and net.network_address.ipv4_mapped is not None
+        inside = str(net.network_address.ipv4_mapped if mapped else net.network_address)  # type: ignore[union-attr]
+        last = net.broadcast_address
+        outside = last + 1 if int(last) < (1 << net.max_prefixlen) - 1 else None
+        for value, want in ((inside, True), (str(last), True), (str(outside), False)):
+            addr = parse_addr(value)
+            if addr is not None:
+                assert lst.has_addr(addr) == want, (text, value)
