@@ -178,11 +178,11 @@ def load_feed(es: Elasticsearch, prefix: str, manifest: Mapping[str, Any]) -> Fe
     for type_, ids in sorted(dict(manifest.get("chunks") or {}).items()):
         values = read_chunk_values(es, prefix, feed, [str(i) for i in ids])
         lists[type_] = build_list(type_, values, caseless=type_ in CASELESS_TYPES)
-    return FeedLists(feed, str(manifest.get("kind") or "intel"), str(manifest["generation_id"]), lists)
+    return FeedLists(feed, str(manifest.get("kind") or ""), str(manifest["generation_id"]), lists)
 
 
 def _key(manifest: Mapping[str, Any]) -> tuple[str, str]:
-    return str(manifest.get("kind") or "intel"), str(manifest["generation_id"])
+    return str(manifest.get("kind") or ""), str(manifest["generation_id"])
 
 
 def load_memory(

@@ -8,86 +8,82 @@ Both are immutable once built; lookups take microseconds.
 
 from __future__ import annotations
 
+import sys
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 
-_HEAD = 7  # bytes of the key in its head; the eighth byte is the key's length
+_HEAD = 8  # bytes of a key in its head, zero-padded: heads follow the keys' bytewise order
+_BIG = sys.byteorder == "big"
 
 
 def _head(key: bytes) -> int:
-    # the first 7 bytes (zero-padded), then the length: "ab" and "ab\0" stay apart; keys sort
-    # by (head, rest), which is not bytewise order, and need not be
-    n = len(key)
-    if n >= _HEAD:
-        return int.from_bytes(key[:_HEAD], "big") << 8 | (n if n < 255 else 255)
-    return int.from_bytes(key, "big") << (8 * (_HEAD - n) + 8) | n
+    return int.from_bytes(key[:_HEAD].ljust(_HEAD, b"\0"), "big")
 
 
-def _pairs(keys: Iterable[bytes]) -> set[tuple[int, bytes]]:
-    # inline for the common long keys: a function call per key is most of the build time
-    out: set[tuple[int, bytes]] = set()
-    short: list[bytes] = []
-    for k in keys:
-        n = len(k)
-        if n >= _HEAD:
-            out.add((int.from_bytes(k[:_HEAD], "big") << 8 | (n if n < 255 else 255), k[_HEAD:]))
-        else:
-            short.append(k)
-    out.update((_head(k), b"") for k in short)
-    return out
+def _heads(prefixes: Iterable[bytes]) -> array[int]:
+    # from one bytes object in C rather than an int per key in Python: most of the build time
+    heads = array("Q")
+    heads.frombytes(b"".join(prefixes))
+    if not _BIG:
+        heads.byteswap()
+    return heads
 
 
 class SortedKeys:
-    """An immutable set of byte strings. Fixed-width keys (hash digests, one IP family) store
-    their rests without offsets: 8 + max(0, width - 7) bytes a key."""
+    """An immutable set of byte strings, sorted bytewise, with an ``array('Q')`` of their
+    zero-padded 8-byte heads for the C ``bisect``. Keys of one width (hash digests, one IP
+    family) keep only what follows the head: ``max(8, width)`` bytes a key; keys of mixed widths
+    keep the whole key and a 4-byte offset as well (``8 + len + 4``)."""
 
     __slots__ = ("_blob", "_heads", "_offsets", "_width")
 
     def __init__(self, keys: Iterable[bytes]) -> None:
-        pairs = sorted(_pairs(keys))
-        self._heads = array("Q", [h for h, _ in pairs])
-        rests = [r for _, r in pairs]
-        self._blob = b"".join(rests)
-        widths = {len(r) for r in rests}
-        self._width: int | None = widths.pop() if len(widths) == 1 else (0 if not rests else None)
+        ordered = sorted(set(keys))
+        widths = {len(k) for k in ordered}
+        self._width: int | None = widths.pop() if len(widths) == 1 else (0 if not ordered else None)
         self._offsets: array[int] | None = None
-        if self._width is None:
+        self._heads = _heads(k[:_HEAD].ljust(_HEAD, b"\0") for k in ordered)
+        if self._width is not None:
+            self._blob = b"".join(k[_HEAD:] for k in ordered)  # empty up to 8 bytes a key
+        else:
+            self._blob = b"".join(ordered)
             code = "I" if len(self._blob) < 2**32 else "Q"
-            offsets = array(code, [0])
-            total = 0
-            for rest in rests:
-                total += len(rest)
-                offsets.append(total)
-            self._offsets = offsets
+            self._offsets = array(code, accumulate(map(len, ordered), initial=0))
 
     def __len__(self) -> int:
         return len(self._heads)
 
-    def _rest(self, i: int) -> bytes:
+    def _item(self, i: int) -> bytes:
+        """Key ``i`` as compared within a run of equal heads: its rest past the head when all
+        keys have one width, else the whole key."""
         if self._offsets is None:
-            w = self._width or 0
+            w = (self._width or 0) - _HEAD
             return self._blob[i * w : (i + 1) * w]
         return self._blob[self._offsets[i] : self._offsets[i + 1]]
 
     def __contains__(self, key: object) -> bool:
         if not isinstance(key, bytes):
             return False
+        width = self._width
+        if width is not None and len(key) != width:
+            return False
         head = _head(key)
         heads = self._heads
         lo = bisect_left(heads, head)
         if lo == len(heads) or heads[lo] != head:
             return False
-        rest = key[_HEAD:]
-        if self._width == 0:
+        if width is not None and width <= _HEAD:
             return True  # the head is the whole key
+        probe = key if width is None else key[_HEAD:]
         hi = bisect_right(heads, head, lo)
-        while lo < hi:  # keys sharing a head (e.g. one IPv6 /56): binary search on the rests
+        while lo < hi:  # keys sharing a head (e.g. one IPv6 /64): binary search on the rest
             mid = (lo + hi) // 2
-            found = self._rest(mid)
-            if found == rest:
+            found = self._item(mid)
+            if found == probe:
                 return True
-            if found < rest:
+            if found < probe:
                 lo = mid + 1
             else:
                 hi = mid

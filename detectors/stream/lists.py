@@ -89,13 +89,14 @@ class TypeList:
     """The values of one (feed, indicator type). ``text``: the values as looked up on a keyword
     field (lower-cased for caseless types; for hashes only those that are not lower-case hex
     of the type's length, the others are in ``digests``); ``addrs``/``v4_nets``/``v6_nets``:
-    the ``ip``/``cidr`` values as an ip field compares them."""
+    the ``ip``/``cidr`` values as an ip field compares them (IPv4 and IPv6 apart)."""
 
     type: str
     count: int
     text: SortedKeys
     digests: SortedKeys | None = None
     addrs: SortedKeys | None = None
+    addrs6: SortedKeys | None = None
     v4_nets: Ranges | None = None
     v6_nets: Ranges | None = None
 
@@ -107,8 +108,8 @@ class TypeList:
         return value.encode("utf-8", "surrogatepass") in self.text
 
     def has_addr(self, addr: Addr) -> bool:
-        if self.addrs is not None:
-            return addr in self.addrs
+        if self.addrs is not None:  # one set per family: fixed-width keys, no offsets
+            return addr in (self.addrs if len(addr) == 4 else self.addrs6 or ())
         value = int.from_bytes(addr, "big")
         if len(addr) == 4 and self.v4_nets is not None and value in self.v4_nets:
             return True
@@ -117,7 +118,7 @@ class TypeList:
         return (_MAPPED | value if len(addr) == 4 else value) in self.v6_nets
 
     def nbytes(self) -> int:
-        parts = (self.text, self.digests, self.addrs, self.v4_nets, self.v6_nets)
+        parts = (self.text, self.digests, self.addrs, self.addrs6, self.v4_nets, self.v6_nets)
         return sum(p.nbytes() for p in parts if p is not None)
 
 
@@ -137,8 +138,10 @@ def build_list(type_: str, values: list[str], *, caseless: bool) -> TypeList:
         return TypeList(type_, len(values), SortedKeys(_encode(others)), digests=digests)
     text = SortedKeys(_encode(values))
     if type_ == "ip":
-        addrs = (parse_addr(v) for v in values)
-        return TypeList(type_, len(values), text, addrs=SortedKeys(a for a in addrs if a))
+        addrs = [a for a in (parse_addr(v) for v in values) if a is not None]
+        ip4 = SortedKeys(a for a in addrs if len(a) == 4)
+        ip6 = SortedKeys(a for a in addrs if len(a) == 16)
+        return TypeList(type_, len(values), text, addrs=ip4, addrs6=ip6)
     if type_ == "cidr":
         nets = [n for n in (_network(v) for v in values) if n is not None]
         v4 = Ranges(((a, b) for f, a, b in nets if f == 4), bits=32)
