@@ -1,0 +1,1 @@
+"""Stream detection in the shipper: rules matched in process, intel in memory, the detection stage."""
