@@ -92,6 +92,8 @@ class BatchResult:
     duplicates: int = 0
     dead_lettered: int = 0
     requested: bool = True
+    #: the records dead-lettered (not in the cluster: no alert may point at them)
+    dead: tuple[Ack, ...] = ()
 
 
 def ack_ranges(acks: Iterable[Ack], passed: Iterable[tuple[str, int, int]] = ()) -> list[AckRange]:
@@ -177,6 +179,7 @@ class Sender:
         """Send ``chunk`` until every item is done; its result, or :class:`ShipError`."""
         pending = list(range(len(chunk.acks)))
         counts = [0, 0, 0]  # shipped, duplicates, dead-lettered
+        dead: list[Ack] = []
         attempt = 0
         while pending:
             whole = len(pending) == len(chunk.items)
@@ -190,17 +193,25 @@ class Sender:
                 counts[0] += len(pending)
                 break
             retry_left = attempt < self.opts.max_retries
-            pending = self._outcomes(chunk, pending, items, counts, retry_left=retry_left)
+            pending = self._outcomes(chunk, pending, items, counts, dead, retry_left=retry_left)
             if pending:
                 self._sleep(self.backoff(attempt))
                 attempt += 1
         shipped, duplicates, dead_lettered = counts
-        return BatchResult(ack_ranges(chunk.acks, chunk.passed), shipped, duplicates, dead_lettered)
+        acked = ack_ranges(chunk.acks, chunk.passed)
+        return BatchResult(acked, shipped, duplicates, dead_lettered, dead=tuple(dead))
 
     def _outcomes(
-        self, chunk: Chunk, pending: list[int], items: list[Any], counts: list[int], *, retry_left: bool
+        self,
+        chunk: Chunk,
+        pending: list[int],
+        items: list[Any],
+        counts: list[int],
+        dead: list[Ack],
+        *,
+        retry_left: bool,
     ) -> list[int]:
-        """Count each answered item (``counts`` updated); the ones to send again."""
+        """Count each answered item (``counts`` and ``dead`` updated); the ones to send again."""
         retry: list[int] = []
         shipped = dups = 0
         for i, item in zip(pending, items, strict=True):
@@ -217,6 +228,7 @@ class Sender:
             else:
                 self._dead_letter(chunk, i, status, result.get("error"))
                 counts[2] += 1
+                dead.append(chunk.acks[i])
         with self._lock:
             self.stats.shipped += shipped
             self.stats.duplicates += dups

@@ -74,6 +74,25 @@ def _report(shipper: Any, cfg: Any, as_json: bool) -> None:
         sys.exit(3)
 
 
+def _detect_stage(cfg: Any) -> Any:
+    """The stream detection stage (``--detect``): ``detectors`` is imported only here. Alerts
+    get a client of their own, with the client's retries (the events' client has none: the sink
+    retries by itself)."""
+    from detectors.stream.build import build_stage
+
+    d = cfg.detect
+    return build_stage(
+        cfg.client(),
+        cfg.index_prefix,
+        rules_dirs=d.rules_dirs,
+        builtin=d.builtin,
+        config=d.config,
+        intel_poll=d.intel_poll,
+        process_cache=d.process_cache,
+        warn=lambda line: click.echo(line, err=True),
+    )
+
+
 def _run_shipping(
     ctx: click.Context, kw: dict[str, Any], inputs: tuple[str, ...], watch_folder: str | None
 ) -> None:
@@ -110,6 +129,7 @@ def _run_shipping(
         source_labels = SourceLabels(given, cfg.input_labels, found) if cfg.input_labels else None
     except SysmonError as exc:
         _fail(ctx, exc)
+    detect = _detect_stage(cfg) if cfg.detect.enabled else None
     with _stop_on_signals() as stop:
         progress = for_terminal(not no_progress and not as_json)
         shipper = Shipper(
@@ -121,6 +141,7 @@ def _run_shipping(
             progress=progress,
             stop=stop,
             source_labels=source_labels,
+            detect=detect,
         )
         try:
             if watch_folder is None:

@@ -1,0 +1,1 @@
+"""Stream detection: rules matched in the shipper as documents are shipped."""
