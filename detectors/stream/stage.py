@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -126,18 +126,40 @@ class StreamStage:
     # ---------------------------------------------------------------- acknowledged: alerts out
 
     def acknowledged(self, result: BatchResult) -> None:
-        dead = set(result.dead)
+        dead, dup = set(result.dead), set(result.duplicated)
         ready: list[Match] = []
+        again: list[int] = []  # positions in ready of events the cluster already held
         for acked in result.acked:
             waiting = self._waiting.get(acked.source)
             while waiting and waiting[0].seq <= acked.last:
                 m = waiting.popleft()
-                if (acked.source, m.seq) not in dead:
-                    ready.append(m)
+                if (acked.source, m.seq) in dead:
+                    continue
+                if (acked.source, m.seq) in dup:
+                    again.append(len(ready))
+                ready.append(m)
         if ready:
-            self._write(ready)
+            self._write(self._as_stored(ready, again))
         if self.intel is not None:
             self.intel.poll()  # between batches; a time check unless poll_seconds passed
+
+    def _as_stored(self, ready: list[Match], again: list[int]) -> list[Match]:
+        """An event shipped again (a rerun, another collector) is the first shipment's in the
+        cluster, its ``event.ingested`` and envelope included: its alert copies that one, as the
+        scheduled engine's does (one real-time ``mget``, only for such matches)."""
+        if not again:
+            return ready
+        try:
+            docs = [{"_index": ready[i].index, "_id": ready[i].doc_id} for i in again]
+            found = self.es.mget(docs=docs)["docs"]
+        except Exception as exc:
+            self.degraded = f"reading events shipped again failed: {error_text(exc)}"
+            return ready
+        out = list(ready)
+        for i, got in zip(again, found, strict=True):
+            if got.get("found"):
+                out[i] = replace(ready[i], doc=got["_source"])
+        return out
 
     def close(self) -> None:
         """Nothing acknowledged is left waiting (the sink delivers every result before); what
