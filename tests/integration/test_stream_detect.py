@@ -1,6 +1,7 @@
-"""``sysmon-ship ship --detect`` on the real node: the stream writes, for every rule it runs,
-exactly the alerts the scheduled engine writes for the same events (same ids, same documents up
-to the timing fields), and a scheduled run afterwards adds nothing."""
+"""``sysmon-ship ship --detect`` on the real node, on the generated day and on the shared real
+data: the stream writes, for every rule it runs, exactly the alerts the scheduled engine writes
+for the same events (same ids, same documents up to the timing fields), and a scheduled run
+afterwards adds nothing."""
 
 from __future__ import annotations
 
@@ -9,14 +10,19 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
+from detectors.intel.indices import setup_intel
+from detectors.intel.loader import feed_from_location, load_feed
 from detectors.loader import load_rules
+from detectors.query import get_path
 from detectors.setup import setup_alerts
 from detectors.stream.stage import stream_plan
 from devtools.demo import load_sample_intel
 from samples.day import DEFAULT_START
 from shipper.es import ClusterSettings
+from shipper.pipeline import expand_inputs, iter_documents
+from tests.shared_data import sysmon_data
 from tests.shipping import generate_day, run, ship_args
-from tests.stream_support import alerts, forget_alerts, scheduled_run, untimed
+from tests.stream_support import alerts, assert_schedule_agrees
 
 EVENTS = 6000
 
@@ -39,18 +45,34 @@ def test_stream_alerts_equal_the_scheduled_ones(
     by_rule = {a["rule"]["id"] for a in streamed.values()}
     assert "intel-ip-connection" in by_rule  # the sample day's C2 connections
 
-    # a scheduled run after the stream run adds nothing: every alert is a 409
-    results = scheduled_run(es, prefix, list(plan.supported))
-    assert sum(r.alerts for r in results) == 0
-    assert sum(r.duplicates for r in results) == len(streamed)
-    assert alerts(es, prefix).keys() == streamed.keys()
-
-    # the scheduled engine alone, from scratch, writes the same alerts
-    forget_alerts(es, prefix)
-    scheduled_run(es, prefix, list(plan.supported))
-    scheduled = alerts(es, prefix)
-    assert scheduled.keys() == streamed.keys()
-    for aid, doc in streamed.items():
-        assert untimed(doc) == untimed(scheduled[aid]), aid
     with_chain = [d for d in streamed.values() if d.get("ancestry", {}).get("depth", 0) > 1]
     assert with_chain, "the sample day's alerts carry process ancestry"
+    assert_schedule_agrees(es, prefix, list(plan.supported), streamed)
+
+
+def test_stream_alerts_equal_the_scheduled_ones_on_the_shared_data(
+    es: Elasticsearch, es_settings: ClusterSettings, prefix: str, tmp_path: Path
+) -> None:
+    samples = str(sysmon_data() / "evtx-attack-samples")
+    # intel from the data itself (nothing of it committed): every other process hash executed
+    # and every other address connected to; upper-case hashes, as feeds publish them
+    docs = [i.doc for i in iter_documents(expand_inputs([samples]))]
+    hashes = sorted({str(get_path(d, "process.hash.sha256")) for d in docs if get_path(d, "event.code") == "1"
+                     and get_path(d, "process.hash.sha256")})  # fmt: skip
+    ips = sorted({str(get_path(d, "destination.ip")) for d in docs if get_path(d, "destination.ip")})
+    feed = tmp_path / "shared-intel.txt"
+    feed.write_text("\n".join([h.upper() for h in hashes[::2]] + ips[::2]) + "\n")
+    setup_alerts(es, prefix)
+    setup_intel(es, prefix)
+    res = load_feed(
+        es, feed_from_location(str(feed), name="shared"), prefix=prefix, cache_dir=str(tmp_path / "c")
+    )
+    assert res.status == "loaded", res
+    plan = stream_plan([r for r in load_rules().rules if r.enabled])
+
+    shipped = run([*ship_args(prefix, tmp_path / "state", samples), "--setup", "--detect"], es_settings.url)
+    streamed = alerts(es, prefix)
+    assert json.loads(shipped.stdout)["detection"]["alerts"] == len(streamed)
+    rules = {a["rule"]["id"] for a in streamed.values()}
+    assert {"intel-ip-connection", "intel-hash-executed"} <= rules, rules
+    assert_schedule_agrees(es, prefix, list(plan.supported), streamed)
