@@ -181,14 +181,19 @@ def run_stream_demo(env: dict[str, str], client: Any, prefix: str, work: Path) -
     log = logs / "sysmon.ndjson"
     explorer = {
         "ProcessGuid": PARENT, "ProcessId": "3100", "Image": "C:\\Windows\\explorer.exe",
-        "CommandLine": "C:\\Windows\\Explorer.EXE", "User": "CORP\\alice",
-        "ParentProcessGuid": GRANDPARENT, "ParentProcessId": "3000",
-        "ParentImage": "C:\\Windows\\System32\\userinit.exe",
+        "CommandLine": "C:\\Windows\\Explorer.EXE", "CurrentDirectory": "C:\\Windows\\system32\\",
+        "User": "CORP\\alice", "LogonGuid": "{7d3c1a00-0000-4000-8000-0000000000b1}",
+        "LogonId": "0x3e7aa", "TerminalSessionId": "1", "IntegrityLevel": "Medium",
+        "Hashes": "SHA256=" + "CD" * 32, "ParentProcessGuid": GRANDPARENT, "ParentProcessId": "3000",
+        "ParentImage": "C:\\Windows\\System32\\userinit.exe", "ParentCommandLine": "userinit.exe",
+        "ParentUser": "CORP\\alice",
     }  # fmt: skip
-    # explorer's own parent was never logged; then a harmless connection
+    # explorer's own parent was never logged; then a harmless connection (the first events map
+    # their fields now, not while the attack is timed: a live index has them mapped already)
     log.write_bytes(nxlog_line(1, 1, datetime.now(UTC), explorer) + benign_line(2))
+    # the defaults of watch --detect (poll and flush every 0.1 s)
     watch = [*SHIP, "watch", str(logs), "--detect", "--index-prefix", prefix, "--state-dir", str(state),
-             "--poll-interval", "0.05", "--flush-interval", "0.05", "--no-progress"]  # fmt: skip
+             "--no-progress"]  # fmt: skip
     proc = subprocess.Popen(watch, env=env, stderr=subprocess.PIPE, text=True)
     try:
         _wait(lambda: _events(client, prefix) >= 2, 120, "the watcher shipping the first events")
