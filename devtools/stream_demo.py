@@ -138,7 +138,7 @@ def _run(cmd: list[str], env: dict[str, str]) -> str:
     return proc.stdout
 
 
-def _alert_for(client: Any, prefix: str, ip: str) -> dict[str, Any] | None:
+def alert_for(client: Any, prefix: str, ip: str) -> dict[str, Any] | None:
     resp = client.options(ignore_status=503, max_retries=0).search(
         index=f"{prefix}-alerts-*",
         query={
@@ -153,7 +153,7 @@ def _alert_for(client: Any, prefix: str, ip: str) -> dict[str, Any] | None:
     return dict(hits[0]["_source"]) if hits else None
 
 
-def _events(client: Any, prefix: str) -> int:
+def events_count(client: Any, prefix: str) -> int:
     c = client.options(ignore_status=(404, 503), max_retries=0)  # 503: a new index's shard starts
     c.indices.refresh(index=f"{prefix}-events")
     return int(c.count(index=f"{prefix}-events").get("count", 0))
@@ -196,11 +196,11 @@ def run_stream_demo(env: dict[str, str], client: Any, prefix: str, work: Path) -
              "--no-progress"]  # fmt: skip
     proc = subprocess.Popen(watch, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        _wait(lambda: _events(client, prefix) >= 2, 120, "the watcher shipping the first events")
+        _wait(lambda: events_count(client, prefix) >= 2, 120, "the watcher shipping the first events")
         with log.open("ab") as fp:
             t0 = time.monotonic()
             fp.write(attack_lines(3, C2_IPS[0]))
-        alert = _wait(lambda: _alert_for(client, prefix, C2_IPS[0]), 60, "the alert")
+        alert = _wait(lambda: alert_for(client, prefix, C2_IPS[0]), 60, "the alert")
         latency = time.monotonic() - t0
     finally:
         proc.send_signal(signal.SIGTERM)

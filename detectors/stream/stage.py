@@ -105,6 +105,8 @@ class StreamStage:
         return mem
 
     def observe(self, items: list[bytes], source: str, first_seq: int) -> None:
+        if self.intel is not None:
+            self.intel.poll()  # a time check unless poll_seconds passed (also after an idle spell)
         mem = self._memory()
         if self.intel is not None and mem is None:
             self.counts["no_intel"] += len(items)  # intel rules skipped: the schedule covers them
@@ -140,8 +142,6 @@ class StreamStage:
                 ready.append(m)
         if ready:
             self._write(self._as_stored(ready, again))
-        if self.intel is not None:
-            self.intel.poll()  # between batches; a time check unless poll_seconds passed
 
     def _as_stored(self, ready: list[Match], again: list[int]) -> list[Match]:
         """An event shipped again (a rerun, another collector) is the first shipment's in the

@@ -108,3 +108,28 @@ def test_list_says_which_engine_runs_each_rule() -> None:
     assert rows["bad-hash-spread"]["stream_unsupported"] == "needs history"
     text = CliRunner().invoke(main, ["list"]).stdout
     assert "[scheduled: needs history]" in text and "[stream+scheduled]" in text
+
+
+def test_the_stage_loads_the_sigma_rules_of_the_detectors_config(tmp_path: Path) -> None:
+    from detectors.stream.build import rule_set
+    from detectors.stream.stage import stream_plan
+
+    sigma = tmp_path / "sigma"
+    sigma.mkdir()
+    (sigma / "evil.yml").write_text(
+        "title: Evil\nid: 33333333-3333-4333-8333-333333333333\nstatus: test\nlevel: high\n"
+        "logsource: {product: windows, category: process_creation}\n"
+        "detection:\n  sel: {Image|endswith: '\\\\evil.exe'}\n  condition: sel\n"
+    )
+    (tmp_path / "detect.yml").write_text("sigma:\n  paths: [sigma]\n")
+    warned: list[str] = []
+    rules = rule_set((), False, str(tmp_path / "detect.yml"), warned.append)
+    assert [r.name for r in rules] == ["Evil"] and rules[0].sigma is not None and warned == []
+    assert rule_set((), True, None, warned.append)  # the built-in rules
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.yml").write_text("id: x\n")
+    rule_set((str(bad),), False, None, warned.append)
+    assert warned and str(bad / "x.yml") in warned[0]  # named, and shipping goes on
+    plan = stream_plan(rules)
+    assert {r.id for r in plan.supported} | set(plan.unsupported) == {rules[0].id}
