@@ -42,6 +42,8 @@ integration: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m devtools.demo
+	@# the seed's promise live: a downloaded IP list, a watched log, an alert within a second
+	$(PY) -m devtools.stream_demo
 
 # Each benchmark starts its own local node unless ES_URL is set, and prints figures and ratios.
 bench: $(STAMP)

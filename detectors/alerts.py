@@ -241,10 +241,12 @@ class WriteResult:
     duplicates: int = 0
 
 
-def create_alerts(es: Elasticsearch, items: Sequence[tuple[str, str, dict[str, Any]]]) -> list[int]:
+def create_alerts(
+    es: Elasticsearch, items: Sequence[tuple[str, str, dict[str, Any]]], *, refresh: bool = False
+) -> list[int]:
     """Create ``(index, id, doc)`` alerts with ``op_type: create``: the status of each, in order
     (201, or 409 for an alert that exists). Any other item error raises (the run fails and its
-    checkpoint does not move)."""
+    checkpoint does not move). ``refresh``: searchable when this returns (the stream's alerts)."""
     statuses: list[int] = []
     for i in range(0, len(items), 1000):
         chunk = items[i : i + 1000]
@@ -252,7 +254,7 @@ def create_alerts(es: Elasticsearch, items: Sequence[tuple[str, str, dict[str, A
         for index, aid, doc in chunk:
             lines.append(orjson.dumps({"create": {"_index": index, "_id": aid}}))
             lines.append(orjson.dumps(doc))
-        resp = es.bulk(operations=cast(Any, b"\n".join(lines) + b"\n"), refresh=False)
+        resp = es.bulk(operations=cast(Any, b"\n".join(lines) + b"\n"), refresh=refresh)
         for item in resp["items"]:
             r = item.get("create", {})
             status = int(r.get("status", 0))

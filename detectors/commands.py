@@ -56,6 +56,8 @@ def _load(
     return rules, errors
 
 
+load_rule_set = _load  # the stream stage loads the same rule set (detectors/stream/build.py)
+
 rules_dir_option = click.option(
     "--rules-dir",
     "rules_dirs",
@@ -86,9 +88,15 @@ def setup_cmd(ctx: click.Context, prefix: str) -> None:
 @sigma_options
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per rule.")
 def list_cmd(rules_dirs: tuple[str, ...], no_builtin: bool, as_json: bool, sigma: SigmaArgs) -> None:
-    """Show every rule: id, type, severity, interval, ATT&CK techniques, file."""
+    """Show every rule: id, type, severity, interval, ATT&CK techniques, file, and the engines that
+    run it (stream+scheduled, or scheduled only and why)."""
+    from detectors.stream.stage import stream_plan
+
     rules, errors = _load(rules_dirs, no_builtin, sigma)
+    scheduled_only = stream_plan(rules).unsupported  # the rest also run in the stream
     for r in rules:
+        why = scheduled_only.get(r.id)
+        engine = "scheduled" if why else "stream+scheduled"
         if as_json:
             click.echo(
                 orjson.dumps(
@@ -103,6 +111,8 @@ def list_cmd(rules_dirs: tuple[str, ...], no_builtin: bool, as_json: bool, sigma
                         "techniques": list(r.technique_ids),
                         "ruleset": "sigma" if r.sigma else "builtin" if r.builtin else "custom",
                         "file": r.where.path,
+                        "engine": engine,
+                        "stream_unsupported": why,
                     }
                 ).decode()
             )
@@ -111,6 +121,7 @@ def list_cmd(rules_dirs: tuple[str, ...], no_builtin: bool, as_json: bool, sigma
             click.echo(
                 f"{r.id:<32} {r.type:<12} {r.severity:<9} every {format_duration(r.interval):<5} "
                 f"{','.join(dict.fromkeys(r.technique_ids)):<28} {r.name}{flag}"
+                f"  [{engine}{': ' + why if why else ''}]"
             )
     for e in errors:
         click.echo(f"error: {e}", err=True)

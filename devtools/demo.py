@@ -158,31 +158,39 @@ def _alert_rows(client: Any, prefix: str) -> list[dict[str, Any]]:
     return [h["_source"] | {"_id": h["_id"]} for h in resp["hits"]["hits"]]
 
 
+def load_sample_intel(client: Any, prefix: str, folder: Path, start: Any) -> list[str]:
+    """The sample day's intel feeds and allowlists (``samples.truth``), loaded; a line each."""
+    from detectors.intel.indices import setup_intel
+    from detectors.intel.loader import feed_from_location, load_feed
+    from samples.truth import write_intel
+
+    setup_intel(client, prefix)
+    lines: list[str] = []
+    for f in sorted(write_intel(folder, start)):
+        kind: Literal["intel", "allow"] = "allow" if f.name.startswith("allowlist") else "intel"
+        res = load_feed(
+            client,
+            feed_from_location(str(f), name=f.stem, kind=kind),
+            prefix=prefix,
+            cache_dir=str(folder / "cache" / f.stem),
+        )
+        lines.append(f"intel: {kind:<5} {f.name:<22} {res.status}")
+    return lines
+
+
 def detect(client: Any, prefix: str) -> None:
     """Sample intel + allowlists → every built-in rule once → the alerts, worst first."""
     from datetime import UTC, datetime
 
     from detectors.engine import Engine, EngineOptions
-    from detectors.intel.indices import setup_intel
-    from detectors.intel.loader import feed_from_location, load_feed
     from detectors.loader import load_rules
     from detectors.setup import setup_alerts
     from samples.day import DEFAULT_START
-    from samples.truth import write_intel
 
     setup_alerts(client, prefix)
-    setup_intel(client, prefix)
     with tempfile.TemporaryDirectory(prefix="sysmon-demo-intel-") as tmp:
-        files = write_intel(Path(tmp), DEFAULT_START)
-        for f in sorted(files):
-            kind: Literal["intel", "allow"] = "allow" if f.name.startswith("allowlist") else "intel"
-            res = load_feed(
-                client,
-                feed_from_location(str(f), name=f.stem, kind=kind),
-                prefix=prefix,
-                cache_dir=os.path.join(tmp, "cache", f.stem),
-            )
-            print(f"intel: {kind:<5} {f.name:<22} {res.status}")
+        for line in load_sample_intel(client, prefix, Path(tmp), DEFAULT_START):
+            print(line)
     client.indices.refresh(index=f"{prefix}-events-*", ignore_unavailable=True, allow_no_indices=True)
     loaded = load_rules(extra_dirs=())
     for err in loaded.errors:

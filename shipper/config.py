@@ -44,6 +44,7 @@ import yaml
 from elasticsearch import Elasticsearch
 
 from shipper.checkpoint import default_state_dir
+from shipper.detect_settings import DetectSettings, detect_section
 from shipper.envelope import InputLabels, check_label
 from shipper.errors import ConfigError
 from shipper.es import ClusterSettings, make_client
@@ -74,6 +75,7 @@ class ShipperConfig:
     agent_id: str | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    detect: DetectSettings = field(default_factory=DetectSettings)  # stream detection
     source: str | None = None  # the YAML file it came from
 
     @property
@@ -102,6 +104,7 @@ class ShipperConfig:
             "agent": {"name": self.agent_name, "id": self.agent_id},
             "labels": dict(self.labels),
             "tags": list(self.tags),
+            "detect": self.detect.masked(),
         }
 
     def _input_shown(self, path: str) -> str | dict[str, Any]:
@@ -164,6 +167,7 @@ def load_file(path: str | Path, base: ShipperConfig | None = None) -> ShipperCon
         "tags": lambda r, n, _: {"tags": r.strings(n, "tags")},
         "state_dir": lambda r, n, _: {"state_dir": r.string(n, "state_dir")},
         "dead_letter": lambda r, n, _: {"dead_letter": r.string(n, "dead_letter")},
+        "detect": detect_section,
     }
     top.check(sections)
     changes: dict[str, Any] = {}
@@ -324,6 +328,7 @@ def resolve(
     agent_name: str | None = None,
     labels: Mapping[str, str] | None = None,
     tags: tuple[str, ...] = (),
+    detect: Mapping[str, Any] | None = None,
 ) -> ShipperConfig:
     """Defaults < file (``config_file`` or ``SYSMON_CONFIG``) < environment < flags (labels
     given as flags are added to the file's, and tags too)."""
@@ -357,4 +362,9 @@ def resolve(
         changes["replicas"] = replicas
     if bulk:
         changes["bulk"] = replace(cfg.bulk, **{k: v for k, v in bulk.items() if v is not None})
+    if detect:  # flags: --detect, --detect-config, --detect-rules-dir (added to the file's)
+        d = {k: v for k, v in detect.items() if v not in (None, False, ())}
+        if "rules_dirs" in d:
+            d["rules_dirs"] = (*cfg.detect.rules_dirs, *d["rules_dirs"])
+        changes["detect"] = replace(cfg.detect, **d)
     return replace(cfg, **changes)

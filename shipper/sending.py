@@ -92,6 +92,10 @@ class BatchResult:
     duplicates: int = 0
     dead_lettered: int = 0
     requested: bool = True
+    #: the records dead-lettered (not in the cluster: no alert may point at them), and the ones
+    #: the cluster already held (409: the document indexed is the first shipment's)
+    dead: tuple[Ack, ...] = ()
+    duplicated: tuple[Ack, ...] = ()
 
 
 def ack_ranges(acks: Iterable[Ack], passed: Iterable[tuple[str, int, int]] = ()) -> list[AckRange]:
@@ -177,6 +181,8 @@ class Sender:
         """Send ``chunk`` until every item is done; its result, or :class:`ShipError`."""
         pending = list(range(len(chunk.acks)))
         counts = [0, 0, 0]  # shipped, duplicates, dead-lettered
+        dead: list[Ack] = []
+        duplicated: list[Ack] = []
         attempt = 0
         while pending:
             whole = len(pending) == len(chunk.items)
@@ -190,17 +196,28 @@ class Sender:
                 counts[0] += len(pending)
                 break
             retry_left = attempt < self.opts.max_retries
-            pending = self._outcomes(chunk, pending, items, counts, retry_left=retry_left)
+            pending = self._outcomes(chunk, pending, items, counts, (dead, duplicated), retry_left=retry_left)
             if pending:
                 self._sleep(self.backoff(attempt))
                 attempt += 1
         shipped, duplicates, dead_lettered = counts
-        return BatchResult(ack_ranges(chunk.acks, chunk.passed), shipped, duplicates, dead_lettered)
+        acked = ack_ranges(chunk.acks, chunk.passed)
+        return BatchResult(
+            acked, shipped, duplicates, dead_lettered, dead=tuple(dead), duplicated=tuple(duplicated)
+        )
 
     def _outcomes(
-        self, chunk: Chunk, pending: list[int], items: list[Any], counts: list[int], *, retry_left: bool
+        self,
+        chunk: Chunk,
+        pending: list[int],
+        items: list[Any],
+        counts: list[int],
+        marks: tuple[list[Ack], list[Ack]],
+        *,
+        retry_left: bool,
     ) -> list[int]:
-        """Count each answered item (``counts`` updated); the ones to send again."""
+        """Count each answered item (``counts`` and ``marks``, the dead-lettered and the
+        duplicated, updated); the ones to send again."""
         retry: list[int] = []
         shipped = dups = 0
         for i, item in zip(pending, items, strict=True):
@@ -210,6 +227,7 @@ class Sender:
                 shipped += 1
             elif status == 409:
                 dups += 1
+                marks[1].append(chunk.acks[i])
             elif (status == 429 or status >= 500) and retry_left:
                 retry.append(i)
             elif (status in STOPPING_STATUSES) or _error_type(result) in STOPPING_ERRORS:
@@ -217,6 +235,7 @@ class Sender:
             else:
                 self._dead_letter(chunk, i, status, result.get("error"))
                 counts[2] += 1
+                marks[0].append(chunk.acks[i])
         with self._lock:
             self.stats.shipped += shipped
             self.stats.duplicates += dups

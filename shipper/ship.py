@@ -24,6 +24,7 @@ from shipper.checkpoint import Checkpoint, CheckpointStore, FileIdentity, Head, 
 from shipper.checkpoint import resume_point as checkpoint_resume_point
 from shipper.checkpointing import CheckpointWriter, SourceState
 from shipper.config import ShipperConfig
+from shipper.detecting import DetectStage
 from shipper.envelope import Envelope, InputLabels
 from shipper.errors import InputError
 from shipper.inputs import STDIN, SourceLabels
@@ -69,6 +70,7 @@ class Shipper:
         progress: Progress | None = None,
         stop: threading.Event | None = None,
         source_labels: SourceLabels[InputLabels] | None = None,
+        detect: DetectStage | None = None,
     ) -> None:
         self.cfg = cfg
         #: the labels and tags of the configured input that names a source, if it has any
@@ -98,6 +100,10 @@ class Shipper:
             on_result=self._on_result,
             envelope=self.envelope,
         )
+        #: stream detection: sees every document queued, writes alerts once they are acknowledged
+        self.detect = detect
+        if detect is not None:
+            self.sink.observer = detect.observe
         self.router = Router(self.sink, self.writer, cfg.index_prefix, self.progress, self._read_points)
         self._began = time.monotonic()
         self._closed = False
@@ -110,6 +116,8 @@ class Shipper:
             st = self._sources.get(acked.source)
             if st is not None:
                 self.writer.acked(st, acked.first, acked.last, now)
+        if self.detect is not None:
+            self.detect.acknowledged(result)
 
     # ---------------------------------------------------------------- planning
 
@@ -326,6 +334,8 @@ class Shipper:
         self._closed = True
         try:
             self.sink.close()
+            if self.detect is not None:
+                self.detect.close()
         finally:
             self.save_all()
             self.progress.close()
@@ -347,6 +357,8 @@ class Shipper:
         s.pipeline = self.stats.as_dict()
         if not ss.dead_lettered:
             s.dead_letter_file = None
+        if self.detect is not None:
+            s.detection = self.detect.report()
         return s
 
     def forget_source(self, path: str) -> None:

@@ -90,6 +90,10 @@ class BulkSink:
         self._answered = False
         self._core = native()
         self._closed = False
+        #: sees every bulk item as queued (action and document lines, ``event.ingested`` and the
+        #: envelope in: the document as it will be indexed), with the record ordinal of the
+        #: first; None (the default) costs nothing. The stream detection stage sets it.
+        self.observer: Callable[[list[bytes], str, int], None] | None = None
 
     # ---------------------------------------------------------------- documents in
 
@@ -123,7 +127,10 @@ class BulkSink:
             event["ingested"] = now_iso()
         else:
             doc["event"] = {"ingested": now_iso()}
-        self._chunker.append(self._lines(index, doc_id) + orjson.dumps(doc, option=_LINE), ack)
+        item = self._lines(index, doc_id) + orjson.dumps(doc, option=_LINE)
+        if self.observer is not None:
+            self.observer([item], ack[0], ack[1])
+        self._chunker.append(item, ack)
 
     def add_json(self, doc_json: bytes, index: str, doc_id: str, ack: Ack) -> None:
         """:meth:`add` for a document already serialised by the native core, which always
@@ -136,7 +143,10 @@ class BulkSink:
         if self.envelope is not None:
             fields = self._fields(ack[0], self.envelope)
             doc_json = wrap(doc_json, fields.envelope.tail, fields.file.json)
-        self._chunker.append(self._lines(index, doc_id) + stamped(doc_json, now_parts()[2]), ack)
+        item = self._lines(index, doc_id) + stamped(doc_json, now_parts()[2])
+        if self.observer is not None:
+            self.observer([item], ack[0], ack[1])
+        self._chunker.append(item, ack)
 
     def add_json_run(
         self,
@@ -162,6 +172,8 @@ class BulkSink:
                 index = index_head + (index_suffix(document_time(raw)) or "unknown")
                 self.add_json(raw, index, doc_ids[k], (source, first_seq + k))
             return
+        if self.observer is not None:
+            self.observer(items, source, first_seq)
         self._chunker.extend(items, source, first_seq)
 
     def pass_over(self, source: str, first: int, last: int) -> None:

@@ -21,6 +21,8 @@ class RunSummary:
     interrupted: bool = False
     dead_letter_file: str | None = None
     pipeline: dict[str, Any] = field(default_factory=dict)
+    #: stream detection (``--detect``): alerts written, and why it was degraded if it was
+    detection: dict[str, Any] | None = None
 
     @property
     def events_per_s(self) -> float:
@@ -34,7 +36,16 @@ class RunSummary:
             f"skipped_sources={self.skipped_sources} resumed_sources={self.resumed_sources} "
             f"errors={self.errors} retries={self.retries} elapsed={self.elapsed:.1f}s "
             f"events/s={self.events_per_s:.0f}" + (" interrupted" if self.interrupted else "")
-        )
+        ) + self._detection_text()
+
+    def _detection_text(self) -> str:
+        d = self.detection
+        if d is None:
+            return ""
+        text = f" alerts={d.get('alerts', 0)} alert_duplicates={d.get('duplicates', 0)}"
+        if d.get("degraded"):
+            text += f" detection degraded ({d['degraded']}; the scheduled engine covers it)"
+        return text
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -52,7 +63,7 @@ class RunSummary:
             "interrupted": self.interrupted,
             "dead_letter_file": self.dead_letter_file,
             "pipeline": self.pipeline,
-        }
+        } | ({"detection": self.detection} if self.detection is not None else {})
 
 
 class Progress:

@@ -58,6 +58,24 @@ def ship_options(func: Any) -> Any:
         click.option("--setup/--no-setup", "do_setup", default=False, help="Install the templates first."),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on standard output."),
         click.option("--no-progress", is_flag=True, help="No progress bar even on a terminal."),
+        click.option(
+            "--detect",
+            is_flag=True,
+            help="Check every document against the intel lists and the rules the stream can run, "
+            "and write their alerts as the scheduled engine would (config `detect:`).",
+        ),
+        click.option(
+            "--detect-config",
+            type=click.Path(dir_okay=False),
+            help="With --detect: the detectors' configuration file (its Sigma rules).",
+        ),
+        click.option(
+            "--detect-rules-dir",
+            "detect_rules_dirs",
+            multiple=True,
+            type=click.Path(file_okay=False),
+            help="With --detect: a folder of your own rules (repeatable).",
+        ),
     ]
     for opt in reversed(opts):
         func = opt(func)
@@ -124,6 +142,11 @@ def resolve_config(ctx: click.Context, kw: dict[str, Any]) -> Any:
                 "max_docs": kw.pop("bulk_docs", None),
                 "in_flight": kw.pop("in_flight", None),
                 "max_retries": kw.pop("max_retries", None),
+            },
+            detect={
+                "enabled": kw.pop("detect", False),
+                "config": kw.pop("detect_config", None),
+                "rules_dirs": tuple(kw.pop("detect_rules_dirs", ())),
             },
         )
     except (SysmonError, OSError) as exc:
