@@ -91,7 +91,9 @@ def inputs(work: Path, shared: Path, events: int) -> list[str]:
 
 def index_events(es: Elasticsearch, prefix: str, paths: list[str], end: datetime, rate: float) -> int:
     """Every Sysmon document of ``paths`` into one index, ``event.ingested`` uniform over the
-    ``n / rate`` seconds before ``end``."""
+    ``n / rate`` seconds before ``end``. The templates go in first: without them the index would
+    be mapped dynamically (text fields, no ``.caseless``) and the rules would not run as deployed."""
+    setup_alerts(es, prefix)
     items = list(iter_documents(paths))
     span = len(items) / rate
     rng = random.Random(5)
