@@ -16,7 +16,12 @@ from typing import Any
 from elastic_transport import ConnectionError as TransportConnectionError
 from elastic_transport import TlsError
 from elasticsearch import ApiError, AuthenticationException, AuthorizationException, Elasticsearch
-from elasticsearch.serializer import CompatibilityModeNdjsonSerializer, NdjsonSerializer
+from elasticsearch.serializer import (
+    CompatibilityModeJsonSerializer,
+    CompatibilityModeNdjsonSerializer,
+    NdjsonSerializer,
+    OrjsonSerializer,
+)
 
 from shipper.errors import ClusterError
 from shipper.redact import mask_url
@@ -108,6 +113,21 @@ class _CompatNdjson(_BodyAsIs, CompatibilityModeNdjsonSerializer):
     pass
 
 
+class _CompatOrjson(OrjsonSerializer):
+    """JSON bodies and answers through orjson: search pages of thousands of hits parse several
+    times faster than with the standard library."""
+
+    mimetype = CompatibilityModeJsonSerializer.mimetype
+
+
+_SERIALIZERS = {
+    _Ndjson.mimetype: _Ndjson(),
+    _CompatNdjson.mimetype: _CompatNdjson(),
+    OrjsonSerializer.mimetype: OrjsonSerializer(),
+    _CompatOrjson.mimetype: _CompatOrjson(),
+}
+
+
 _WARNED: set[str] = set()
 
 
@@ -128,7 +148,7 @@ def make_client(settings: ClusterSettings | None = None, **kwargs: Any) -> Elast
     s = settings or ClusterSettings.from_env()
     opts: dict[str, Any] = {
         "request_timeout": s.request_timeout,
-        "serializers": {_Ndjson.mimetype: _Ndjson(), _CompatNdjson.mimetype: _CompatNdjson()},
+        "serializers": dict(_SERIALIZERS),
     }
     if s.api_key:
         opts["api_key"] = s.api_key
