@@ -209,3 +209,34 @@ def test_the_prefilter_skips_rules_whose_literals_are_absent() -> None:
     assert compiled.candidates(doc) == [17]
     assert [r.id for r in compiled.match(doc, None)] == [rules[17].id]
     assert len(StreamRules.compile(rules, prefilter=False).candidates(doc)) == 200
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        # seen on Elasticsearch 9: case_insensitive folds single characters, in classes too, and
+        # the Kelvin sign and long s with k and s; it never folds a range
+        ("0x1[F]FFFF", "0x1fffff", True),
+        ("0x1[^f]*", "0x1FFFFF", False),
+        ("0x[0-9A-F]*", "0x1fffff", False),
+        ("0x[0-9a-f]*[13579bdf][0-9a-f]", "0x1410", True),
+        ("ks..", "\u212a\u017f\u0130\u0131", True),
+        ("..ii", "\u212a\u017f\u0130\u0131", False),
+    ],
+)
+def test_case_insensitive_regexp(pattern: str, value: str, expected: bool) -> None:
+    rule = _rule(
+        query={"regexp": {"winlog.event_data.GrantedAccess": {"value": pattern, "case_insensitive": True}}}
+    )
+    assert _matches(rule, _doc(winlog__event_data__GrantedAccess=value)) is expected
+
+
+def test_lower_casing_is_java_s_per_code_point() -> None:
+    # the normaliser lower-cases İ to i and a final sigma like any other
+    assert _matches(_rule("process.executable.caseless:ix"), _doc(process__executable="\u0130X"))
+    assert _matches(
+        _rule("process.executable.caseless:\u03b1\u03c3"), _doc(process__executable="\u0391\u03a3")
+    )
+    assert not _matches(
+        _rule("process.executable.caseless:\u03b1\u03c2"), _doc(process__executable="\u0391\u03a3")
+    )
