@@ -1,103 +1,131 @@
-# STAND-IN: replaced by the full module at merge
-"""A minimal matcher for the stream stage's tests: ``intel_match`` rules and ``query`` rules whose
-filter is event codes plus at most a ``term`` query; everything else is left to the schedule."""
+"""The stream matcher: the rules the scheduled engine runs, compiled into in-process predicates
+that accept exactly the documents the rule's query (:func:`detectors.query.rule_query`, plus
+the ``|fieldref`` post-filter) accepts on the node. A construct that cannot be reproduced
+exactly leaves the rule to the scheduled engine, with the reason in ``unsupported``."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from detectors.intel.lookup import FIELD_TYPES
 from detectors.model import IntelClause, IntelMatchParams, Rule
-from detectors.query import get_path
-
-if TYPE_CHECKING:
-    from detectors.stream.intel import IntelMemory
-
-HISTORY_TYPES = frozenset({"new_value", "spread", "threshold", "correlation", "sequence_gap", "silence"})
-
-
-def _values(v: Any) -> list[str]:
-    items = v if isinstance(v, list) else [v]
-    return [str(x) for x in items if x is not None and not isinstance(x, dict | list)]
+from detectors.postfilter import keeps
+from detectors.query import _values_clause
+from detectors.stream.dsl import compile_dsl
+from detectors.stream.errors import Unsupported
+from detectors.stream.fields import field_spec
+from detectors.stream.lucene import compile_lucene
+from detectors.stream.predicates import Pred, all_of, any_of, not_
+from detectors.stream.prefilter import Prefilter
+from detectors.stream.values import accessor, keyword_text, raw_values, utf16_len
 
 
-def _why_not(rule: Rule) -> str | None:
-    if rule.type in HISTORY_TYPES:
-        return "needs history"
-    f = rule.filter
-    if f.lucene is not None or f.field_refs:
-        return "stand-in matcher: Lucene filters not supported"
-    q = f.query
-    if q is not None and not (set(q) == {"term"} and len(q["term"]) == 1):
-        return "stand-in matcher: only a single term query is supported"
-    return None
+class IntelMemory(Protocol):
+    """What the matcher asks of an intel snapshot (detectors.stream.intel.IntelMemory)."""
+
+    def has(self, kind: Any, field: str, value: str, feeds: tuple[str, ...] | None,
+            types: tuple[str, ...] | None) -> bool: ...  # fmt: skip
 
 
-def _term(q: dict[str, Any] | None, doc: dict[str, Any]) -> bool:
-    if q is None:
-        return True
-    ((fname, want),) = q["term"].items()
-    want = want.get("value") if isinstance(want, dict) else want
-    return str(want) in _values(get_path(doc, fname))
+#: rule types the stream runs; every other type needs the events before (or after) this one
+STREAM_TYPES = frozenset({"query", "intel_match"})
+NEEDS_HISTORY = "needs history"
 
 
-def _listed(clause: IntelClause, kind: str, doc: dict[str, Any], intel: IntelMemory) -> bool:
-    return any(
-        intel.has(kind, f, v, clause.feeds, clause.types)  # type: ignore[arg-type]
-        for f in clause.fields
-        for v in _values(get_path(doc, f))
-    )
+def _intel(clause: IntelClause, kind: str) -> Pred:
+    """Any of the clause's fields holds a value the (intel or allow) lists have."""
+    getters = []
+    for f in clause.fields:
+        if clause.types is None and f not in FIELD_TYPES:
+            raise Unsupported(f"no indicator types known for field {f!r}")
+        spec = field_spec(f)
+        if spec.kind not in ("keyword", "ip"):
+            raise Unsupported(f"intel lookup on {f} ({spec.kind} field)")
+        getters.append((f, tuple(spec.path.split(".")), spec.ignore_above))
+    feeds, types = clause.feeds, clause.types
+
+    def test(doc: dict[str, Any], intel: Any) -> bool:
+        for f, parts, limit in getters:
+            for raw in raw_values(doc, parts):
+                v = keyword_text(raw)
+                if limit is not None and utf16_len(v) > limit:
+                    continue  # not indexed: the terms lookup cannot see it
+                if intel.has(kind, f, v, feeds, types):
+                    return True
+        return False
+
+    return Pred(test, None, True)
 
 
-@dataclass
+def _compile(rule: Rule) -> Pred:
+    flt = rule.filter
+    parts: list[Pred] = []
+    if flt.query is not None:
+        parts.append(compile_dsl(flt.query))
+    if flt.lucene is not None:
+        parts.append(compile_lucene(flt.lucene))
+    if flt.intel is not None:
+        parts.append(_intel(flt.intel, "intel"))
+    if isinstance(rule.params, IntelMatchParams):
+        p = rule.params
+        parts.append(_intel(IntelClause(p.fields, p.feeds, p.types), "intel"))
+    excluded = [_intel(a, "allow") for a in rule.exceptions.allowlists]
+    excluded += [compile_dsl(_values_clause(v.field, v.values)) for v in rule.exceptions.values]
+    if excluded:
+        parts.append(not_(any_of(excluded)))
+    if flt.field_refs:
+        parts.append(Pred(lambda d, _i: keeps(flt, d)))
+    return all_of(parts)
+
+
 class StreamRules:
-    supported: tuple[Rule, ...] = ()
-    unsupported: dict[str, str] = field(default_factory=dict)
-    needs_intel: bool = False
+    """The supported rules, their predicates and the prefilter that picks which to evaluate."""
+
+    supported: tuple[Rule, ...]
+    unsupported: dict[str, str]
+    needs_intel: bool
+
+    def __init__(self, rules: Sequence[Rule], preds: Sequence[Pred], unsupported: dict[str, str],
+                 prefilter: bool) -> None:  # fmt: skip
+        self.supported = tuple(rules)
+        self.unsupported = unsupported
+        self._preds = tuple(preds)
+        self.needs_intel = any(p.needs_intel for p in preds)
+        self._codes = accessor(field_spec("event.code"))
+        codes = [r.filter.event_codes for r in rules]
+        self._prefilter = Prefilter(codes, [p.literals if prefilter else None for p in preds])
 
     @classmethod
-    def compile(cls, rules: Sequence[Rule]) -> StreamRules:
-        out = cls()
-        kept: list[Rule] = []
-        for r in rules:
-            why = _why_not(r)
-            if why is None:
-                kept.append(r)
-            else:
-                out.unsupported[r.id] = why
-        out.supported = tuple(kept)
-        out.needs_intel = any(_uses_intel(r) for r in kept)
-        return out
+    def compile(cls, rules: Sequence[Rule], *, prefilter: bool = True) -> StreamRules:
+        """``prefilter=False``: evaluate every rule of the event's code (to check the prefilter)."""
+        ok: list[Rule] = []
+        preds: list[Pred] = []
+        unsupported: dict[str, str] = {}
+        for rule in rules:
+            if rule.type not in STREAM_TYPES:
+                unsupported[rule.id] = NEEDS_HISTORY
+                continue
+            try:
+                preds.append(_compile(rule))
+            except Unsupported as exc:
+                unsupported[rule.id] = str(exc)
+                continue
+            ok.append(rule)
+        return cls(ok, preds, unsupported, prefilter)
+
+    def candidates(self, doc: dict[str, Any]) -> list[int]:
+        """Indexes into ``supported`` of the rules evaluated for ``doc``."""
+        return self._prefilter.candidates(doc, self._codes(doc))
 
     def match(self, doc: dict[str, Any], intel: IntelMemory | None) -> list[Rule]:
-        code = str(get_path(doc, "event.code"))
+        """The supported rules whose scheduled query matches ``doc`` (the shipper's ECS document);
+        rules that need intel are left out when ``intel`` is None."""
         out: list[Rule] = []
-        for r in self.supported:
-            if r.filter.event_codes and code not in r.filter.event_codes:
+        for i in self.candidates(doc):
+            pred = self._preds[i]
+            if pred.needs_intel and intel is None:
                 continue
-            if _uses_intel(r) and intel is None:
-                continue
-            if not _term(r.filter.query, doc):
-                continue
-            if intel is not None and not _intel_ok(r, doc, intel):
-                continue
-            if any(str(v).lower() in {x.lower() for x in ve.values} for ve in r.exceptions.values
-                   for v in _values(get_path(doc, ve.field))):  # fmt: skip
-                continue
-            out.append(r)
+            if pred.test(doc, intel):
+                out.append(self.supported[i])
         return out
-
-
-def _uses_intel(r: Rule) -> bool:
-    return r.type == "intel_match" or r.filter.intel is not None or bool(r.exceptions.allowlists)
-
-
-def _intel_ok(r: Rule, doc: dict[str, Any], intel: IntelMemory) -> bool:
-    if isinstance(r.params, IntelMatchParams):
-        p = r.params
-        if not _listed(IntelClause(p.fields, p.feeds, p.types), "intel", doc, intel):
-            return False
-    if r.filter.intel is not None and not _listed(r.filter.intel, "intel", doc, intel):
-        return False
-    return not any(_listed(a, "allow", doc, intel) for a in r.exceptions.allowlists)

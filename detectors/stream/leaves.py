@@ -1,0 +1,167 @@
+"""Term-level queries on one field, as Elasticsearch runs them on our mapping: term, prefix,
+wildcard, regexp, range and exists on keyword (with the ``.caseless`` normaliser), ip (addresses
+and CIDR blocks), long and boolean fields. Any other kind of field raises Unsupported."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from detectors.stream.errors import Unsupported
+from detectors.stream.fields import FieldSpec
+from detectors.stream.patterns import compile_wildcard, lucene_regex, wildcard_literals
+from detectors.stream.predicates import NEVER, Pred, any_of
+from detectors.stream.values import accessor, ip_key, java_lower, other_case, raw_values
+
+
+def _need(spec: FieldSpec, kinds: tuple[str, ...], what: str) -> None:
+    if spec.kind not in kinds:
+        raise Unsupported(f"{what} on {spec.name} ({spec.kind} field)")
+
+
+def _literal_set(text: str) -> frozenset[str] | None:
+    """The longest ASCII run of ``text``, lower-cased (ASCII case folds the same in every
+    engine, so the prefilter's text and the query's agree on it)."""
+    runs = [r for r in re.split(r"[^\x01-\x7f]+", java_lower(text)) if r]
+    return frozenset({max(runs, key=len)}) if runs else None
+
+
+def _on_values(spec: FieldSpec, ok: Any, literals: frozenset[str] | None = None) -> Pred:
+    get = accessor(spec)
+    return Pred(lambda d, _i: any(ok(v) for v in get(d)), literals)
+
+
+def _eq_ci(value: str, term: str) -> bool:
+    return len(value) == len(term) and all(
+        a == b or a == other_case(b) for a, b in zip(value, term, strict=True)
+    )
+
+
+def _cidr(text: str) -> tuple[int, int] | None:
+    if "/" not in text:
+        return None
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError as exc:
+        raise Unsupported(f"{text!r} is not an address block") from exc
+    lo, hi = int(net.network_address), int(net.broadcast_address)
+    if net.version == 4:
+        lo, hi = lo | 0xFFFF_0000_0000, hi | 0xFFFF_0000_0000
+    return lo, hi
+
+
+def _number(spec: FieldSpec, text: Any) -> Decimal:
+    try:
+        return Decimal(str(text).strip())
+    except InvalidOperation as exc:
+        raise Unsupported(f"{text!r} is not a number for {spec.name}") from exc
+
+
+def term(spec: FieldSpec, value: Any, case_insensitive: bool = False) -> Pred:
+    if spec.kind in ("unmapped",):
+        return NEVER
+    if spec.kind == "keyword":
+        t = java_lower(str(value)) if spec.lowercase else str(value)
+        if isinstance(value, bool):
+            t = "true" if value else "false"
+        if case_insensitive:
+            return _on_values(spec, lambda v: _eq_ci(v, t), _literal_set(t))
+        return _on_values(spec, t.__eq__, _literal_set(t))
+    if spec.kind == "ip":
+        block = _cidr(str(value))
+        if block is not None:
+            lo, hi = block
+            return _on_values(spec, lambda v: lo <= v <= hi)
+        key = ip_key(str(value))
+        if key is None:
+            raise Unsupported(f"{value!r} is not an address for {spec.name}")
+        return _on_values(spec, key.__eq__)
+    if spec.kind == "long":
+        n = _number(spec, value)
+        if n != n.to_integral_value():
+            return NEVER  # Elasticsearch: a decimal never equals a long
+        return _on_values(spec, int(n).__eq__)
+    if spec.kind == "boolean":
+        b = value if isinstance(value, bool) else {"true": True, "false": False}.get(str(value))
+        if b is None:
+            raise Unsupported(f"{value!r} is not a boolean for {spec.name}")
+        return _on_values(spec, b.__eq__)
+    raise Unsupported(f"term on {spec.name} ({spec.kind} field)")
+
+
+def terms(spec: FieldSpec, values: list[Any]) -> Pred:
+    return any_of([term(spec, v) for v in values])
+
+
+def wildcard(spec: FieldSpec, pattern: str, case_insensitive: bool = False) -> Pred:
+    if spec.kind == "unmapped":
+        return NEVER
+    _need(spec, ("keyword",), "wildcard")
+    if spec.lowercase:
+        pattern = java_lower(pattern)
+    rx = compile_wildcard(pattern, case_insensitive)
+    runs = [s for r in wildcard_literals(pattern) if (s := _literal_set(r))]
+    lits = max(runs, key=lambda s: len(next(iter(s)))) if runs else None
+    return _on_values(spec, lambda v: rx.fullmatch(v) is not None, lits)
+
+
+def prefix(spec: FieldSpec, text: str, case_insensitive: bool = False) -> Pred:
+    escaped = "".join("\\" + c if c in "*?\\" else c for c in str(text))
+    return wildcard(spec, escaped + "*", case_insensitive)
+
+
+def regexp(spec: FieldSpec, pattern: str, case_insensitive: bool = False) -> Pred:
+    if spec.kind == "unmapped":
+        return NEVER
+    _need(spec, ("keyword",), "regexp")
+    rx = lucene_regex(pattern, case_insensitive)  # a normaliser does not touch a regexp
+    return _on_values(spec, lambda v: rx.fullmatch(v) is not None)
+
+
+def _bound(spec: FieldSpec, text: Any) -> Any:
+    if spec.kind == "keyword":
+        t = java_lower(str(text)) if spec.lowercase else str(text)
+        return t.encode("utf-8")  # terms sort as UTF-8 bytes
+    if spec.kind == "long":
+        return _number(spec, text)
+    if spec.kind == "ip":
+        key = ip_key(str(text))
+        if key is None:
+            raise Unsupported(f"{text!r} is not an address for {spec.name}")
+        return key
+    raise Unsupported(f"range on {spec.name} ({spec.kind} field)")
+
+
+def range_(spec: FieldSpec, lo: Any, hi: Any, include_lo: bool, include_hi: bool) -> Pred:
+    """``lo``/``hi`` None: open."""
+    if spec.kind == "unmapped":
+        return NEVER
+    low = None if lo is None else _bound(spec, lo)
+    high = None if hi is None else _bound(spec, hi)
+    utf8 = spec.kind == "keyword"
+
+    def ok(v: Any) -> bool:
+        k = v.encode("utf-8") if utf8 else v
+        if low is not None and (k < low or (k == low and not include_lo)):
+            return False
+        return not (high is not None and (k > high or (k == high and not include_hi)))
+
+    return _on_values(spec, ok)
+
+
+def exists(spec: FieldSpec) -> Pred:
+    if spec.kind == "unmapped":
+        return NEVER
+    if spec.kind == "object":
+        from detectors.stream.fields import field_spec
+
+        return any_of([exists(field_spec(f)) for f in spec.leaves]) if spec.leaves else NEVER
+    if spec.kind in ("keyword", "ip", "long", "boolean"):
+        get = accessor(spec)
+        return Pred(lambda d, _i: bool(get(d)))
+    if spec.kind in ("date",):
+        parts = tuple(spec.path.split("."))
+        return Pred(lambda d, _i: any(True for _ in raw_values(d, parts)))
+    raise Unsupported(f"exists on {spec.name} ({spec.kind} field)")
