@@ -51,6 +51,9 @@ bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/intel.py
 	$(PY) bench/detect.py
+	$(PY) bench/sigma.py
+	$(PY) bench/stream_intel.py
+	$(PY) bench/stream_match.py
 
 es-start: $(STAMP)
 	$(PY) -m devtools.es start --name dev --port $${ES_PORT:-9200}
