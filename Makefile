@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(PY) bench/sigma.py
 	$(PY) bench/stream_intel.py
 	$(PY) bench/stream_match.py
+	$(PY) bench/stream.py
 
 es-start: $(STAMP)
 	$(PY) -m devtools.es start --name dev --port $${ES_PORT:-9200}
