@@ -140,7 +140,9 @@ def iter_pages(
     ``search_after`` (sorted by ``_shard_doc``, the cheapest total order, unless ``sort`` asks
     otherwise; end it with ``_shard_doc`` so the order is total). ``skip_shards``: let
     Elasticsearch leave out the shards whose range of a top-level range filter (the window on
-    ``event.ingested``) cannot match, before they build the query (a pre-filter round trip)."""
+    ``event.ingested``) cannot match, before they build the query (a pre-filter round trip).
+    A shard that fails raises: by default Elasticsearch answers 200 with the other shards' hits
+    only, and a rule would move its checkpoint past events it never saw."""
     pit = es.open_point_in_time(
         index=index, keep_alive=PIT_KEEP_ALIVE, ignore_unavailable=True, allow_partial_search_results=False
     )
@@ -154,6 +156,7 @@ def iter_pages(
                 "size": page_size,
                 "sort": list(sort),
                 "track_total_hits": False,
+                "allow_partial_search_results": False,
             }
             if skip_shards:
                 kwargs["pre_filter_shard_size"] = 1

@@ -11,8 +11,8 @@ from typing import Any
 
 from detectors.stream.errors import Unsupported
 from detectors.stream.fields import FieldSpec
-from detectors.stream.patterns import compile_wildcard, lucene_regex, wildcard_literals
-from detectors.stream.predicates import NEVER, Pred, any_of
+from detectors.stream.patterns import lucene_regex, wildcard_literals, wildcard_regex
+from detectors.stream.predicates import NEVER, FieldRegex, Pred, any_of, regex_pred
 from detectors.stream.values import accessor, ip_key, java_lower, other_case, raw_values
 
 
@@ -29,14 +29,12 @@ def _literal_set(text: str) -> frozenset[str] | None:
 
 
 def _on_values(spec: FieldSpec, ok: Any, literals: frozenset[str] | None = None) -> Pred:
-    get = accessor(spec)
-    return Pred(lambda d, _i: any(ok(v) for v in get(d)), literals)
+    get, key = accessor(spec), spec.name
+    return Pred(lambda d, c: any(ok(v) for v in c.values(key, get, d)), literals)
 
 
-def _eq_ci(value: str, term: str) -> bool:
-    return len(value) == len(term) and all(
-        a == b or a == other_case(b) for a, b in zip(value, term, strict=True)
-    )
+def _regex(spec: FieldSpec, pattern: str, literals: frozenset[str] | None = None) -> Pred:
+    return regex_pred(FieldRegex(spec.name, accessor(spec), pattern), literals)
 
 
 def _cidr(text: str) -> tuple[int, int] | None:
@@ -66,9 +64,10 @@ def term(spec: FieldSpec, value: Any, case_insensitive: bool = False) -> Pred:
         t = java_lower(str(value)) if spec.lowercase else str(value)
         if isinstance(value, bool):
             t = "true" if value else "false"
-        if case_insensitive:
-            return _on_values(spec, lambda v: _eq_ci(v, t), _literal_set(t))
-        return _on_values(spec, t.__eq__, _literal_set(t))
+        escaped = "".join("\\" + c for c in t)  # the term as a pattern of literals
+        return _regex(
+            spec, wildcard_regex(escaped, other_case if case_insensitive else None), _literal_set(t)
+        )
     if spec.kind == "ip":
         block = _cidr(str(value))
         if block is not None:
@@ -101,10 +100,9 @@ def wildcard(spec: FieldSpec, pattern: str, case_insensitive: bool = False) -> P
     _need(spec, ("keyword",), "wildcard")
     if spec.lowercase:
         pattern = java_lower(pattern)
-    rx = compile_wildcard(pattern, case_insensitive)
     runs = [s for r in wildcard_literals(pattern) if (s := _literal_set(r))]
     lits = max(runs, key=lambda s: len(next(iter(s)))) if runs else None
-    return _on_values(spec, lambda v: rx.fullmatch(v) is not None, lits)
+    return _regex(spec, wildcard_regex(pattern, other_case if case_insensitive else None), lits)
 
 
 def prefix(spec: FieldSpec, text: str, case_insensitive: bool = False) -> Pred:
@@ -117,7 +115,7 @@ def regexp(spec: FieldSpec, pattern: str, case_insensitive: bool = False) -> Pre
         return NEVER
     _need(spec, ("keyword",), "regexp")
     rx = lucene_regex(pattern, case_insensitive)  # a normaliser does not touch a regexp
-    return _on_values(spec, lambda v: rx.fullmatch(v) is not None)
+    return _regex(spec, rx.pattern)
 
 
 def _bound(spec: FieldSpec, text: Any) -> Any:
@@ -159,8 +157,8 @@ def exists(spec: FieldSpec) -> Pred:
 
         return any_of([exists(field_spec(f)) for f in spec.leaves]) if spec.leaves else NEVER
     if spec.kind in ("keyword", "ip", "long", "boolean"):
-        get = accessor(spec)
-        return Pred(lambda d, _i: bool(get(d)))
+        get, key = accessor(spec), spec.name
+        return Pred(lambda d, c: bool(c.values(key, get, d)))
     if spec.kind in ("date",):
         parts = tuple(spec.path.split("."))
         return Pred(lambda d, _i: any(True for _ in raw_values(d, parts)))

@@ -8,7 +8,6 @@ import re
 from collections.abc import Callable
 
 from detectors.stream.errors import Unsupported
-from detectors.stream.values import other_case
 
 #: Lucene's predefined classes (RegExp.expandPredefined), not Python's Unicode ones
 _PREDEFINED = {
@@ -64,10 +63,6 @@ def wildcard_literals(pattern: str) -> list[str]:
             runs[-1] += c
         i += 1
     return [r for r in runs if r]
-
-
-def compile_wildcard(pattern: str, case_insensitive: bool = False) -> re.Pattern[str]:
-    return re.compile(wildcard_regex(pattern, other_case if case_insensitive else None), re.DOTALL)
 
 
 #: Lucene 10's regexp case folding adds these to the ASCII pairs (the Kelvin sign and the long s

@@ -4,21 +4,77 @@ Lucene combines boolean clauses."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-Test = Callable[[dict[str, Any], Any], bool]
+Test = Callable[[dict[str, Any], "Context"], bool]
+Getter = Callable[[dict[str, Any]], list[Any]]
+
+
+class Context:
+    """What one document's evaluation shares: the intel snapshot, and each field's values read
+    once (a Sigma rule asks the same field dozens of times)."""
+
+    __slots__ = ("_values", "intel")
+
+    def __init__(self, intel: Any) -> None:
+        self.intel = intel
+        self._values: dict[str, list[Any]] = {}
+
+    def values(self, key: str, get: Getter, doc: dict[str, Any]) -> list[Any]:
+        got = self._values.get(key)
+        if got is None:
+            got = self._values[key] = get(doc)
+        return got
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRegex:
+    """A keyword leaf as a whole-term regex on one field's values, so that the leaves of an OR
+    on one field become one regex."""
+
+    key: str
+    get: Getter
+    pattern: str
 
 
 @dataclass(frozen=True, slots=True)
 class Pred:
-    """``test(doc, intel)``; ``literals``: lower-case strings at least one of which occurs in the
-    lower-cased text of every document the predicate accepts (None: no such guarantee)."""
+    """``test(doc, context)``; ``literals``: lower-case strings at least one of which occurs in
+    the lower-cased text of every document the predicate accepts (None: no such guarantee)."""
 
     test: Test
     literals: frozenset[str] | None = None
     needs_intel: bool = False
+    regex: FieldRegex | None = None
+
+
+def regex_pred(regex: FieldRegex, literals: frozenset[str] | None) -> Pred:
+    rx = re.compile(regex.pattern, re.DOTALL)
+    key, get = regex.key, regex.get
+    return Pred(lambda d, c: any(rx.fullmatch(v) for v in c.values(key, get, d)), literals, False, regex)
+
+
+def _merge_regexes(preds: Sequence[Pred]) -> list[Pred]:
+    """The regex leaves of one field OR-ed as one alternation (same answer, one pass)."""
+    groups: dict[str, list[Pred]] = {}
+    rest: list[Pred] = []
+    for p in preds:
+        if p.regex is None:
+            rest.append(p)
+        else:
+            groups.setdefault(p.regex.key, []).append(p)
+    for same in groups.values():
+        if len(same) == 1:
+            rest.append(same[0])
+            continue
+        first = same[0].regex
+        assert first is not None
+        pattern = "|".join(f"(?:{p.regex.pattern})" for p in same if p.regex is not None)
+        rest.append(regex_pred(FieldRegex(first.key, first.get, pattern), union_literals(same)))
+    return rest
 
 
 def _always(_doc: dict[str, Any], _intel: Any) -> bool:
@@ -66,6 +122,7 @@ def all_of(preds: Sequence[Pred]) -> Pred:
 def any_of(preds: Sequence[Pred]) -> Pred:
     if not preds:
         return NEVER
+    preds = _merge_regexes(preds)
     if len(preds) == 1:
         return preds[0]
     tests = tuple(p.test for p in preds)

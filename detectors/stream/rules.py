@@ -16,7 +16,7 @@ from detectors.stream.dsl import compile_dsl
 from detectors.stream.errors import Unsupported
 from detectors.stream.fields import field_spec
 from detectors.stream.lucene import compile_lucene
-from detectors.stream.predicates import Pred, all_of, any_of, not_
+from detectors.stream.predicates import Context, Pred, all_of, any_of, not_
 from detectors.stream.prefilter import Prefilter
 from detectors.stream.values import accessor, keyword_text, raw_values, utf16_len
 
@@ -45,7 +45,8 @@ def _intel(clause: IntelClause, kind: str) -> Pred:
         getters.append((f, tuple(spec.path.split(".")), spec.ignore_above))
     feeds, types = clause.feeds, clause.types
 
-    def test(doc: dict[str, Any], intel: Any) -> bool:
+    def test(doc: dict[str, Any], ctx: Context) -> bool:
+        intel = ctx.intel
         for f, parts, limit in getters:
             for raw in raw_values(doc, parts):
                 v = keyword_text(raw)
@@ -122,10 +123,11 @@ class StreamRules:
         """The supported rules whose scheduled query matches ``doc`` (the shipper's ECS document);
         rules that need intel are left out when ``intel`` is None."""
         out: list[Rule] = []
+        ctx = Context(intel)
         for i in self.candidates(doc):
             pred = self._preds[i]
             if pred.needs_intel and intel is None:
                 continue
-            if pred.test(doc, intel):
+            if pred.test(doc, ctx):
                 out.append(self.supported[i])
         return out

@@ -240,3 +240,45 @@ def test_lower_casing_is_java_s_per_code_point() -> None:
     assert not _matches(
         _rule("process.executable.caseless:\u03b1\u03c2"), _doc(process__executable="\u0391\u03a3")
     )
+
+
+#: the leaf kinds an OR on one field can mix; the matcher merges them into one regex
+SAME_FIELD_LEAVES = [
+    "process.command_line.caseless:*\\ \\-r\\ *",  # wildcard, escapes
+    'process.command_line.caseless:"plink.exe -r x"',  # phrase: one term
+    "process.command_line.caseless:PLINK.EXE",  # term, normalised
+    "process.command_line.caseless:/.*-[rl] [0-9]+/",  # regexp: whole term, never normalised
+    "process.command_line.caseless:/.*-R [0-9]+/",  # upper case: never matches a normalised term
+    "process.command_line.caseless:a?c*",
+]
+LINES = ["plink.exe -R x", "PLINK.EXE", "x -l 22", "x -L 22", "abc", "ABCD", "a\nc", "-r", "p -R 1"]
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_an_or_on_one_field_answers_as_its_leaves_do(line: str) -> None:
+    doc = _doc(process__command_line=line)
+    each = [_matches(_rule(leaf), doc) for leaf in SAME_FIELD_LEAVES]
+    assert _matches(_rule(" OR ".join(SAME_FIELD_LEAVES)), doc) is any(each)
+    assert _matches(_rule("NOT (" + " OR ".join(SAME_FIELD_LEAVES) + ")"), doc) is not any(each)
+
+
+def test_merged_leaves_keep_their_case_sensitivity() -> None:
+    # a case-insensitive term and a case-sensitive one on the plain keyword field, OR-ed
+    query = {"bool": {"should": [
+        {"term": {"process.name": {"value": "cmd.exe", "case_insensitive": True}}},
+        {"term": {"process.name": "PowerShell.exe"}},
+        {"wildcard": {"process.name": {"value": "WSCRIPT*"}}},
+    ]}}  # fmt: skip
+    expected = {"CMD.EXE": True, "PowerShell.exe": True, "powershell.exe": False,
+                "WSCRIPT.exe": True, "wscript.exe": False}  # fmt: skip
+    for name, want in expected.items():
+        assert _matches(_rule(query=query), _doc(process__name=name)) is want, name
+
+
+def test_rules_on_a_field_and_its_caseless_twin_read_their_own_values() -> None:
+    # one document, both rules: the per-document value cache must not share the normalised values
+    plain = _rule("process.executable:*\\\\CMD.EXE")
+    caseless = _rule("process.executable.caseless:*\\\\cmd.exe")
+    compiled = StreamRules.compile([plain, caseless])
+    assert compiled.match(_doc(process__executable="C:\\CMD.EXE"), None) == [plain, caseless]
+    assert compiled.match(_doc(process__executable="C:\\cmd.exe"), None) == [caseless]
