@@ -35,7 +35,7 @@ def cluster_client() -> Any:
     return es
 
 
-def _load(
+def load_rule_set(
     rules_dirs: Sequence[str], no_builtin: bool = False, sigma: SigmaArgs | None = None
 ) -> tuple[list[Rule], list[RuleError]]:
     dirs = rule_dirs(rules_dirs, builtin=not no_builtin)
@@ -55,8 +55,6 @@ def _load(
             rules.append(r)
     return rules, errors
 
-
-load_rule_set = _load  # the stream stage loads the same rule set (detectors/stream/build.py)
 
 rules_dir_option = click.option(
     "--rules-dir",
@@ -92,7 +90,7 @@ def list_cmd(rules_dirs: tuple[str, ...], no_builtin: bool, as_json: bool, sigma
     run it (stream+scheduled, or scheduled only and why)."""
     from detectors.stream.stage import stream_plan
 
-    rules, errors = _load(rules_dirs, no_builtin, sigma)
+    rules, errors = load_rule_set(rules_dirs, no_builtin, sigma)
     scheduled_only = stream_plan(rules).unsupported  # the rest also run in the stream
     for r in rules:
         why = scheduled_only.get(r.id)
@@ -153,7 +151,7 @@ def validate_cmd(
     rule's query (size 0)."""
     from detectors.validate import check_queries
 
-    rules, errors = _load(rules_dirs, no_builtin, sigma)
+    rules, errors = load_rule_set(rules_dirs, no_builtin, sigma)
     messages = [str(e) for e in errors]
     use_cluster = cluster if cluster is not None else bool(os.environ.get("ES_URL"))
     if use_cluster:
@@ -224,7 +222,7 @@ def run_cmd(
 
     Exit 1 if a rule or a hunt failed or a rule file has errors; exit 75 (EX_TEMPFAIL) if none failed but a
     due rule could not run because another run holds its lease, so cron notices; else 0."""
-    rules, errors = _load(rules_dirs, no_builtin, sigma)
+    rules, errors = load_rule_set(rules_dirs, no_builtin, sigma)
     for e in errors:
         click.echo(f"rule error: {e}", err=True)
     by_id = {r.id: r for r in rules}
@@ -287,7 +285,7 @@ def daemon_cmd(
     at start and every minute (unless --no-hunt)."""
     from detectors.scheduler import Daemon
 
-    rules, errors = _load(rules_dirs, no_builtin, sigma)
+    rules, errors = load_rule_set(rules_dirs, no_builtin, sigma)
     for e in errors:
         click.echo(f"rule error (rule not scheduled): {e}", err=True)
     try:
@@ -314,7 +312,7 @@ def status_cmd(
     """Each rule's last run, next run, status and last error."""
     from detectors.state import StateStore
 
-    rules, errors = _load(rules_dirs, no_builtin)
+    rules, errors = load_rule_set(rules_dirs, no_builtin)
     try:
         states = StateStore(cluster_client(), prefix).all()
     except SysmonError as exc:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -98,19 +98,41 @@ class SigmaArgs:
         return load_sigma(list(self.paths))
 
 
-def _resolve(kw: dict[str, Any]) -> SigmaArgs:
-    """Flags over the environment over the configuration file, setting by setting."""
-    conf = read_config(kw.pop("sigma_config")).sigma
+def resolve_sigma(
+    config: str | None,
+    *,
+    paths: Sequence[str] = (),
+    statuses: Sequence[str] = (),
+    levels: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    ids: Sequence[str] = (),
+    attack_data: str | None = None,
+) -> SigmaArgs:
+    """Flags over the environment over the configuration file, setting by setting (no flags: what
+    ``sysmon-detect run`` reads from the configuration and the environment alone)."""
+    conf = read_config(config).sigma
     return SigmaArgs(
-        paths=tuple(sigma_paths(tuple(kw.pop("sigma_paths")), conf.paths)),
+        paths=tuple(sigma_paths(tuple(paths), conf.paths)),
         selection=Selection(
-            statuses=tuple(kw.pop("sigma_statuses")) or conf.statuses or DEFAULT_STATUSES,
-            levels=tuple(kw.pop("sigma_levels")) or conf.levels,
-            tags=tuple(kw.pop("sigma_tags")) or conf.tags,
-            ids=tuple(kw.pop("sigma_ids")) or conf.ids,
+            statuses=tuple(statuses) or conf.statuses or DEFAULT_STATUSES,
+            levels=tuple(levels) or conf.levels,
+            tags=tuple(tags) or conf.tags,
+            ids=tuple(ids) or conf.ids,
         ),
         overlays=conf.overlays,
-        attack_data=attack_data_path(kw.pop("attack_data"), conf.attack_data),
+        attack_data=attack_data_path(attack_data, conf.attack_data),
+    )
+
+
+def _resolve(kw: dict[str, Any]) -> SigmaArgs:
+    return resolve_sigma(
+        kw.pop("sigma_config"),
+        paths=kw.pop("sigma_paths"),
+        statuses=kw.pop("sigma_statuses"),
+        levels=kw.pop("sigma_levels"),
+        tags=kw.pop("sigma_tags"),
+        ids=kw.pop("sigma_ids"),
+        attack_data=kw.pop("attack_data"),
     )
 
 

@@ -5,38 +5,22 @@ matcher, the intel cache and the process cache."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
 from detectors.commands import load_rule_set
 from detectors.model import Rule
-from detectors.sigma.attack_data import attack_data_path
-from detectors.sigma.options import DEFAULT_STATUSES, Selection, SigmaArgs, read_config, sigma_paths
+from detectors.sigma.options import resolve_sigma
 from detectors.stream.intel import IntelCache
 from detectors.stream.processes import ProcessCache
 from detectors.stream.stage import StreamStage, stream_plan
-
-
-def sigma_args(config: str | None) -> SigmaArgs:
-    """The Sigma selection of the detectors' configuration file, as ``sysmon-detect run`` reads
-    it without flags (``SYSMON_SIGMA_PATHS`` and ``SYSMON_ATTACK_DATA`` still win)."""
-    conf = read_config(config).sigma
-    return SigmaArgs(
-        paths=tuple(Path(p) for p in sigma_paths((), conf.paths)),
-        selection=Selection(
-            statuses=conf.statuses or DEFAULT_STATUSES, levels=conf.levels, tags=conf.tags, ids=conf.ids
-        ),
-        overlays=conf.overlays,
-        attack_data=attack_data_path(None, conf.attack_data),
-    )
 
 
 def rule_set(
     rules_dirs: Sequence[str], builtin: bool, config: str | None, warn: Callable[[str], None]
 ) -> list[Rule]:
     """The enabled rules ``sysmon-detect run`` would run; each rule error is warned about."""
-    rules, errors = load_rule_set(rules_dirs, not builtin, sigma_args(config))
+    rules, errors = load_rule_set(rules_dirs, not builtin, resolve_sigma(config))
     for e in errors:
         warn(f"detect: rule error: {e}")
     return [r for r in rules if r.enabled]
