@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from detectors.ancestry import Link, build_chains, link_from_source
+from detectors.ancestry import Chain, Link, build_chains, link_from_source
 from detectors.builders.context import RunContext, field_values
 from detectors.intel.lookup import find_indicators
 from detectors.model import IntelMatchParams, Rule
 from detectors.query import get_path
 
+ChainBuilder = Callable[
+    [Sequence[tuple[str, str]], dict[tuple[str, str], Link]], dict[tuple[str, str], Chain]
+]
+
 
 def add_ancestry(
-    ctx: RunContext, docs: Sequence[dict[str, Any]], src_by_doc: Sequence[dict[str, Any]]
+    ctx: RunContext,
+    docs: Sequence[dict[str, Any]],
+    src_by_doc: Sequence[dict[str, Any]],
+    chains_for: ChainBuilder | None = None,
 ) -> None:
-    """Attach ``ancestry`` to every alert that names a process, in one batch for all of them."""
+    """Attach ``ancestry`` to every alert that names a process, in one batch for all of them.
+    ``chains_for(starts, known)``: how the chains are built (default: the cluster,
+    :func:`build_chains`; the stream stage asks its process cache first)."""
     starts: list[tuple[str, str]] = []
     known: dict[tuple[str, str], Link] = {}
     for src in src_by_doc:
@@ -27,7 +36,10 @@ def add_ancestry(
                 known[key] = link_from_source(src)
     if not starts:
         return
-    chains = build_chains(ctx.es, ctx.prefix, starts, depth=ctx.ancestry_depth, known=known)
+    if chains_for is None:
+        chains = build_chains(ctx.es, ctx.prefix, starts, depth=ctx.ancestry_depth, known=known)
+    else:
+        chains = chains_for(starts, known)
     for doc, src in zip(docs, src_by_doc, strict=True):
         host, eid = get_path(src, "host.name"), get_path(src, "process.entity_id")
         if host and eid:

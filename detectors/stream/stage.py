@@ -26,14 +26,14 @@ import orjson
 from elasticsearch import Elasticsearch
 
 from detectors.alerts import alert_id, alert_index_for, create_alerts, from_event
-from detectors.ancestry import DEFAULT_DEPTH, Link, link_from_source
+from detectors.ancestry import DEFAULT_DEPTH
 from detectors.builders.context import RunContext
-from detectors.builders.enrich import add_intel
+from detectors.builders.enrich import add_ancestry, add_intel
 from detectors.engine import error_text
 from detectors.model import Rule
 from detectors.query import Window, get_path, iso
 from detectors.stream.intel import IntelCache
-from detectors.stream.processes import Key, ProcessCache, process_key
+from detectors.stream.processes import ProcessCache
 from detectors.stream.rules import StreamRules
 from shipper.sending import BatchResult
 
@@ -106,7 +106,7 @@ class StreamStage:
 
     def observe(self, items: list[bytes], source: str, first_seq: int) -> None:
         if self.intel is not None:
-            self.intel.poll()  # a time check unless poll_seconds passed (also after an idle spell)
+            self.intel.poll_soon()  # a rebuild runs beside the shipping, never in its way
         mem = self._memory()
         if self.intel is not None and mem is None:
             self.counts["no_intel"] += len(items)  # intel rules skipped: the schedule covers them
@@ -204,26 +204,15 @@ class StreamStage:
         for rule, docs, rsrcs in per_rule.values():
             if rule.type == "intel_match":
                 add_intel(ctx, rule, docs, rsrcs)  # indicator documents from the cluster: rare
-        self._ancestry([d for _, _, d in items], srcs)
+        add_ancestry(
+            ctx,
+            [d for _, _, d in items],
+            srcs,
+            lambda starts, known: self.processes.chains(
+                self.es, self.prefix, starts, depth=self.ancestry_depth, seed=known
+            ),
+        )
         return items
-
-    def _ancestry(self, docs: list[dict[str, Any]], srcs: list[dict[str, Any]]) -> None:
-        """``ancestry`` of every alert naming a process, as ``builders.enrich.add_ancestry``."""
-        starts: list[Key] = []
-        seed: dict[Key, Link] = {}
-        for src in srcs:
-            key = process_key(src)
-            if key is not None:
-                starts.append(key)
-                if get_path(src, "event.code") == "1":
-                    seed.setdefault(key, link_from_source(src))
-        if not starts:
-            return
-        chains = self.processes.chains(self.es, self.prefix, starts, depth=self.ancestry_depth, seed=seed)
-        for doc, src in zip(docs, srcs, strict=True):
-            key = process_key(src)
-            if key is not None:
-                doc["ancestry"] = chains[key].to_doc()
 
     def report(self) -> dict[str, Any]:
         out: dict[str, Any] = {
