@@ -22,10 +22,11 @@ from elasticsearch import Elasticsearch
 from detectors.intel.indices import lookup_index
 from detectors.intel.lookup import CASELESS_TYPES, FIELD_TYPES, manifests
 from shipper.errors import SysmonError
-from shipper.sysmon.fields import CASELESS_PATHS, EMITTED_FIELDS
 from shipper.templates import KEYWORD_IGNORE_ABOVE
 
-from .lists import TypeList, build_list, lucene_lower, parse_addr, utf16_len
+from .fields import field_spec
+from .lists import TypeList, build_list, parse_addr
+from .values import java_lower, utf16_len
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +54,11 @@ class FeedLists:
 
 def _mapped(field_: str) -> bool:
     """Whether the event mapping indexes the field (``dynamic: false``: others are only kept)."""
-    return field_ in EMITTED_FIELDS or field_.startswith("winlog.event_data.")
+    return field_spec(field_).kind not in ("unmapped", "unindexed", "object")
 
 
 def _caseless_field(field_: str) -> bool:
-    return field_ in CASELESS_PATHS or field_.startswith("winlog.event_data.")
+    return field_spec(f"{field_}.caseless").lowercase
 
 
 def _types_for(field_: str, types: Sequence[str] | None) -> tuple[str, ...]:
@@ -110,7 +111,7 @@ class IntelMemory:
         def lists(t: str) -> list[TypeList]:
             return [lst for feed, lst in self._by_type.get((kind, t), ()) if feeds is None or feed in feeds]
 
-        if EMITTED_FIELDS.get(field) == "ip":
+        if field_spec(field).kind == "ip":
             # only ip and cidr values are ip terms (others would make the scheduled query fail)
             return _Plan(True, tuple(x for t in wanted if t in ("ip", "cidr") for x in lists(t)), ())
         exact = tuple(x for t in wanted if t not in CASELESS_TYPES for x in lists(t))
@@ -141,7 +142,7 @@ class IntelMemory:
         if any(lst.has_text(value) for lst in plan.exact):
             return True
         if plan.caseless:
-            lowered = lucene_lower(value)
+            lowered = java_lower(value)
             return any(lst.has_text(lowered) for lst in plan.caseless)
         return False
 
@@ -230,6 +231,13 @@ class IntelCache:
     def current(self) -> IntelMemory | None:
         """The latest snapshot; None until a load succeeded."""
         return self._memory
+
+    def poll_soon(self) -> None:
+        """:meth:`poll` on a thread of its own when one is due: a rebuild (seconds for a million
+        indicators) never holds up the caller, who keeps matching with the current snapshot."""
+        due = self._polled is None or time.monotonic() - self._polled >= self.poll_seconds
+        if due and not self._lock.locked():
+            threading.Thread(target=self.poll, name="intel-poll", daemon=True).start()
 
     def poll(self, force: bool = False) -> bool:
         """When ``poll_seconds`` passed since the last poll (or ``force``): read the manifests

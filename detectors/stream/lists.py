@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .keys import Ranges, SortedKeys
+from .values import java_lower
 
 _HASH_HEX = {"md5": 32, "sha1": 40, "sha256": 64}
 _HEX = frozenset("0123456789abcdef")
@@ -27,21 +28,6 @@ _MAPPED = 0xFFFF << 32
 _MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 Addr = bytes
 """An address as compared: 4 bytes (IPv4, IPv4-mapped IPv6 included) or 16 (IPv6)."""
-
-
-def lucene_lower(text: str) -> str:
-    """Lower-case as Lucene's ``LowerCaseFilter`` does: per code point, simple case mapping
-    (Python's ``str.lower`` uses the full one: ``İ`` → ``i̇``, and a context-dependent final sigma)."""
-    if text.isascii():
-        return text.lower()
-    return "".join("i" if c == "\u0130" else c.lower() for c in text)
-
-
-def utf16_len(text: str) -> int:
-    """The length Elasticsearch's ``ignore_above`` counts (Java chars)."""
-    if text.isascii():
-        return len(text)
-    return len(text) + sum(1 for c in text if ord(c) > 0xFFFF)
 
 
 def parse_addr(text: str) -> Addr | None:
@@ -129,7 +115,7 @@ def _encode(values: Iterable[str]) -> Iterable[bytes]:
 def build_list(type_: str, values: list[str], *, caseless: bool) -> TypeList:
     """The in-memory list of one (feed, type) from its lookup chunks' ``values``."""
     if caseless:
-        return TypeList(type_, len(values), SortedKeys(_encode(lucene_lower(v) for v in values)))
+        return TypeList(type_, len(values), SortedKeys(_encode(java_lower(v) for v in values)))
     if type_ in _HASH_HEX:
         width = _HASH_HEX[type_]
         hexes = [v for v in values if len(v) == width and _HEX.issuperset(v)]

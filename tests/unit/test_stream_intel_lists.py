@@ -9,7 +9,9 @@ import random
 import pytest
 
 from detectors.stream.keys import Ranges, SortedKeys
-from detectors.stream.lists import build_list, lucene_lower, parse_addr, utf16_len
+from detectors.stream.lists import build_list, parse_addr
+from detectors.stream.values import java_lower as lucene_lower
+from detectors.stream.values import utf16_len
 
 
 def _random_keys(rng: random.Random, n: int) -> list[bytes]:
