@@ -5,8 +5,9 @@ keyword value longer than ``ignore_above`` (counted in UTF-16 units, as Java doe
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 
 from detectors.stream.fields import FieldSpec
@@ -35,22 +36,32 @@ def other_case(c: str) -> str:
     return up if len(up) == 1 else c
 
 
-def raw_values(doc: Any, parts: tuple[str, ...]) -> Iterator[Any]:
+def raw_values(doc: Any, parts: tuple[str, ...]) -> list[Any]:
     """Every scalar under ``parts`` (a dotted key may also be stored flat, ``{"a.b": 1}``)."""
+    out: list[Any] = []
+    _collect(doc, _joined(parts), 0, out)
+    return out
+
+
+@cache
+def _joined(parts: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """Per depth ``k``, the keys a document may use there: ``parts[k]``, ``parts[k].parts[k+1]``…"""
+    return tuple(
+        tuple(".".join(parts[k:end]) for end in range(k + 1, len(parts) + 1)) for k in range(len(parts))
+    )
+
+
+def _collect(doc: Any, joined: tuple[tuple[str, ...], ...], depth: int, out: list[Any]) -> None:
     if isinstance(doc, list):
         for item in doc:
-            yield from raw_values(item, parts)
-        return
-    if not parts:
+            _collect(item, joined, depth, out)
+    elif depth == len(joined):
         if doc is not None and not isinstance(doc, dict):
-            yield doc
-        return
-    if not isinstance(doc, dict):
-        return
-    for i in range(1, len(parts) + 1):
-        key = ".".join(parts[:i]) if i > 1 else parts[0]
-        if key in doc:
-            yield from raw_values(doc[key], parts[i:])
+            out.append(doc)
+    elif isinstance(doc, dict):
+        for i, key in enumerate(joined[depth]):
+            if key in doc:
+                _collect(doc[key], joined, depth + i + 1, out)
 
 
 def keyword_text(value: Any) -> str:
