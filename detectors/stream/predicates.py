@@ -1,6 +1,7 @@
 """The matcher's building blocks: a predicate over one document (and the intel snapshot), with
 the literals one of which any matching document must contain (for the prefilter), combined as
-Lucene combines boolean clauses."""
+Lucene combines boolean clauses. Each also carries its description as data (``ir``, see
+:mod:`detectors.stream.native`) when the native core can evaluate it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ from typing import Any
 
 Test = Callable[[dict[str, Any], "Context"], bool]
 Getter = Callable[[dict[str, Any]], list[Any]]
+#: a necessary literal: (document path, lower-case text found in one of the path's values)
+Literal = tuple[str, str]
+Literals = frozenset[Literal]
+#: a predicate as data for the native core (JSON: dicts, lists, strings, numbers; see native.py)
+IR = dict[str, Any]
 
 
 class Context:
@@ -38,23 +44,32 @@ class FieldRegex:
     key: str
     get: Getter
     pattern: str
+    field: IR  # the field as the native core reads it (native.field_ir)
 
 
 @dataclass(frozen=True, slots=True)
 class Pred:
-    """``test(doc, context)``; ``literals``: lower-case strings at least one of which occurs in
-    the lower-cased text of every document the predicate accepts (None: no such guarantee)."""
+    """``test(doc, context)``; ``literals``: (path, lower-case text) pairs at least one of which
+    occurs in the lower-cased values of its path in every document the predicate accepts (None:
+    no such guarantee); ``ir``: the same test as data, None where only Python can run it."""
 
     test: Test
-    literals: frozenset[str] | None = None
+    literals: Literals | None = None
     needs_intel: bool = False
     regex: FieldRegex | None = None
+    ir: IR | None = None
 
 
-def regex_pred(regex: FieldRegex, literals: frozenset[str] | None) -> Pred:
+def regex_pred(regex: FieldRegex, literals: Literals | None) -> Pred:
     rx = re.compile(regex.pattern, re.DOTALL)
     key, get = regex.key, regex.get
-    return Pred(lambda d, c: any(rx.fullmatch(v) for v in c.values(key, get, d)), literals, False, regex)
+    ir = {"t": "re", "f": regex.field, "p": regex.pattern}
+    return Pred(lambda d, c: any(rx.fullmatch(v) for v in c.values(key, get, d)), literals, False, regex, ir)
+
+
+def _irs(preds: Sequence[Pred]) -> list[IR] | None:
+    irs = [p.ir for p in preds]
+    return None if any(x is None for x in irs) else irs  # type: ignore[return-value]
 
 
 def _merge_regexes(preds: Sequence[Pred]) -> list[Pred]:
@@ -73,7 +88,7 @@ def _merge_regexes(preds: Sequence[Pred]) -> list[Pred]:
         first = same[0].regex
         assert first is not None
         pattern = "|".join(f"(?:{p.regex.pattern})" for p in same if p.regex is not None)
-        rest.append(regex_pred(FieldRegex(first.key, first.get, pattern), union_literals(same)))
+        rest.append(regex_pred(FieldRegex(first.key, first.get, pattern, first.field), union_literals(same)))
     return rest
 
 
@@ -85,24 +100,25 @@ def _never(_doc: dict[str, Any], _intel: Any) -> bool:
     return False
 
 
-ALWAYS = Pred(_always)
-NEVER = Pred(_never, frozenset())  # no document matches: an empty set of alternatives
+ALWAYS = Pred(_always, ir={"t": "true"})
+# no document matches: an empty set of alternatives
+NEVER = Pred(_never, frozenset(), ir={"t": "false"})
 
 
-def _score(lits: frozenset[str]) -> tuple[int, int]:
+def _score(lits: Literals) -> tuple[int, int]:
     # the most selective set: its shortest literal as long as possible, then fewest alternatives
-    return (min((len(x) for x in lits), default=1 << 30), -len(lits))
+    return (min((len(x) for _, x in lits), default=1 << 30), -len(lits))
 
 
-def best_literals(preds: Sequence[Pred]) -> frozenset[str] | None:
+def best_literals(preds: Sequence[Pred]) -> Literals | None:
     sets = [p.literals for p in preds if p.literals is not None]
     return max(sets, key=_score) if sets else None
 
 
-def union_literals(preds: Sequence[Pred]) -> frozenset[str] | None:
+def union_literals(preds: Sequence[Pred]) -> Literals | None:
     if any(p.literals is None for p in preds):
         return None
-    out: set[str] = set()
+    out: set[Literal] = set()
     for p in preds:
         out |= p.literals or frozenset()
     return frozenset(out)
@@ -114,8 +130,12 @@ def all_of(preds: Sequence[Pred]) -> Pred:
     if len(preds) == 1:
         return preds[0]
     tests = tuple(p.test for p in preds)
+    irs = _irs(preds)
     return Pred(
-        lambda d, i: all(t(d, i) for t in tests), best_literals(preds), any(p.needs_intel for p in preds)
+        lambda d, i: all(t(d, i) for t in tests),
+        best_literals(preds),
+        any(p.needs_intel for p in preds),
+        ir=None if irs is None else {"t": "all", "c": irs},
     )
 
 
@@ -126,14 +146,19 @@ def any_of(preds: Sequence[Pred]) -> Pred:
     if len(preds) == 1:
         return preds[0]
     tests = tuple(p.test for p in preds)
+    irs = _irs(preds)
     return Pred(
-        lambda d, i: any(t(d, i) for t in tests), union_literals(preds), any(p.needs_intel for p in preds)
+        lambda d, i: any(t(d, i) for t in tests),
+        union_literals(preds),
+        any(p.needs_intel for p in preds),
+        ir=None if irs is None else {"t": "any", "c": irs},
     )
 
 
 def not_(pred: Pred) -> Pred:
     test = pred.test
-    return Pred(lambda d, i: not test(d, i), None, pred.needs_intel)
+    ir = None if pred.ir is None else {"t": "not", "c": pred.ir}
+    return Pred(lambda d, i: not test(d, i), None, pred.needs_intel, ir=ir)
 
 
 def boolean(must: Sequence[Pred], should: Sequence[Pred], must_not: Sequence[Pred], min_should: int) -> Pred:
@@ -148,11 +173,13 @@ def boolean(must: Sequence[Pred], should: Sequence[Pred], must_not: Sequence[Pre
     elif min_should > 1:
         tests = tuple(p.test for p in should)
         need = min_should
+        irs = _irs(should)
         parts.append(
             Pred(
                 lambda d, i: sum(1 for t in tests if t(d, i)) >= need,
                 union_literals(should),
                 any(p.needs_intel for p in should),
+                ir=None if irs is None else {"t": "atleast", "n": need, "c": irs},
             )
         )
     parts.extend(not_(p) for p in must_not)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import orjson
+
 from detectors.intel.lookup import FIELD_TYPES
 from detectors.model import IntelClause, IntelMatchParams, Rule
 from detectors.postfilter import keeps
@@ -16,6 +18,7 @@ from detectors.stream.dsl import compile_dsl
 from detectors.stream.errors import Unsupported
 from detectors.stream.fields import field_spec
 from detectors.stream.lucene import compile_lucene
+from detectors.stream.native import native_rules
 from detectors.stream.predicates import Context, Pred, all_of, any_of, not_
 from detectors.stream.prefilter import Prefilter
 from detectors.stream.values import accessor, keyword_text, raw_values, utf16_len
@@ -88,18 +91,33 @@ class StreamRules:
     needs_intel: bool
 
     def __init__(self, rules: Sequence[Rule], preds: Sequence[Pred], unsupported: dict[str, str],
-                 prefilter: bool) -> None:  # fmt: skip
+                 prefilter: bool, native: bool) -> None:  # fmt: skip
         self.supported = tuple(rules)
         self.unsupported = unsupported
         self._preds = tuple(preds)
         self.needs_intel = any(p.needs_intel for p in preds)
         self._codes = accessor(field_spec("event.code"))
         codes = [r.filter.event_codes for r in rules]
-        self._prefilter = Prefilter(codes, [p.literals if prefilter else None for p in preds])
+        wanted = [i for i, p in enumerate(preds) if p.ir is not None] if native and prefilter else []
+        self._native, refused = native_rules(preds, codes, wanted)
+        #: rules the native core refused (they run in Python): rule id → reason
+        self.native_refused = {rules[i].id: why for i, why in refused.items()}
+        in_native = set(wanted) - set(refused) if self._native is not None else set()
+        #: positions of the rules evaluated in Python, and their prefilter
+        self._python = tuple(i for i in range(len(preds)) if i not in in_native)
+        self._prefilter = Prefilter(
+            [codes[i] for i in self._python], [preds[i].literals if prefilter else None for i in self._python]
+        )
+
+    @property
+    def native_count(self) -> int:
+        """How many rules the native core evaluates."""
+        return len(self._preds) - len(self._python)
 
     @classmethod
-    def compile(cls, rules: Sequence[Rule], *, prefilter: bool = True) -> StreamRules:
-        """``prefilter=False``: evaluate every rule of the event's code (to check the prefilter)."""
+    def compile(cls, rules: Sequence[Rule], *, prefilter: bool = True, native: bool = True) -> StreamRules:
+        """``prefilter=False``: evaluate every rule of the event's code (to check the prefilter);
+        ``native=False`` (or no native core): every rule by its Python predicate."""
         ok: list[Rule] = []
         preds: list[Pred] = []
         unsupported: dict[str, str] = {}
@@ -113,21 +131,41 @@ class StreamRules:
                 unsupported[rule.id] = str(exc)
                 continue
             ok.append(rule)
-        return cls(ok, preds, unsupported, prefilter)
+        return cls(ok, preds, unsupported, prefilter, native)
 
     def candidates(self, doc: dict[str, Any]) -> list[int]:
         """Indexes into ``supported`` of the rules evaluated for ``doc``."""
-        return self._prefilter.candidates(doc, self._codes(doc))
+        py = [self._python[i] for i in self._prefilter.candidates(doc, self._codes(doc))]
+        return sorted(py + (self._native.candidates(doc) if self._native is not None else []))
 
-    def match(self, doc: dict[str, Any], intel: IntelMemory | None) -> list[Rule]:
-        """The supported rules whose scheduled query matches ``doc`` (the shipper's ECS document);
-        rules that need intel are left out when ``intel`` is None."""
-        out: list[Rule] = []
+    def _python_matches(self, doc: dict[str, Any], intel: IntelMemory | None) -> list[int]:
+        out: list[int] = []
         ctx = Context(intel)
-        for i in self.candidates(doc):
+        for k in self._prefilter.candidates(doc, self._codes(doc)):
+            i = self._python[k]
             pred = self._preds[i]
             if pred.needs_intel and intel is None:
                 continue
             if pred.test(doc, ctx):
-                out.append(self.supported[i])
+                out.append(i)
+        return out
+
+    def match(self, doc: dict[str, Any], intel: IntelMemory | None) -> list[Rule]:
+        """The supported rules whose scheduled query matches ``doc`` (the shipper's ECS document);
+        rules that need intel are left out when ``intel`` is None."""
+        found = self._python_matches(doc, intel)
+        if self._native is not None:
+            found += self._native.match_json(orjson.dumps(doc))
+        return [self.supported[i] for i in sorted(found)]
+
+    def match_items(
+        self, items: Sequence[bytes], docs: Sequence[dict[str, Any]], intel: IntelMemory | None
+    ) -> list[list[Rule]]:
+        """``match`` for each bulk item (``action\nsource``) and its parsed source: the native
+        rules read the item's bytes as they are."""
+        natives = self._native.match_items(items) if self._native is not None else [[] for _ in items]
+        out = []
+        for doc, found in zip(docs, natives, strict=True):
+            both = self._python_matches(doc, intel) + found
+            out.append([self.supported[i] for i in sorted(both)])
         return out

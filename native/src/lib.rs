@@ -16,6 +16,7 @@ mod ip;
 mod json;
 mod jv;
 mod map;
+mod matcher;
 mod psl;
 mod record;
 mod runs;
@@ -28,7 +29,7 @@ use std::sync::{Arc, RwLock};
 
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::pybacked::PyBackedStr;
+use pyo3::pybacked::{PyBackedBytes, PyBackedStr};
 use pyo3::types::{PyBytes, PyList};
 
 use evtx_docs::{EvtxDocuments, STARTED};
@@ -218,6 +219,51 @@ fn dns_tables() -> (Table, Table) {
     (status, types)
 }
 
+/// The stream matcher's rules evaluated natively (see `matcher`): built from the JSON
+/// description `detectors/stream/native.py` writes.
+#[pyclass(frozen)]
+struct RuleMatcher {
+    inner: matcher::Matcher,
+}
+
+#[pymethods]
+impl RuleMatcher {
+    #[new]
+    fn new(spec: &[u8]) -> PyResult<Self> {
+        let inner = matcher::Matcher::new(spec).map_err(PyValueError::new_err)?;
+        Ok(RuleMatcher { inner })
+    }
+
+    /// `(position, reason)` of each rule refused (a pattern the `regex` crate cannot take).
+    fn rejected(&self) -> Vec<(usize, String)> {
+        self.inner.rejected.clone()
+    }
+
+    /// Positions of the rules that accept the document (its JSON), in order.
+    fn match_json(&self, py: Python<'_>, doc: &[u8]) -> PyResult<Vec<u32>> {
+        py.detach(|| self.inner.matches_json(doc)).map_err(PyValueError::new_err)
+    }
+
+    /// `match_json` for each bulk item (`action\nsource`): the source is after the first newline.
+    fn match_items(&self, py: Python<'_>, items: Vec<PyBackedBytes>) -> PyResult<Vec<Vec<u32>>> {
+        py.detach(|| {
+            items
+                .iter()
+                .map(|item| {
+                    let start = item.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+                    self.inner.matches_json(&item[start..])
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(PyValueError::new_err)
+    }
+
+    /// Positions of the rules the prefilter leaves to evaluate for the document (for benches).
+    fn candidates_json(&self, doc: &[u8]) -> PyResult<Vec<usize>> {
+        self.inner.candidates(doc).map_err(PyValueError::new_err)
+    }
+}
+
 #[pymodule]
 fn sysmon_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<EvtxDocuments>()?;
@@ -225,6 +271,7 @@ fn sysmon_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PythonRecord>()?;
     m.add_class::<ParserError>()?;
     m.add_class::<LinesRun>()?;
+    m.add_class::<RuleMatcher>()?;
     m.add_function(wrap_pyfunction!(record_fallback, m)?)?;
     m.add_function(wrap_pyfunction!(line_fallback, m)?)?;
     m.add_function(wrap_pyfunction!(fallback_reasons, m)?)?;

@@ -33,9 +33,18 @@ def _doc(code: str = "1", **fields: Any) -> dict[str, Any]:
 
 
 def _matches(rule: Rule, doc: dict[str, Any], intel: Any = None) -> bool:
-    compiled = StreamRules.compile([rule])
-    assert rule in compiled.supported, compiled.unsupported
-    return rule in compiled.match(doc, intel)
+    """The answer, which the native core and the Python predicates must both give."""
+    answers = []
+    for native in (True, False):
+        compiled = StreamRules.compile([rule], native=native)
+        assert rule in compiled.supported, compiled.unsupported
+        assert compiled.native_refused == {}
+        python_only = rule.filter.intel or rule.type == "intel_match" or rule.exceptions.allowlists
+        if native and not python_only and not rule.filter.field_refs:
+            assert compiled.native_count == 1, "the native core must run this rule"
+        answers.append(rule in compiled.match(doc, intel))
+    assert answers[0] == answers[1], f"native {answers[0]}, Python {answers[1]}"
+    return answers[0]
 
 
 EXE = "C:\\Windows\\System32\\cmd.exe"
@@ -282,3 +291,63 @@ def test_rules_on_a_field_and_its_caseless_twin_read_their_own_values() -> None:
     compiled = StreamRules.compile([plain, caseless])
     assert compiled.match(_doc(process__executable="C:\\CMD.EXE"), None) == [plain, caseless]
     assert compiled.match(_doc(process__executable="C:\\cmd.exe"), None) == [caseless]
+
+
+@pytest.mark.parametrize(
+    ("lucene", "doc", "expected"),
+    [
+        # a dotted key stored flat, and objects inside arrays, are read as Elasticsearch reads them
+        ("process.name:cmd.exe", {"event": {"code": "1"}, "process.name": "cmd.exe"}, True),
+        (
+            "process.name:cmd.exe",
+            {"event": {"code": "1"}, "process": [{"name": "x"}, {"name": "cmd.exe"}]},
+            True,
+        ),
+        ("process.name:cmd.exe", {"event.code": "1", "process": {"name": ["a", ["cmd.exe"]]}}, True),
+        ("process.name:cmd.exe", {"event": {"code": "1"}, "process": {"name": None}}, False),
+        # scalars as keyword text: numbers and booleans as JSON writes them
+        ("process.name:12", {"event": {"code": "1"}, "process": {"name": 12}}, True),
+        ("process.name:true", {"event": {"code": "1"}, "process": {"name": True}}, True),
+        ("process.name:1.5", {"event": {"code": "1"}, "process": {"name": 1.5}}, True),
+        # long fields coerce numeric text and truncate decimals
+        ("process.pid:42", {"event": {"code": "1"}, "process": {"pid": "42.9"}}, True),
+        ("process.pid:42", {"event": {"code": "1"}, "process": {"pid": 42.9}}, True),
+        ("process.pid:42", {"event": {"code": "1"}, "process": {"pid": "x42"}}, False),
+        ("process.pid:[40 TO 41.5]", {"event": {"code": "1"}, "process": {"pid": 41}}, True),
+        ("process.pid:{40.5 TO 42}", {"event": {"code": "1"}, "process": {"pid": 41}}, True),
+        ("process.pid:{41 TO 42}", {"event": {"code": "1"}, "process": {"pid": 41}}, False),
+        ("_exists_:process.pid", {"event": {"code": "1"}, "process": {"pid": "abc"}}, False),
+        # keyword ranges in UTF-8 order
+        ("process.name:[a TO c]", {"event": {"code": "1"}, "process": {"name": "b\u00e9"}}, True),
+        ("process.name:{a TO b}", {"event": {"code": "1"}, "process": {"name": "b"}}, False),
+        # booleans read from text
+        (
+            "file.code_signature.signed:false",
+            {"event": {"code": "7"}, "file": {"code_signature": {"signed": ""}}},
+            True,
+        ),
+        (
+            "file.code_signature.signed:true",
+            {"event": {"code": "7"}, "file": {"code_signature": {"signed": "yes"}}},
+            False,
+        ),
+        # dates: _exists_ is any value
+        ("_exists_:@timestamp", {"event": {"code": "1"}, "@timestamp": "2024-01-01T00:00:00Z"}, True),
+        # addresses: IPv6 with a zone, and text that is no address
+        ("source.ip:fe80\\:\\:1", {"event": {"code": "3"}, "source": {"ip": "fe80::1%eth0"}}, True),
+        (
+            "source.ip:[10.0.0.0 TO 10.255.255.255]",
+            {"event": {"code": "3"}, "source": {"ip": "010.0.0.1"}},
+            False,
+        ),
+    ],
+)
+def test_values_are_read_as_elasticsearch_indexes_them(
+    lucene: str, doc: dict[str, Any], expected: bool
+) -> None:
+    code = _code(doc)
+    assert _matches(_rule(lucene, codes=(code,)), doc) is expected
+
+
+def _code(doc: dict[str, Any]) -> str:
+    return str(doc.get("event.code") or doc["event"]["code"])
