@@ -111,14 +111,14 @@ class StreamStage:
         if self.intel is not None and mem is None:
             self.counts["no_intel"] += len(items)  # intel rules skipped: the schedule covers them
         waiting = None
-        for k, item in enumerate(items):
-            nl = item.index(b"\n")
-            doc = orjson.loads(item[nl + 1 :])
+        docs = [orjson.loads(item[item.index(b"\n") + 1 :]) for item in items]
+        for doc in docs:
             self.processes.see(doc)
-            matched = self.rules.match(doc, mem)
+        found = self.rules.match_items(items, docs, mem)
+        for k, (item, doc, matched) in enumerate(zip(items, docs, found, strict=True)):
             if not matched:
                 continue
-            action = orjson.loads(item[:nl])["create"]
+            action = orjson.loads(item[: item.index(b"\n")])["create"]
             if waiting is None:
                 waiting = self._waiting.setdefault(source, deque())
             waiting.append(Match(first_seq + k, action["_index"], action["_id"], doc, tuple(matched)))
