@@ -3,8 +3,8 @@
 :class:`SortedKeys` holds byte strings (UTF-8 values, raw hash digests, packed IP addresses)
 sorted, with an array of 8-byte heads (4-byte for IPv4 addresses) searched by the C ``bisect``
 and the rest of each key in one ``bytes`` blob; it is built without a set and with joins done
-batch by batch, so building holds little more than the keys themselves; :class:`Ranges` holds merged integer ranges (CIDR networks).
-Both are immutable once built; lookups take microseconds.
+batch by batch, so building holds little more than the keys themselves; :class:`Ranges` holds
+merged integer ranges (CIDR networks). Both are immutable once built; lookups take microseconds.
 """
 
 from __future__ import annotations

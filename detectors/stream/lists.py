@@ -20,6 +20,7 @@ import sys
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from .keys import Ranges, SortedKeys, unique_sorted
 from .values import java_lower
@@ -70,6 +71,9 @@ def _network(text: str) -> tuple[int, int, int] | None:
 def _span(value: int, prefix: int, width: int) -> tuple[int, int]:
     host = (1 << (width - prefix)) - 1
     return value & ~host, value | host
+
+
+_pton4 = partial(socket.inet_pton, socket.AF_INET)
 
 
 def _canonical(addr: Addr) -> str:
@@ -159,17 +163,22 @@ class ListBuilder:
                 self._nets += [n for n in map(_network, values) if n is not None]
 
     def _add_ips(self, values: Sequence[str]) -> None:
-        four: list[bytes] = []
-        for v in values:
-            addr = parse_addr(v)
-            if addr is None:
-                self._text.append(_encode(v))
-            elif _canonical(addr) != v:
-                self._odd.append((addr, _encode(v)))
-            elif len(addr) == 4:
-                four.append(addr)
-            else:
-                self._v6.append(addr)
+        try:  # the usual chunk: IPv4 addresses written canonically, checked in C (map)
+            four = list(map(_pton4, values))
+        except OSError:
+            four = []
+        if not four or list(map(socket.inet_ntoa, four)) != list(values):
+            four = []
+            for v in values:
+                addr = parse_addr(v)
+                if addr is None:
+                    self._text.append(_encode(v))
+                elif _canonical(addr) != v:
+                    self._odd.append((addr, _encode(v)))
+                elif len(addr) == 4:
+                    four.append(addr)
+                else:
+                    self._v6.append(addr)
         packed = array("I")
         packed.frombytes(b"".join(four))  # big-endian words: one C call a chunk
         if sys.byteorder == "little":
