@@ -12,8 +12,13 @@ thresholds):
 4. lookups per second: ``IntelMemory.has`` per event field (half the probes listed) against
    ``value in set`` for the same values (the set cannot answer CIDR containment or caseless).
 
+``--before DIR`` measures the IntelMemory side a second time with the code of another checkout
+(e.g. ``git archive <commit> | tar -x -C DIR``) on the same data in the same run: before/after.
+Load time and peak RSS over the load (``VmHWM``) are the figures a shipper pays at start-up.
+
 Uses ``ES_URL`` when set, else starts a local node (``devtools.es``, name ``bench-stream-intel``)
-and stops it afterwards. ``python bench/stream_intel.py [--n 1000000] [--lookups 200000] [--quick]``
+and stops it afterwards. ``python bench/stream_intel.py [--n 1000000] [--lookups 200000] [--quick]
+[--before DIR]``
 """
 
 from __future__ import annotations
@@ -33,17 +38,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# the code measured: this checkout's, or another's for the --before side (same measurement)
+CODE_ENV = "BENCH_STREAM_INTEL_CODE"
+sys.path.insert(0, os.environ.get(CODE_ENV) or str(Path(__file__).resolve().parents[1]))
 
-from elasticsearch import Elasticsearch
+from elasticsearch import Elasticsearch  # noqa: E402
 
-from detectors.intel.indices import setup_intel
-from detectors.intel.loader import load_items
-from detectors.intel.lookup import manifests
-from detectors.intel.model import Indicator
-from detectors.stream.intel import IntelMemory, load_memory, read_chunk_values
-from devtools import es as devnode
-from shipper.es import ClusterSettings, make_client
+from detectors.intel.indices import setup_intel  # noqa: E402
+from detectors.intel.loader import load_items  # noqa: E402
+from detectors.intel.lookup import manifests  # noqa: E402
+from detectors.intel.model import Indicator  # noqa: E402
+from detectors.stream.intel import IntelMemory, load_memory, read_chunk_values  # noqa: E402
+from devtools import es as devnode  # noqa: E402
+from shipper.es import ClusterSettings, make_client  # noqa: E402
 
 PREFIX = "bench-stream-intel"
 # share of each type in the mix (sums to 1)
@@ -122,6 +129,18 @@ def _rss() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _reset_peak() -> None:
+    """Reset the process's RSS high-water mark (Linux ``clear_refs`` 5): ``ru_maxrss`` would
+    otherwise carry the parent's across fork and exec."""
+    with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+        f.write("5")
+
+
+def _peak() -> int:
+    with open("/proc/self/status", encoding="ascii") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+
+
 def _sets(es: Elasticsearch) -> dict[tuple[str, str], set[str]]:
     out: dict[tuple[str, str], set[str]] = {}
     for m in manifests(es, prefix=PREFIX):
@@ -159,9 +178,11 @@ def child(side: str, n: int, lookups: int) -> None:
     cases = probes(n, lookups)
     gc.collect()
     rss0 = _rss()
+    _reset_peak()
     started = time.perf_counter()
     built = _build(side, es)
     load_s = time.perf_counter() - started
+    peak_rss = _peak() - rss0
     gc.collect()
     rss = _rss() - rss0
     rates = _lookups(side, built, cases)
@@ -173,32 +194,41 @@ def child(side: str, n: int, lookups: int) -> None:
     current, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     packed = again.nbytes() if side == "packed" else 0
-    out = {"load_s": load_s, "rss": rss, "traced": current, "peak": peak, "packed": packed, "rates": rates}
+    out: dict[str, Any] = {"load_s": load_s, "peak_rss": peak_rss, "rss": rss, "traced": current}
+    out |= {"peak": peak, "packed": packed, "rates": rates}
     print(json.dumps(out))
 
 
-def _measure(side: str, env: dict[str, str], n: int, lookups: int) -> dict[str, Any]:
+def _measure(side: str, env: dict[str, str], n: int, lookups: int, code: str | None = None) -> dict[str, Any]:
+    env = {**env, CODE_ENV: code} if code else env
     cmd = [sys.executable, __file__, "--child", side, "--n", str(n), "--lookups", str(lookups)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
-def report(n: int, packed: dict[str, Any], plain: dict[str, Any]) -> None:
+def report(n: int, sides: dict[str, dict[str, Any]]) -> None:
+    """One column per side; ratios of the first (IntelMemory) to each other side."""
     mb = 1 << 20
-    print(f"{'':34}{'IntelMemory':>14}{'Python sets':>14}{'ratio':>8}")
-    rows = [("load (read chunks + build), s", "load_s", 1.0), ("RSS delta, MB", "rss", mb)]
-    rows += [("tracemalloc retained, MB", "traced", mb), ("tracemalloc peak, MB", "peak", mb)]
+    names = list(sides)
+    head = "".join(f"{name:>14}" for name in names) + "".join(f"{'/' + name[:7]:>10}" for name in names[1:])
+    print(f"{'':34}{head}")
+    rows = [("load (read chunks + build), s", "load_s", 1.0), ("peak RSS over the load, MB", "peak_rss", mb)]
+    rows += [("RSS delta after the load, MB", "rss", mb), ("tracemalloc retained, MB", "traced", mb)]
+    rows += [("tracemalloc peak, MB", "peak", mb)]
     for label, key, unit in rows:
-        a, b = packed[key] / unit, plain[key] / unit
-        print(f"{label:34}{a:14.2f}{b:14.2f}{a / b:8.2f}")
-    print(f"{'packed arrays and blobs, MB':34}{packed['packed'] / mb:14.2f}")
-    print(f"{'bytes per indicator (retained)':34}{packed['traced'] / n:14.1f}{plain['traced'] / n:14.1f}")
+        values = [sides[name][key] / unit for name in names]
+        ratios = "".join(f"{values[0] / v:10.2f}" if v else f"{'-':>10}" for v in values[1:])
+        print(f"{label:34}" + "".join(f"{v:14.2f}" for v in values) + ratios)
+    print(f"{'packed arrays and blobs, MB':34}" + "".join(f"{sides[x]['packed'] / mb:14.2f}" for x in names))
+    per = "".join(f"{sides[x]['traced'] / n:14.1f}" for x in names)
+    print(f"{'bytes per indicator (retained)':34}{per}")
     print("lookups per second (has() / `in` over the feed's sets; hits):")
     for field in PROBE_FIELDS:
-        a, b = packed["rates"][field], plain["rates"][field]
-        hits = (packed["rates"][f"{field} hits"], plain["rates"][f"{field} hits"])
-        print(f"  {field:32}{a:14,.0f}{b:14,.0f}{a / b:8.2f}   hits {hits[0]:.0f} / {hits[1]:.0f}")
+        rates = [sides[x]["rates"][field] for x in names]
+        hits = " / ".join(f"{sides[x]['rates'][f'{field} hits']:.0f}" for x in names)
+        ratios = "".join(f"{rates[0] / r:10.2f}" for r in rates[1:])
+        print(f"  {field:32}" + "".join(f"{r:14,.0f}" for r in rates) + f"{ratios}   hits {hits}")
 
 
 def main() -> None:
@@ -206,6 +236,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--lookups", type=int, default=200_000, help="probes per event field")
     parser.add_argument("--quick", action="store_true", help="a tenth of every size")
+    parser.add_argument("--before", metavar="DIR", help="also measure IntelMemory with this checkout's code")
     parser.add_argument("--child", choices=("packed", "sets"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
@@ -226,9 +257,11 @@ def main() -> None:
             took = time.perf_counter() - started
             print(f"stream intel bench: {res.total + allow.total:,} entries loaded in {took:.1f} s")
             print("  mix by type: " + ", ".join(f"{t} {c:,}" for t, c in sorted(res.counts.items())))
-            packed = _measure("packed", env, args.n, args.lookups)
-            plain = _measure("sets", env, args.n, args.lookups)
-            report(args.n, packed, plain)
+            sides = {"IntelMemory": _measure("packed", env, args.n, args.lookups)}
+            if args.before:
+                sides["before"] = _measure("packed", env, args.n, args.lookups, code=args.before)
+            sides["Python sets"] = _measure("sets", env, args.n, args.lookups)
+            report(args.n, sides)
         finally:
             for t in ("intel-indicators", "intel-lookup", "intel-feeds"):
                 es.options(ignore_status=404).indices.delete(index=f"{PREFIX}-{t}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,13 +25,13 @@ from shipper.errors import SysmonError
 from shipper.templates import KEYWORD_IGNORE_ABOVE
 
 from .fields import field_spec
-from .lists import TypeList, build_list, parse_addr
+from .lists import ListBuilder, TypeList, parse_addr
 from .values import java_lower, utf16_len
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["intel", "allow"]
-CHUNKS_PER_GET = 4  # lookup chunks per mget: up to 4 x 50,000 values in one response
+CHUNKS_PER_GET = 1  # lookup chunks per mget: one response (<= 50,000 values) held at a time
 
 
 class IntelMemoryError(SysmonError):
@@ -157,28 +157,36 @@ class _Plan:
     caseless: tuple[TypeList, ...]
 
 
-def read_chunk_values(es: Elasticsearch, prefix: str, feed: str, ids: list[str]) -> list[str]:
-    """The ``values`` of the lookup chunks ``ids`` of ``feed``, in order; a missing one is an error."""
-    values: list[str] = []
+def iter_chunks(es: Elasticsearch, prefix: str, feed: str, ids: Sequence[str]) -> Iterator[list[str]]:
+    """The ``values`` of the lookup chunks ``ids`` of ``feed``, one chunk at a time, in order
+    (one chunk a request: only one response is ever held); a missing one is an error."""
     for start in range(0, len(ids), CHUNKS_PER_GET):
-        batch = ids[start : start + CHUNKS_PER_GET]
+        batch = list(ids[start : start + CHUNKS_PER_GET])
         resp = es.mget(index=lookup_index(prefix), ids=batch, source_includes=["values"])
         for doc in resp["docs"]:
             if not doc.get("found"):
                 raise IntelMemoryError(
                     f"lookup chunk {doc.get('_id')} named by the manifest is missing", source=f"feed {feed}"
                 )
-            values.extend(str(v) for v in doc["_source"].get("values") or ())
-    return values
+            yield [str(v) for v in doc["_source"].get("values") or ()]
+        del resp
+
+
+def read_chunk_values(es: Elasticsearch, prefix: str, feed: str, ids: list[str]) -> list[str]:
+    """The ``values`` of the lookup chunks ``ids`` of ``feed``, in order, in one list."""
+    return [v for chunk in iter_chunks(es, prefix, feed, ids) for v in chunk]
 
 
 def load_feed(es: Elasticsearch, prefix: str, manifest: Mapping[str, Any]) -> FeedLists:
-    """The lists of the generation ``manifest`` names, read from its lookup chunks."""
+    """The lists of the generation ``manifest`` names, built chunk by chunk from its lookup
+    chunks (a chunk's strings are dropped once they are keys)."""
     feed = str(manifest["feed"])
     lists: dict[str, TypeList] = {}
     for type_, ids in sorted(dict(manifest.get("chunks") or {}).items()):
-        values = read_chunk_values(es, prefix, feed, [str(i) for i in ids])
-        lists[type_] = build_list(type_, values, caseless=type_ in CASELESS_TYPES)
+        builder = ListBuilder(type_, caseless=type_ in CASELESS_TYPES)
+        for values in iter_chunks(es, prefix, feed, [str(i) for i in ids]):
+            builder.add(values)
+        lists[type_] = builder.build()
     return FeedLists(feed, str(manifest.get("kind") or ""), str(manifest["generation_id"]), lists)
 
 

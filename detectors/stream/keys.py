@@ -1,9 +1,10 @@
 """Compact sorted key sets for intel in memory: a million indicators in tens of megabytes.
 
 :class:`SortedKeys` holds byte strings (UTF-8 values, raw hash digests, packed IP addresses)
-sorted, with an ``array('Q')`` of 8-byte heads searched by the C ``bisect`` and the rest of
-each key in one ``bytes`` blob; :class:`Ranges` holds merged integer ranges (CIDR networks).
-Both are immutable once built; lookups take microseconds.
+sorted, with an array of 8-byte heads (4-byte for IPv4 addresses) searched by the C ``bisect``
+and the rest of each key in one ``bytes`` blob; it is built without a set and with joins done
+batch by batch, so building holds little more than the keys themselves; :class:`Ranges` holds
+merged integer ranges (CIDR networks). Both are immutable once built; lookups take microseconds.
 """
 
 from __future__ import annotations
@@ -11,44 +12,95 @@ from __future__ import annotations
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
-from itertools import accumulate
+from collections.abc import Callable, Iterable, Sequence
+from itertools import accumulate, groupby, islice
+from operator import eq
+from typing import TypeVar
 
 _HEAD = 8  # bytes of a key in its head, zero-padded: heads follow the keys' bytewise order
 _BIG = sys.byteorder == "big"
+_T = TypeVar("_T", bytes, int)
+_BATCH = 65_536  # keys joined at a time: one batch of slices alive, never one per key
 
 
-def _head(key: bytes) -> int:
-    return int.from_bytes(key[:_HEAD].ljust(_HEAD, b"\0"), "big")
+def _head(key: bytes, size: int = _HEAD) -> int:
+    return int.from_bytes(key[:size].ljust(size, b"\0"), "big")
 
 
-def _heads(prefixes: Iterable[bytes]) -> array[int]:
-    # from one bytes object in C rather than an int per key in Python: most of the build time
-    heads = array("Q")
-    heads.frombytes(b"".join(prefixes))
+def _joined(parts: Callable[[int, int], Iterable[bytes]], n: int) -> bytes:
+    """``b"".join`` of ``parts(start, stop)`` batch by batch: joining a generator of a million
+    slices at once would hold them all (tens of megabytes) for a moment."""
+    return b"".join(b"".join(parts(i, min(n, i + _BATCH))) for i in range(0, n, _BATCH))
+
+
+def _heads(keys: Sequence[bytes], size: int) -> array[int]:
+    # from bytes in C rather than an int per key in Python: most of the build time
+    heads = array("I" if size == 4 else "Q")
+    assert heads.itemsize == size
+    heads.frombytes(_joined(lambda a, b: (k[:size].ljust(size, b"\0") for k in keys[a:b]), len(keys)))
     if not _BIG:
         heads.byteswap()
     return heads
 
 
-class SortedKeys:
-    """An immutable set of byte strings, sorted bytewise, with an ``array('Q')`` of their
-    zero-padded 8-byte heads for the C ``bisect``. Keys of one width (hash digests, one IP
-    family) keep only what follows the head: ``max(8, width)`` bytes a key; keys of mixed widths
-    keep the whole key and a 4-byte offset as well (``8 + len + 4``)."""
+def unique_sorted(keys: list[bytes]) -> list[bytes]:
+    """``keys`` sorted bytewise, in place, without duplicates (no set: a million keys would
+    add 32 MB)."""
+    keys.sort()
+    return _dedup(keys)
 
-    __slots__ = ("_blob", "_heads", "_offsets", "_width")
+
+def _dedup(ordered: list[_T]) -> list[_T]:
+    """A sorted list without its repeats (itself when it has none, the usual case)."""
+    if any(map(eq, ordered, islice(ordered, 1, None))):
+        return [k for k, _ in groupby(ordered)]
+    return ordered
+
+
+class SortedKeys:
+    """An immutable set of byte strings, sorted bytewise, with an array of their zero-padded
+    heads for the C ``bisect``: 4-byte heads (``array('I')``) for keys of one width up to 4
+    (IPv4 addresses: the head is the key), else 8-byte heads (``array('Q')``). Keys of one width
+    keep only what follows the head: ``max(head, width)`` bytes a key; keys of mixed widths keep
+    the whole key and a 4-byte offset as well (``8 + len + 4``)."""
+
+    __slots__ = ("_blob", "_heads", "_offsets", "_size", "_width")
 
     def __init__(self, keys: Iterable[bytes]) -> None:
-        ordered = sorted(set(keys))
+        self._build(unique_sorted(list(keys)))
+
+    @classmethod
+    def of_sorted(cls, ordered: list[bytes]) -> SortedKeys:
+        """From keys already sorted bytewise and unique (:func:`unique_sorted`)."""
+        self = cls.__new__(cls)
+        self._build(ordered)
+        return self
+
+    @classmethod
+    def of_ints(cls, values: Iterable[int], width: int) -> SortedKeys:
+        """Keys of ``width`` (at most 4) bytes given as big-endian integers, in any order: no
+        bytes object per key (a million IPv4 addresses in 4 MB)."""
+        if width > 4:
+            raise ValueError("of_ints takes keys of at most 4 bytes")
+        self = cls.__new__(cls)
+        ordered = sorted(values)  # Python ints for a moment: no in-place sort for an array
+        unique = _dedup(ordered)
+        self._width, self._size, self._offsets, self._blob = width, 4, None, b""
+        self._heads = array("I", unique if width == 4 else [v << (8 * (4 - width)) for v in unique])
+        return self
+
+    def _build(self, ordered: list[bytes]) -> None:
         widths = {len(k) for k in ordered}
         self._width: int | None = widths.pop() if len(widths) == 1 else (0 if not ordered else None)
+        self._size = 4 if self._width is not None and 0 < self._width <= 4 else _HEAD
         self._offsets: array[int] | None = None
-        self._heads = _heads(k[:_HEAD].ljust(_HEAD, b"\0") for k in ordered)
-        if self._width is not None:
-            self._blob = b"".join(k[_HEAD:] for k in ordered)  # empty up to 8 bytes a key
+        self._heads = _heads(ordered, self._size)
+        if self._width is not None and self._width <= _HEAD:
+            self._blob = b""  # the heads are the keys
+        elif self._width is not None:
+            self._blob = _joined(lambda a, b: (k[_HEAD:] for k in ordered[a:b]), len(ordered))
         else:
-            self._blob = b"".join(ordered)
+            self._blob = _joined(lambda a, b: ordered[a:b], len(ordered))
             code = "I" if len(self._blob) < 2**32 else "Q"
             self._offsets = array(code, accumulate(map(len, ordered), initial=0))
 
@@ -69,7 +121,7 @@ class SortedKeys:
         width = self._width
         if width is not None and len(key) != width:
             return False
-        head = _head(key)
+        head = _head(key, self._size)
         heads = self._heads
         lo = bisect_left(heads, head)
         if lo == len(heads) or heads[lo] != head:

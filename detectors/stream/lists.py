@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Iterable
+import sys
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
-from .keys import Ranges, SortedKeys
+from .keys import Ranges, SortedKeys, unique_sorted
 from .values import java_lower
 
 _HASH_HEX = {"md5": 32, "sha1": 40, "sha256": 64}
@@ -70,12 +73,22 @@ def _span(value: int, prefix: int, width: int) -> tuple[int, int]:
     return value & ~host, value | host
 
 
+_pton4 = partial(socket.inet_pton, socket.AF_INET)
+
+
+def _canonical(addr: Addr) -> str:
+    """The text ``inet_ntop`` writes for an address (what the intel parsers store)."""
+    return socket.inet_ntop(socket.AF_INET if len(addr) == 4 else socket.AF_INET6, addr)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class TypeList:
     """The values of one (feed, indicator type). ``text``: the values as looked up on a keyword
     field (lower-cased for caseless types; for hashes only those that are not lower-case hex
-    of the type's length, the others are in ``digests``); ``addrs``/``v4_nets``/``v6_nets``:
-    the ``ip``/``cidr`` values as an ip field compares them (IPv4 and IPv6 apart)."""
+    of the type's length, the others are in ``digests``; for ``ip`` with ``ip_text`` only those
+    that are not an address written canonically, the others are in ``addrs``/``addrs6``);
+    ``addrs``/``v4_nets``/``v6_nets``: the ``ip``/``cidr`` values as an ip field compares them
+    (IPv4 and IPv6 apart)."""
 
     type: str
     count: int
@@ -85,10 +98,15 @@ class TypeList:
     addrs6: SortedKeys | None = None
     v4_nets: Ranges | None = None
     v6_nets: Ranges | None = None
+    ip_text: bool = False
 
     def has_text(self, value: str) -> bool:
         if self.digests is not None and len(value) == _HASH_HEX[self.type] and _HEX.issuperset(value):
             return bytes.fromhex(value) in self.digests
+        if self.ip_text:  # every listed address was written canonically: addrs answer for them
+            addr = parse_addr(value)
+            if addr is not None and _canonical(addr) == value:
+                return self.has_addr(addr)
         if not self.text:
             return False
         return value.encode("utf-8", "surrogatepass") in self.text
@@ -108,29 +126,103 @@ class TypeList:
         return sum(p.nbytes() for p in parts if p is not None)
 
 
-def _encode(values: Iterable[str]) -> Iterable[bytes]:
-    return (v.encode("utf-8", "surrogatepass") for v in values)
+def _encode(value: str) -> bytes:
+    return value.encode("utf-8", "surrogatepass")
+
+
+class ListBuilder:
+    """One :class:`TypeList` built chunk by chunk: each chunk's strings become compact keys
+    (bytes, digests, integers) as it is added and can be dropped at once, so a million values
+    are never held as strings, keys and sorted copies all together."""
+
+    def __init__(self, type_: str, *, caseless: bool) -> None:
+        self.type, self.caseless, self.count = type_, caseless, 0
+        self._text: list[bytes] = []  # keyword-field keys (see TypeList.text)
+        self._digests: list[bytes] = []
+        self._v4 = array("I")  # canonical IPv4 addresses, as integers
+        self._v6: list[bytes] = []  # canonical IPv6 addresses
+        self._odd: list[tuple[Addr, bytes]] = []  # ip values not written canonically, and their text
+        self._nets: list[tuple[int, int, int]] = []
+
+    def add(self, values: Sequence[str]) -> None:
+        self.count += len(values)
+        if self.caseless:
+            self._text += [_encode(java_lower(v)) for v in values]
+        elif self.type in _HASH_HEX:
+            width = _HASH_HEX[self.type]
+            for v in values:
+                if len(v) == width and _HEX.issuperset(v):
+                    self._digests.append(bytes.fromhex(v))
+                else:
+                    self._text.append(_encode(v))
+        elif self.type == "ip":
+            self._add_ips(values)
+        else:
+            self._text += [_encode(v) for v in values]
+            if self.type == "cidr":
+                self._nets += [n for n in map(_network, values) if n is not None]
+
+    def _add_ips(self, values: Sequence[str]) -> None:
+        try:  # the usual chunk: IPv4 addresses written canonically, checked in C (map)
+            four = list(map(_pton4, values))
+        except OSError:
+            four = []
+        if not four or list(map(socket.inet_ntoa, four)) != list(values):
+            four = []
+            for v in values:
+                addr = parse_addr(v)
+                if addr is None:
+                    self._text.append(_encode(v))
+                elif _canonical(addr) != v:
+                    self._odd.append((addr, _encode(v)))
+                elif len(addr) == 4:
+                    four.append(addr)
+                else:
+                    self._v6.append(addr)
+        packed = array("I")
+        packed.frombytes(b"".join(four))  # big-endian words: one C call a chunk
+        if sys.byteorder == "little":
+            packed.byteswap()
+        self._v4.extend(packed)
+
+    def build(self) -> TypeList:
+        """The list; the builder is emptied (its intermediates freed)."""
+        t, count = self.type, self.count
+        if t == "ip":
+            return self._build_ips()
+        text = SortedKeys.of_sorted(unique_sorted(self._text))
+        self._text = []
+        if t in _HASH_HEX:
+            digests = SortedKeys.of_sorted(unique_sorted(self._digests))
+            self._digests = []
+            return TypeList(t, count, text, digests=digests)
+        if t == "cidr":
+            nets, self._nets = self._nets, []
+            v4 = Ranges(((a, b) for f, a, b in nets if f == 4), bits=32)
+            v6 = Ranges(((a, b) for f, a, b in nets if f == 6), bits=128)
+            return TypeList(t, count, text, v4_nets=v4, v6_nets=v6)
+        return TypeList(t, count, text)
+
+    def _build_ips(self) -> TypeList:
+        odd, self._odd = self._odd, []
+        if odd:  # some text is not its address's canonical text: every text is kept as it is
+            self._text += [b for _, b in odd]
+            self._text += [_encode(_canonical(i.to_bytes(4, "big"))) for i in self._v4]
+            self._text += [_encode(_canonical(a)) for a in self._v6]
+        ints, self._v4 = self._v4, array("I")
+        ints.extend(int.from_bytes(a, "big") for a, _ in odd if len(a) == 4)
+        addrs = SortedKeys.of_ints(ints, 4)
+        del ints
+        v6, self._v6 = self._v6, []
+        v6 += [a for a, _ in odd if len(a) == 16]
+        addrs6 = SortedKeys.of_sorted(unique_sorted(v6))
+        text = SortedKeys.of_sorted(unique_sorted(self._text))
+        self._text = []
+        return TypeList("ip", self.count, text, addrs=addrs, addrs6=addrs6, ip_text=not odd)
 
 
 def build_list(type_: str, values: list[str], *, caseless: bool) -> TypeList:
     """The in-memory list of one (feed, type) from its lookup chunks' ``values``."""
-    if caseless:
-        return TypeList(type_, len(values), SortedKeys(_encode(java_lower(v) for v in values)))
-    if type_ in _HASH_HEX:
-        width = _HASH_HEX[type_]
-        hexes = [v for v in values if len(v) == width and _HEX.issuperset(v)]
-        others = [v for v in values if not (len(v) == width and _HEX.issuperset(v))]
-        digests = SortedKeys(bytes.fromhex(v) for v in hexes)
-        return TypeList(type_, len(values), SortedKeys(_encode(others)), digests=digests)
-    text = SortedKeys(_encode(values))
-    if type_ == "ip":
-        addrs = [a for a in (parse_addr(v) for v in values) if a is not None]
-        ip4 = SortedKeys(a for a in addrs if len(a) == 4)
-        ip6 = SortedKeys(a for a in addrs if len(a) == 16)
-        return TypeList(type_, len(values), text, addrs=ip4, addrs6=ip6)
-    if type_ == "cidr":
-        nets = [n for n in (_network(v) for v in values) if n is not None]
-        v4 = Ranges(((a, b) for f, a, b in nets if f == 4), bits=32)
-        v6 = Ranges(((a, b) for f, a, b in nets if f == 6), bits=128)
-        return TypeList(type_, len(values), text, v4_nets=v4, v6_nets=v6)
-    return TypeList(type_, len(values), text)
+    builder = ListBuilder(type_, caseless=caseless)
+    builder.add(values)
+    return builder.build()

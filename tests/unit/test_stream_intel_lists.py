@@ -9,7 +9,7 @@ import random
 import pytest
 
 from detectors.stream.keys import Ranges, SortedKeys
-from detectors.stream.lists import build_list, parse_addr
+from detectors.stream.lists import ListBuilder, build_list, parse_addr
 from detectors.stream.values import java_lower as lucene_lower
 from detectors.stream.values import utf16_len
 
@@ -132,3 +132,66 @@ def test_networks_parse_as_ipaddress_does() -> None:
             addr = parse_addr(value)
             if addr is not None:
                 assert lst.has_addr(addr) == want, (text, value)
+
+
+def _ip_texts(rng: random.Random, n: int) -> list[str]:
+    out = [str(ipaddress.IPv4Address(rng.getrandbits(32))) for _ in range(n)]
+    out += [str(ipaddress.IPv6Address(rng.getrandbits(128))) for _ in range(n // 4)]
+    return out
+
+
+def _other_forms(value: str) -> list[str]:
+    """The same address written otherwise: upper-case, mapped, zero-padded, with a scope."""
+    ip = ipaddress.ip_address(value)
+    if ip.version == 4:
+        return [f"::ffff:{value}", "0" + value, value + " "]
+    return [value.upper(), ip.exploded, value + "%eth0"]
+
+
+@pytest.mark.parametrize("odd", [False, True])
+def test_ip_text_answers_as_a_set_of_the_strings(odd: bool) -> None:
+    # canonical addresses are answered from the address sets, not kept as text as well
+    rng = random.Random(11)
+    listed = [*_ip_texts(rng, 400), "not an ip", "10.0.0.1"]
+    if odd:  # a value not written canonically: every text is then kept as it is
+        listed += ["::ffff:192.0.2.9", "2001:DB8::9"]
+    lst = build_list("ip", listed, caseless=False)
+    assert lst.ip_text is not odd and (len(lst.text) == 1 if not odd else len(lst.text) == len(set(listed)))
+    probes = listed + [f for v in [*listed[:100], "192.0.2.9", "2001:db8::9"] for f in _other_forms(v)]
+    probes += [*_ip_texts(rng, 200), "", "10.0.0.01"]
+    for value in probes:
+        assert lst.has_text(value) == (value in listed), value
+
+
+def test_lists_built_chunk_by_chunk_equal_one_build() -> None:
+    rng = random.Random(12)
+    values = [*_ip_texts(rng, 900), "::ffff:10.1.2.3", "x", "10.0.0.1", "10.0.0.1"]
+    probes = values + _ip_texts(rng, 300) + [v.upper() for v in values[:50]]
+    addrs = {parse_addr(v) for v in values}
+    for type_, caseless in (("ip", False), ("domain", False), ("image_name", True)):
+        whole = build_list(type_, values, caseless=caseless)
+        builder = ListBuilder(type_, caseless=caseless)
+        for start in range(0, len(values), 97):
+            builder.add(values[start : start + 97])
+        parts = builder.build()
+        assert parts.count == whole.count == len(values) and parts.nbytes() == whole.nbytes()
+        for value in probes:
+            want = (lucene_lower(value) in {lucene_lower(v) for v in values}) if caseless else value in values
+            assert parts.has_text(lucene_lower(value) if caseless else value) == want, (type_, value)
+            addr = parse_addr(value)
+            if type_ == "ip" and addr is not None:
+                assert parts.has_addr(addr) == (addr in addrs), value
+
+
+def test_keys_of_four_bytes_and_integers() -> None:
+    rng = random.Random(13)
+    keys = {rng.randbytes(4) for _ in range(2000)}
+    ints = [int.from_bytes(k, "big") for k in keys] * 2  # repeats are dropped
+    for packed in (SortedKeys(keys), SortedKeys.of_ints(ints, 4)):
+        assert len(packed) == len(keys) and packed.nbytes() == 4 * len(keys)
+        for key in list(keys)[:500] + [rng.randbytes(4) for _ in range(500)] + [b"abc", b"abcde"]:
+            assert (key in packed) == (key in keys), key
+    short = SortedKeys.of_ints([1, 2, 0xFFFF], 2)
+    assert b"\0\1" in short and b"\xff\xff" in short and b"\0\3" not in short
+    with pytest.raises(ValueError):
+        SortedKeys.of_ints([1], 5)
