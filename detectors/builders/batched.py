@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from detectors.alerts import alert_id, alert_index_for, create_alerts, from_event
+from detectors.alerts import create_alerts
 from detectors.builders.context import RunContext, RunStats
 from detectors.builders.enrich import add_ancestry
+from detectors.builders.event_alert import event_alert, run_times
 from detectors.model import Rule
-from detectors.query import Window, events_pattern, iso, iter_pages, rule_query
+from detectors.query import Window, events_pattern, iter_pages, rule_query
 
 
 def union_window(windows: Sequence[Window]) -> Window:
@@ -67,16 +68,9 @@ def run_batch(
             src = hit["_source"]
             for name in hit.get("matched_queries") or ():
                 rule = rules[int(name)]
-                window = windows[rule.id]
                 stats[rule.id].hits += 1
-                aid = alert_id(rule.id, hit["_index"], hit["_id"])
-                doc = from_event(rule, hit, ctx.now, aid)
-                doc["alert"]["run"] = {
-                    "window_start": iso(window.start) if window.start else None,
-                    "window_end": iso(window.end),
-                }
                 owners.append(rule.id)
-                items.append((alert_index_for(ctx.prefix, src.get("@timestamp"), ctx.now), aid, doc))
+                items.append(event_alert(rule, hit, ctx.prefix, ctx.now, run_times(windows[rule.id])))
                 srcs.append(src)
         add_ancestry(ctx, [doc for _, _, doc in items], srcs)
         for rid, (_, aid, _), status in zip(owners, items, create_alerts(ctx.es, items), strict=True):

@@ -10,6 +10,7 @@ from typing import Any
 from detectors.alerts import alert_id, alert_index_for, from_event, write_alerts
 from detectors.builders.context import RunContext, RunStats, ms_to_iso
 from detectors.builders.enrich import add_ancestry, add_intel
+from detectors.builders.event_alert import event_alert, run_times
 from detectors.builders.groups import GroupRef, bucket_start, group_key, update_group_figures
 from detectors.model import Rule
 from detectors.postfilter import keeps
@@ -22,13 +23,10 @@ def _alert_for(
     rule: Rule, ctx: RunContext, hit: dict[str, Any]
 ) -> tuple[str, str, dict[str, Any], GroupRef | None]:
     """(alert id, index, document, suppression group) of one matching event."""
-    src = hit["_source"]
-    ts = src.get("@timestamp")
     sup = rule.suppression
-    group: GroupRef | None = None
-    if sup is not None:
-        key = group_key(src, sup.group_by)
-        start = bucket_start(ts, sup.window, ctx.now)
+    if sup is not None:  # one alert per group and window, its figures updated as events come
+        key = group_key(hit["_source"], sup.group_by)
+        start = bucket_start(hit["_source"].get("@timestamp"), sup.window, ctx.now)
         aid = alert_id(rule.id, "suppress", *key, start)
         doc = from_event(rule, hit, ctx.now, aid)
         bstart = datetime.fromtimestamp(start, tz=UTC)
@@ -41,15 +39,10 @@ def _alert_for(
         }
         index = alert_index_for(ctx.prefix, iso(bstart), ctx.now)
         group = GroupRef(aid, index, tuple(key), start)
-    else:
-        aid = alert_id(rule.id, hit["_index"], hit["_id"])
-        doc = from_event(rule, hit, ctx.now, aid)
-        index = alert_index_for(ctx.prefix, ts, ctx.now)
-    doc["alert"]["run"] = {
-        "window_start": iso(ctx.window.start) if ctx.window.start else None,
-        "window_end": iso(ctx.window.end),
-    }
-    return aid, index, doc, group
+        doc["alert"]["run"] = run_times(ctx.window)
+        return aid, index, doc, group
+    index, aid, doc = event_alert(rule, hit, ctx.prefix, ctx.now, run_times(ctx.window))
+    return aid, index, doc, None
 
 
 def _event_alerts(rule: Rule, ctx: RunContext, intel: bool) -> RunStats:

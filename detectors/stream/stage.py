@@ -25,10 +25,11 @@ from typing import Any
 import orjson
 from elasticsearch import Elasticsearch
 
-from detectors.alerts import alert_id, alert_index_for, create_alerts, from_event
+from detectors.alerts import alert_index_for, create_alerts
 from detectors.ancestry import DEFAULT_DEPTH
 from detectors.builders.context import RunContext
 from detectors.builders.enrich import add_ancestry, add_intel
+from detectors.builders.event_alert import event_alert
 from detectors.engine import error_text
 from detectors.model import Rule
 from detectors.query import Window, get_path, iso
@@ -181,22 +182,18 @@ class StreamStage:
         self.counts["alerts"] += sum(s != 409 for s in statuses)
 
     def _alerts(self, ready: list[Match], now: datetime) -> list[tuple[str, str, dict[str, Any]]]:
-        """(index, id, document) of every alert, as ``detectors.builders.events`` makes them."""
+        """(index, id, document) of every alert: ``event_alert``, as the scheduled engine's."""
         ctx = RunContext(self.es, self.prefix, now, Window(None, now), ancestry_depth=self.ancestry_depth)
         per_rule: dict[str, tuple[Rule, list[dict[str, Any]], list[dict[str, Any]]]] = {}
         items: list[tuple[str, str, dict[str, Any]]] = []
         srcs: list[dict[str, Any]] = []
         for m in ready:
             hit = {"_index": m.index, "_id": m.doc_id, "_source": m.doc}
+            # the run that made it: this event's ingestion (timing fields, as the schedule's)
+            run = {"window_start": get_path(m.doc, "event.ingested"), "window_end": iso(now)}
             for rule in m.rules:
-                aid = alert_id(rule.id, m.index, m.doc_id)
-                doc = from_event(rule, hit, now, aid)
-                # the run that made it: this event's ingestion (timing fields, as the schedule's)
-                doc["alert"]["run"] = {
-                    "window_start": get_path(m.doc, "event.ingested"),
-                    "window_end": iso(now),
-                }
-                items.append((alert_index_for(self.prefix, m.doc.get("@timestamp"), now), aid, doc))
+                index, aid, doc = event_alert(rule, hit, self.prefix, now, run)
+                items.append((index, aid, doc))
                 srcs.append(m.doc)
                 entry = per_rule.setdefault(rule.id, (rule, [], []))
                 entry[1].append(doc)

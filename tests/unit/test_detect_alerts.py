@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from detectors.alerts import alert_id, from_event, month_suffix
 from detectors.ancestry import Chain, Link
+from detectors.builders.event_alert import event_alert, run_times
 from detectors.builders.spread import _merge_hosts
 from detectors.engine import RunResult
 from detectors.loader import BUILTIN_DIR, load_rules
@@ -99,3 +100,30 @@ def test_run_result_line_and_json() -> None:
     assert r.line().startswith("rule x: ok window [-∞, 2026-11-27T12:00:00.000Z) hits=3 alerts=2")
     j = r.to_json()
     assert j["window"] == {"start": None, "end": "2026-11-27T12:00:00.000Z"} and j["alerts"] == 2
+
+
+def test_event_alert_is_the_one_per_event_alert() -> None:
+    """What the scheduled run, the batched Sigma run and the stream stage all write for one
+    matching event: the id of (rule, event index, event id), the month of the event's own
+    ``@timestamp``, ``from_event``'s document and the run's window."""
+    rule = _rule("intel-ip-connection")
+    src = {
+        "@timestamp": "2026-10-31T23:59:59.999Z",
+        "event": {"code": "3", "ingested": "2026-11-27T11:00:00.000Z"},
+    }
+    hit = {"_index": "p-events-2026.10", "_id": "ev1", "_source": src}
+    window = Window(datetime(2026, 11, 27, 10, 0, tzinfo=UTC), NOW)
+    index, aid, doc = event_alert(rule, hit, "p", NOW, run_times(window))
+    assert aid == alert_id("intel-ip-connection", "p-events-2026.10", "ev1")
+    assert index == "p-alerts-2026.10"  # the event's month, not the run's
+    expected = from_event(rule, hit, NOW, aid)
+    run = doc["alert"].pop("run")
+    assert doc == expected
+    assert run == {"window_start": "2026-11-27T10:00:00.000Z", "window_end": "2026-11-27T12:00:00.000Z"}
+    assert run_times(Window(None, NOW)) == {"window_start": None, "window_end": "2026-11-27T12:00:00.000Z"}
+    # the stream's run: this event's ingestion to now, copied (a shared dict is never aliased)
+    stream_run = {"window_start": src["event"]["ingested"], "window_end": "2026-11-27T12:00:00.000Z"}
+    _, aid2, doc2 = event_alert(rule, hit, "p", NOW, stream_run)
+    assert aid2 == aid and doc2["alert"]["run"] == stream_run and doc2["alert"]["run"] is not stream_run
+    # no @timestamp: this month's index
+    assert event_alert(rule, {**hit, "_source": {}}, "p", NOW, stream_run)[0] == "p-alerts-2026.11"
