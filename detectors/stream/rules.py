@@ -155,15 +155,42 @@ class StreamRules:
         rules that need intel are left out when ``intel`` is None."""
         found = self._python_matches(doc, intel)
         if self._native is not None:
-            found += self._native.match_json(orjson.dumps(doc))
+            found += self._native_one(orjson.dumps(doc), doc)
         return [self.supported[i] for i in sorted(found)]
+
+    def _native_one(self, source: bytes, doc: dict[str, Any]) -> list[int]:
+        """The native rules' answer for one document; one its JSON reader refuses (nesting
+        deeper than 128, which the shipper's JSON allows) is answered by their Python predicates."""
+        assert self._native is not None
+        try:
+            return self._native.match_json(source)
+        except ValueError:
+            codes = set(self._codes(doc))
+            ctx = Context(None)
+            return [
+                i
+                for i in self._native.positions
+                if (
+                    not self.supported[i].filter.event_codes
+                    or codes & set(self.supported[i].filter.event_codes)
+                )
+                and self._preds[i].test(doc, ctx)
+            ]
 
     def match_items(
         self, items: Sequence[bytes], docs: Sequence[dict[str, Any]], intel: IntelMemory | None
     ) -> list[list[Rule]]:
         """``match`` for each bulk item (``action\nsource``) and its parsed source: the native
         rules read the item's bytes as they are."""
-        natives = self._native.match_items(items) if self._native is not None else [[] for _ in items]
+        natives: list[list[int]] = [[] for _ in items]
+        if self._native is not None:
+            try:
+                natives = self._native.match_items(items)
+            except ValueError:  # one item the native reader refuses: each on its own
+                natives = [
+                    self._native_one(item[item.index(b"\n") + 1 :], doc)
+                    for item, doc in zip(items, docs, strict=True)
+                ]
         out = []
         for doc, found in zip(docs, natives, strict=True):
             both = self._python_matches(doc, intel) + found

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import orjson
 import pytest
 
 from detectors.loader import BUILTIN_DIR, load_rules
@@ -351,3 +352,27 @@ def test_values_are_read_as_elasticsearch_indexes_them(
 
 def _code(doc: dict[str, Any]) -> str:
     return str(doc.get("event.code") or doc["event"]["code"])
+
+
+def test_a_document_the_native_reader_refuses_is_answered_in_python() -> None:
+    # nesting deeper than serde_json's limit (128): the shipper's JSON allows it
+    deep: dict[str, Any] = {}
+    cur = deep
+    for _ in range(200):
+        cur["x"] = {}
+        cur = cur["x"]
+    doc = {**_doc(process__name="cmd.exe"), "deep": deep}
+    rule = _rule("process.name:cmd.exe")
+    compiled = StreamRules.compile([rule])
+    assert compiled.native_count == 1
+    native = compiled._native
+    assert native is not None
+    with pytest.raises(ValueError, match="recursion limit"):
+        native.match_json(orjson.dumps(doc))
+    assert compiled.match(doc, None) == [rule]
+    item = b'{"create":{}}\n' + orjson.dumps(doc)
+    plain = b'{"create":{}}\n' + orjson.dumps(_doc(process__name="cmd.exe"))
+    other = b'{"create":{}}\n' + orjson.dumps(_doc(process__name="x.exe"))
+    docs = [doc, _doc(process__name="cmd.exe"), _doc(process__name="x.exe")]
+    assert compiled.match_items([item, plain, other], docs, None) == [[rule], [rule], []]
+    assert not compiled.match({**_doc("3", process__name="cmd.exe"), "deep": deep}, None)
