@@ -33,10 +33,12 @@ from elastic_transport import ConnectionError as TransportConnectionError
 
 from detectors.builders.batched import run_batch, union_window
 from detectors.builders.context import RunContext, RunStats
+from detectors.builders.inprocess import run_in_process
 from detectors.engine import Engine, RunResult, error_text, failure_text, ok_result, ok_state
 from detectors.heartbeat import BatchHeartbeat
 from detectors.model import Rule
 from detectors.query import Window, alerts_pattern
+from detectors.stream.rules import StreamRules
 
 _FIELD = re.compile(r"(?<!\\):")
 _OPERATOR = re.compile(r"\s(?:OR|AND)\s")
@@ -145,7 +147,8 @@ def _run_locked(engine: Engine, rules: Sequence[Rule], now: datetime, t0: float)
     )
     outcomes: dict[str, RunStats | Exception] = {}
     created: set[str] = set()
-    batches = plan(todo, opts.batch_size, opts.batch_clauses)
+    rest = _in_process(todo, windows, ctx, created, outcomes) if opts.batch_in_process else todo
+    batches = plan(rest, opts.batch_size, opts.batch_clauses)
     with ThreadPoolExecutor(max_workers=max(1, opts.batch_workers), thread_name_prefix="batch") as pool:
         for _ in pool.map(lambda b: _search(b, windows, ctx, created, outcomes), batches):
             pass
@@ -166,6 +169,33 @@ def _run_locked(engine: Engine, rules: Sequence[Rule], now: datetime, t0: float)
             results[rule.id] = ok_result(rule.id, w, outcome, duration)
     engine.store.put_many(done)
     return results
+
+
+def _in_process(
+    todo: list[Rule],
+    windows: dict[str, Window],
+    ctx: RunContext,
+    created: set[str],
+    outcomes: dict[str, RunStats | Exception],
+) -> list[Rule]:
+    """Run the rules the native matcher takes in this process (one read of their windows'
+    events); the rules left for the Lucene batches: the others, or all of them if the read or a
+    write failed (a connection error fails them at once, as in a batch)."""
+    try:
+        matcher = StreamRules.compile(todo)
+    except Exception:  # (a bug in the matcher: the node answers instead)
+        return todo
+    native = matcher.native_ids()
+    mine = [r for r in todo if r.id in native]
+    if not mine:
+        return todo
+    try:
+        outcomes.update(run_in_process(mine, windows, ctx, created, matcher))
+    except TransportConnectionError as exc:
+        outcomes.update((r.id, exc) for r in mine)
+    except Exception:
+        return todo
+    return [r for r in todo if r.id not in native]
 
 
 def _search(

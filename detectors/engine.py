@@ -49,6 +49,9 @@ class EngineOptions:
     batch_clauses: int = DEFAULT_BATCH_CLAUSES
     #: batches searched at the same time
     batch_workers: int = 2
+    #: batchable rules the native stream matcher runs are matched in this process over one read
+    #: of their windows' events (detectors/builders/inprocess.py) instead of Lucene batches
+    batch_in_process: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -135,6 +135,7 @@ def iter_pages(
     page_size: int = PAGE_SIZE,
     sort: Sequence[Any] = ("_shard_doc",),
     skip_shards: bool = False,
+    docvalue_fields: Sequence[Any] = (),
 ) -> Iterator[list[dict[str, Any]]]:
     """Every hit of ``query`` in ``index``, page by page, with a point-in-time and
     ``search_after`` (sorted by ``_shard_doc``, the cheapest total order, unless ``sort`` asks
@@ -162,6 +163,8 @@ def iter_pages(
                 kwargs["pre_filter_shard_size"] = 1
             if source is not None:
                 kwargs["source"] = source if isinstance(source, bool) else list(source)
+            if docvalue_fields:
+                kwargs["docvalue_fields"] = list(docvalue_fields)
             if after is not None:
                 kwargs["search_after"] = after
             resp = es.search(**kwargs)

@@ -72,13 +72,27 @@ def run_batch(
                 owners.append(rule.id)
                 items.append(event_alert(rule, hit, ctx.prefix, ctx.now, run_times(windows[rule.id])))
                 srcs.append(src)
-        add_ancestry(ctx, [doc for _, _, doc in items], srcs)
-        for rid, (_, aid, _), status in zip(owners, items, create_alerts(ctx.es, items), strict=True):
-            if status != 409:
-                created.add(aid)
-                stats[rid].alerts += 1
-            elif aid in created:
-                stats[rid].alerts += 1
-            else:
-                stats[rid].duplicates += 1
+        write_alerts(ctx, owners, items, srcs, stats, created)
     return stats
+
+
+def write_alerts(
+    ctx: RunContext,
+    owners: Sequence[str],
+    items: list[tuple[str, str, dict[str, Any]]],
+    srcs: list[dict[str, Any]],
+    stats: Mapping[str, RunStats],
+    created: set[str],
+) -> None:
+    """Add ancestry to a page's alerts (``owners[i]``: the rule of ``items[i]``, made from
+    ``srcs[i]``), write them and count them per rule: an alert this run created before (an
+    earlier, failed attempt) counts as an alert again, any other 409 as a duplicate."""
+    add_ancestry(ctx, [doc for _, _, doc in items], srcs)
+    for rid, (_, aid, _), status in zip(owners, items, create_alerts(ctx.es, items), strict=True):
+        if status != 409:
+            created.add(aid)
+            stats[rid].alerts += 1
+        elif aid in created:
+            stats[rid].alerts += 1
+        else:
+            stats[rid].duplicates += 1

@@ -83,6 +83,28 @@ def _compile(rule: Rule) -> Pred:
     return all_of(parts)
 
 
+#: rule objects compiled before, with their predicate or why not (a daemon's batched passes
+#: compile the same rules every few minutes; luqum parsing is most of the cost)
+_MEMO: dict[int, tuple[Rule, Pred | str]] = {}
+_MEMO_MAX = 20_000
+
+
+def _compiled(rule: Rule) -> Pred:
+    got = _MEMO.get(id(rule))
+    if got is None or got[0] is not rule:
+        value: Pred | str
+        try:
+            value = _compile(rule)
+        except Unsupported as exc:
+            value = str(exc)
+        if len(_MEMO) >= _MEMO_MAX:
+            _MEMO.clear()
+        got = _MEMO[id(rule)] = (rule, value)
+    if isinstance(got[1], str):
+        raise Unsupported(got[1])
+    return got[1]
+
+
 class StreamRules:
     """The supported rules, their predicates and the prefilter that picks which to evaluate."""
 
@@ -114,6 +136,11 @@ class StreamRules:
         """How many rules the native core evaluates."""
         return len(self._preds) - len(self._python)
 
+    def native_ids(self) -> frozenset[str]:
+        """The ids of the rules the native core evaluates."""
+        python = set(self._python)
+        return frozenset(r.id for i, r in enumerate(self.supported) if i not in python)
+
     @classmethod
     def compile(cls, rules: Sequence[Rule], *, prefilter: bool = True, native: bool = True) -> StreamRules:
         """``prefilter=False``: evaluate every rule of the event's code (to check the prefilter);
@@ -126,7 +153,7 @@ class StreamRules:
                 unsupported[rule.id] = NEEDS_HISTORY
                 continue
             try:
-                preds.append(_compile(rule))
+                preds.append(_compiled(rule))
             except Unsupported as exc:
                 unsupported[rule.id] = str(exc)
                 continue

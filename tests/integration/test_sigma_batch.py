@@ -1,4 +1,5 @@
-"""Sigma rules run as batches on the real node give exactly what running them one by one gives:
+"""Sigma rules run as batches on the real node (matched in process by the native stream matcher, or
+as named Lucene clauses) give exactly what running them one by one gives:
 the same alerts (same ``_id``, same documents but for the times of the run), the same per-rule
 counts, checkpoints and leases; a broken rule in a batch fails alone; a batch pages past its
 page size; each rule keeps its own window; a rerun adds nothing."""
@@ -13,12 +14,14 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch
 
+import detectors.batch
 from detectors.batch import batchable, run_batched
 from detectors.engine import RunResult
 from detectors.model import Filter, Rule
 from detectors.query import iso
 from detectors.sigma.loading import load_sigma
 from detectors.state import RuleState, StateStore, parse_time
+from detectors.stream.rules import StreamRules
 from shipper.pipeline import iter_documents
 from shipper.sink import BulkSink
 from tests.integration.test_detect_support import alerts, ensure_templates, index_docs, make_engine
@@ -54,7 +57,18 @@ def shipped(es: Elasticsearch) -> Iterator[Shipped]:
             sink.add(item.doc, f"{prefix}-events-all", item.doc_id, (item.source, item.seq))
     es.indices.refresh(index=f"{prefix}-events-*")
     rules = [c.rule for c in load_sigma([shared_dir() / "data" / "sigma" / "rules" / "windows"]) if c.rule]
-    batched = _ok(make_engine(es, prefix, rules).run(only_due=False))
+    native = StreamRules.compile(rules).native_ids()
+    assert len(native) > 1500
+    real = detectors.batch.run_batch
+
+    def lucene_only(batch: list[Rule], *args: Any) -> Any:
+        # a rule the native matcher runs must run in process, never fall back here silently
+        assert not native & {r.id for r in batch}, "a native rule went to a Lucene batch"
+        return real(batch, *args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(detectors.batch, "run_batch", lucene_only)
+        batched = _ok(make_engine(es, prefix, rules).run(only_due=False))
     yield Shipped(prefix, rules, batched, _by_id(es, prefix))
     _drop(es, f"{prefix}-*")
 
@@ -110,6 +124,19 @@ def test_batched_run_equals_rule_by_rule(es: Elasticsearch, shipped: Shipped) ->
     assert sum(r.alerts for r in again.values()) == 0
     assert sum(r.duplicates for r in again.values()) == sum(r.alerts for r in single.values())
     assert _by_id(es, prefix) == expected
+
+
+def test_lucene_batches_equal_the_in_process_run(es: Elasticsearch, shipped: Shipped) -> None:
+    # the fixture's run matched in process; the same rules as named Lucene clauses on the node
+    prefix, batched = shipped.prefix, shipped.batched
+    chosen = shipped.firing() + [r for r in shipped.rules if not batched[r.id].alerts][::40]
+    wanted = {r.id for r in chosen}
+    _forget_runs(es, prefix)
+    lucene = _ok(make_engine(es, prefix, chosen, batch_in_process=False).run(only_due=False))
+    assert _by_id(es, prefix) == {k: v for k, v in shipped.alerts.items() if v["rule"]["id"] in wanted}
+    for r in chosen:
+        one, many = lucene[r.id], batched[r.id]
+        assert (one.hits, one.alerts, one.duplicates) == (many.hits, many.alerts, many.duplicates), r.id
 
 
 def test_a_broken_rule_fails_alone(es: Elasticsearch, shipped: Shipped) -> None:
