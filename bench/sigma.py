@@ -9,9 +9,13 @@ index with ``event.ingested`` spread over the last ``events / --rate`` seconds (
 per second, default 1,000), as a live feed would leave them.
 
 1. **full pass**: the batched engine (leases, windows, alerts with ancestry, states) over every
-   event: rules × events per second.
+   event: rules × events per second. The engine's default: the rules the native stream matcher
+   runs are matched in process over one read of the events (``detectors/builders/inprocess.py``),
+   the others as Lucene batches.
 2. **scheduled pass**: the same rules from a fresh state over the last ``--pass-seconds``
-   (default 300: 5 minutes at 1,000 events/s), the time one scheduled pass takes.
+   (default 300: 5 minutes at 1,000 events/s), the time one scheduled pass takes; then the same
+   pass with every rule as named Lucene clauses (``batch_in_process=False``), side by side, and
+   with ``--lucene-full`` the full pass that way too.
 3. **rule by rule** (the path before batching): ``--single-rules`` rules run one search each
    over the 5 minutes, timed and scaled to all rules.
 4. **SQLite baseline**: every rule the SQLite backend converts (or ``--baseline-rules`` of them,
@@ -227,6 +231,16 @@ def passes(
         f"scheduled pass, batched, last {a.pass_seconds}s (~{window_events:,} events): {secs:.1f}s"
         f" ({summary(results)})"
     )
+    lucene = replace(recent, batch_in_process=False)
+    l_secs, l_results = timed_pass(es, prefix, rules, lucene, now)
+    log(f"  the same pass as Lucene batches: {l_secs:.1f}s ({summary(l_results)})")
+    log(f"  in process is {l_secs / secs:.1f}x faster")
+    if a.lucene_full:
+        f_secs, f_results = timed_pass(es, prefix, rules, replace(opts, batch_in_process=False), now)
+        f_rate = len(rules) * n / f_secs / 1e6
+        log(
+            f"full pass as Lucene batches: {f_secs:.1f}s ({summary(f_results)}), {f_rate:,.1f}M rule×events/s"
+        )
     if a.single_rules:
         sample = rules[:: max(1, len(rules) // a.single_rules)][: a.single_rules]
         single = replace(recent, batch_size=1)
@@ -259,6 +273,7 @@ def main() -> None:
     parser.add_argument("--single-rules", type=int, default=100, help="rules timed one by one (0: none)")
     parser.add_argument("--baseline-rules", type=int, default=None, help="SQLite: only the first N rules")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--lucene-full", action="store_true", help="also the full pass as Lucene batches")
     parser.add_argument("--shared", default=None, help="the shared folder (SYSMON_SHARED_DIR, ../shared)")
     args = parser.parse_args()
     args.shared = args.shared or os.environ.get("SYSMON_SHARED_DIR") or str(REPO.parent / "shared")
