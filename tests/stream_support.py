@@ -19,9 +19,11 @@ def alerts(es: Elasticsearch, prefix: str) -> dict[str, dict[str, Any]]:
     """Every alert of ``prefix`` by id (``_index`` kept in the document under ``_index``)."""
     es.options(ignore_status=404).indices.refresh(index=f"{prefix}-alerts-*")
     resp = es.options(ignore_status=404).search(
-        index=f"{prefix}-alerts-*", size=10_000, query={"match_all": {}}, ignore_unavailable=True
-    )
+        index=f"{prefix}-alerts-*", size=10_000, query={"match_all": {}}, ignore_unavailable=True,
+        track_total_hits=True,
+    )  # fmt: skip
     hits = resp.get("hits", {}).get("hits", [])
+    assert len(hits) == resp.get("hits", {}).get("total", {}).get("value", 0), "more alerts than one page"
     return {h["_id"]: h["_source"] | {"_index": h["_index"]} for h in hits}
 
 
@@ -55,13 +57,18 @@ def assert_schedule_agrees(
     es: Elasticsearch, prefix: str, rules: list[Rule], streamed: dict[str, dict[str, Any]]
 ) -> None:
     """A scheduled run after the stream run adds nothing; the scheduled engine alone, from
-    scratch, writes the same alerts (same ids, same documents up to the timing fields)."""
+    scratch, writes the same alerts (same ids, same documents up to the timing fields).
+
+    The first run shows that no rule finds an alert the stream did not write, so the second,
+    which compares documents, runs only the rules that fired (with every SigmaHQ rule loaded,
+    a small part of them: the CI's time)."""
     results = scheduled_run(es, prefix, rules)
     assert sum(r.alerts for r in results) == 0
     assert sum(r.duplicates for r in results) == len(streamed)
     assert alerts(es, prefix).keys() == streamed.keys()
     forget_alerts(es, prefix)
-    scheduled_run(es, prefix, rules)
+    fired = {d["rule"]["id"] for d in streamed.values()}
+    scheduled_run(es, prefix, [r for r in rules if r.id in fired])
     scheduled = alerts(es, prefix)
     assert scheduled.keys() == streamed.keys()
     for aid, doc in streamed.items():
