@@ -98,8 +98,9 @@ def _filler(record: int) -> bytes:
             "LogonGuid": "{7d3c1a00-0000-4000-8000-0000000000e7}", "LogonId": "0x3e7",
             "TerminalSessionId": "0", "IntegrityLevel": "System", "Hashes": "SHA256=" + "EF" * 32,
             "ParentProcessGuid": PARENT, "ParentProcessId": "3100",
-            "ParentImage": "C:\\Windows\\explorer.exe", "ParentCommandLine": "C:\\Windows\\Explorer.EXE",
-            "ParentUser": "CORP\\alice",
+            # svchost's own parent: under explorer.exe two SigmaHQ rules fire on every start
+            "ParentImage": "C:\\Windows\\System32\\services.exe",
+            "ParentCommandLine": "C:\\Windows\\system32\\services.exe", "ParentUser": "NT AUTHORITY\\SYSTEM",
         })  # fmt: skip
     if kind == 1:
         return nxlog_line(22, record, now, {
