@@ -23,6 +23,7 @@ rule, with everything a rule's own run (:meth:`detectors.engine.Engine.run_rule`
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ from detectors.model import Rule
 from detectors.query import Window, alerts_pattern
 from detectors.stream.rules import StreamRules
 
+log = logging.getLogger(__name__)
 _FIELD = re.compile(r"(?<!\\):")
 _OPERATOR = re.compile(r"\s(?:OR|AND)\s")
 
@@ -184,6 +186,7 @@ def _in_process(
     try:
         matcher = StreamRules.compile(todo)
     except Exception:  # (a bug in the matcher: the node answers instead)
+        log.warning("in-process matching unavailable; Lucene batches instead", exc_info=True)
         return todo
     native = matcher.native_ids()
     mine = [r for r in todo if r.id in native]
@@ -193,7 +196,8 @@ def _in_process(
         outcomes.update(run_in_process(mine, windows, ctx, created, matcher))
     except TransportConnectionError as exc:
         outcomes.update((r.id, exc) for r in mine)
-    except Exception:
+    except Exception as exc:
+        log.warning("in-process run of %d rules failed (%s); Lucene batches", len(mine), error_text(exc))
         return todo
     return [r for r in todo if r.id not in native]
 
