@@ -30,6 +30,11 @@ def union_window(windows: Sequence[Window]) -> Window:
     return Window(start, max(w.end for w in windows))
 
 
+def union_codes(rules: Sequence[Rule]) -> list[str]:
+    """Every event code of ``rules``, in numeric order."""
+    return sorted({c for r in rules for c in r.filter.event_codes}, key=lambda c: (len(c), c))
+
+
 def batch_query(ctx: RunContext, rules: Sequence[Rule], windows: Mapping[str, Window]) -> dict[str, Any]:
     """One query for ``rules``: clause ``str(i)`` is rule ``i``'s own query within its own window."""
     named: list[dict[str, Any]] = []
@@ -37,7 +42,7 @@ def batch_query(ctx: RunContext, rules: Sequence[Rule], windows: Mapping[str, Wi
         q = rule_query(ctx.es, rule, ctx.prefix, window=windows[rule.id])
         q["bool"]["_name"] = str(i)
         named.append(q)
-    codes = sorted({c for r in rules for c in r.filter.event_codes}, key=lambda c: (len(c), c))
+    codes = union_codes(rules)
     outer = union_window([windows[r.id] for r in rules])
     return {
         "bool": {

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from detectors.builders.batched import union_window, write_alerts
+from detectors.builders.batched import union_codes, union_window, write_alerts
 from detectors.builders.context import RunContext, RunStats
 from detectors.builders.event_alert import event_alert, run_times
 from detectors.model import Rule
@@ -43,8 +43,7 @@ def events_query(rules: Sequence[Rule], windows: Mapping[str, Window]) -> dict[s
     """The events any of ``rules`` may match: the union of their windows and event codes."""
     filters: list[dict[str, Any]] = [union_window([windows[r.id] for r in rules]).clause()]
     if all(r.filter.event_codes for r in rules):
-        codes = sorted({c for r in rules for c in r.filter.event_codes}, key=lambda c: (len(c), c))
-        filters.append({"terms": {"event.code": codes}})
+        filters.append({"terms": {"event.code": union_codes(rules)}})
     return {"bool": {"filter": filters}}
 
 
