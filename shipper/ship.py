@@ -12,6 +12,7 @@ checkpoints, ``shipper.checkpointing``.
 from __future__ import annotations
 
 import gc
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -121,23 +122,26 @@ class Shipper:
 
     # ---------------------------------------------------------------- planning
 
-    def plan(self, path: str) -> tuple[str, int, FileIdentity | None]:
-        """``(decision, records to skip, identity)`` for one source."""
-        ident = self._identity(path)
+    def plan(self, path: str, through: str | None = None) -> tuple[str, int, FileIdentity | None]:
+        """``(decision, records to skip, identity)`` for one source (``through``: see
+        ``ship_source``)."""
+        ident = self._identity(path, through)
         if ident is None or self.from_start:
             return "new", 0, ident
         previous = self.store.load(path)
         head = previous.head() if previous is not None else None
         changed = previous is not None and (previous.size, previous.mtime_ns) != (ident.size, ident.mtime_ns)
-        decision, skip = decide(previous, ident, head_kept=head is None or not changed or head.still(path))
+        kept = head is None or not changed or head.still(through or path)
+        decision, skip = decide(previous, ident, head_kept=kept)
         return decision, skip, ident
 
     @staticmethod
-    def _identity(path: str) -> FileIdentity | None:
+    def _identity(path: str, through: str | None = None) -> FileIdentity | None:
+        """``path``'s identity, stat'ed through ``through`` when given."""
         if path == STDIN:
             return None
         try:
-            return FileIdentity.of(path)
+            return FileIdentity.of_stat(path, os.stat(through or path))
         except OSError as exc:
             raise InputError(f"cannot stat: {exc.strerror or exc}", source=path) from exc
 
@@ -157,15 +161,16 @@ class Shipper:
         start: ResumePoint | None,
         persist: bool = True,
         label: str | None = None,
+        through: str | None = None,
     ) -> Read | int:
         """Plan one source: the records of a finished source, which is skipped, or what to read
         (its state registered for acknowledgements). A ``skip`` given is the caller's decision
         (watch compares inode, size and head itself, and knows better than a checkpoint still
         being written)."""
         if skip is None and persist:
-            decision, planned, ident = self.plan(path)
+            decision, planned, ident = self.plan(path, through)
         else:
-            decision, planned, ident = "new", 0, self._identity(path)
+            decision, planned, ident = "new", 0, self._identity(path, through)
         if skip is None:
             if decision == "done":
                 self.summary.skipped_sources += 1
@@ -190,7 +195,7 @@ class Shipper:
                 # Another content under the same name (rotated, rewritten): the last read's
                 # acknowledgements must not land on this read's records.
                 self.sink.flush()
-        cp = self._checkpoint(path, ident, acked, point, persist)
+        cp = self._checkpoint(path, ident, acked, point, persist, through)
         st = SourceState(path, cp, Watermark(acked), point=point, persist=persist and ident is not None)
         if ends is not None:
             st.ends = ends  # (shared) the resume points of the last read's documents still waiting
@@ -201,18 +206,23 @@ class Shipper:
         if start is not None:
             self._read_points[path] = start
         self.summary.sources += 1
-        return Read(st, SourceRead(path, skip, start, label), last=skip)
+        return Read(st, SourceRead(path, skip, start, label, through), last=skip)
 
     @staticmethod
     def _checkpoint(
-        path: str, ident: FileIdentity | None, skip: int, start: ResumePoint | None, persist: bool
+        path: str,
+        ident: FileIdentity | None,
+        skip: int,
+        start: ResumePoint | None,
+        persist: bool,
+        through: str | None = None,
     ) -> Checkpoint:
         """The checkpoint a read starts from: ``skip`` records acknowledged, and the head of the
         file as it is before the read (see ``Head``)."""
         if ident is None:
             return Checkpoint(path=STDIN, size=0, mtime_ns=0, inode=0, device=0, acked=skip)
         cp = replace(Checkpoint.start(ident), acked=skip)
-        head = Head.of(path) if persist else None
+        head = Head.of(through or path) if persist else None
         if head is not None:
             cp = replace(cp, head_length=head.length, head_digest=head.digest)
         if start is not None:
@@ -231,6 +241,7 @@ class Shipper:
         on_item: Callable[[Item], None] | None = None,
         persist: bool = True,
         label: str | None = None,
+        through: str | None = None,
     ) -> ReadResult:
         """Ship one source (resuming per its checkpoint unless ``skip`` is given).
 
@@ -242,8 +253,11 @@ class Shipper:
 
         ``persist`` False: no checkpoint is kept for ``path`` (a handle's ``/proc/self/fd/N``);
         ``label``: what error documents call it then (the name the file had).
+        ``through``: read (and stat) the file through this, an open handle's ``/proc/self/fd/N``,
+        while its checkpoint, acknowledgements and ``log.file.path`` stay ``path``'s: watch reads
+        the file it stat'ed even when the name was rotated to another one meanwhile.
         """
-        read = self._open(path, skip, start, persist=persist, label=label)
+        read = self._open(path, skip, start, persist=persist, label=label, through=through)
         if isinstance(read, int):
             return ReadResult(read)
         options = replace(self.options, hold_last_error=True) if hold_last_error else self.options

@@ -22,12 +22,20 @@ from shipper.readers.options import ReadOptions as ReadOptions  # re-exported: a
 class SourceRead:
     """One source to read: skip its first ``skip`` records (already acknowledged), starting
     at ``start`` when a resume point is known; ``label``: what its error documents call it (a
-    file read through this process's ``/proc/self/fd/N`` after it left its folder)."""
+    file read through this process's ``/proc/self/fd/N`` after it left its folder);
+    ``through``: read the bytes through this handle's path instead of ``path`` (watch holds the
+    file it stat'ed, whatever the name holds by the time it is read)."""
 
     path: str
     skip: int = 0
     start: ResumePoint | None = None
     label: str | None = None
+    through: str | None = None
+
+    @property
+    def opened(self) -> str:
+        """What is opened to read the source."""
+        return self.through or self.path
 
     @property
     def base(self) -> int:

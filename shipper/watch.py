@@ -14,6 +14,10 @@ is stat'ed. A file is known by its inode, not its name:
   this process holds on it (``/proc/self/fd/N``), then followed there until it has been quiet for
   ``orphan_grace`` seconds, and closed.
 
+Every read goes through the handle on the inode that was stat'ed, so a name rotated between the
+look and the read is never read with another file's skip. A file that cannot be read is counted
+(``unreadable_source``) and the watch goes on.
+
 Duplicates are harmless (deterministic ``_id`` + ``create``). A read error on the very last record
 of a pass is a line still being written: it is held back (not shipped, not acknowledged) until the
 file grows. A partial batch is sent once its oldest document waited ``flush_interval`` seconds.
@@ -165,6 +169,8 @@ class Watcher:
         fd = seen.fd if seen is not None else None
         if fd is None and self.max_handles > 0:
             fd = self._open(path, ident)
+            if fd is None:
+                return  # renamed or replaced since the look: the next look follows it
         where = fd if fd is not None else path
         if seen is not None:  # the same inode (``_look``)
             if ident.size >= seen.ident.size and (seen.head is None or seen.head.still(where)):
@@ -173,7 +179,16 @@ class Watcher:
                 skip = 0  # truncated, or rewritten larger: start over
         head = Head.of(where)  # before the read
         sh.progress.source_started(path, index, index)
-        done = sh.ship_source(path, skip=skip, start=start, hold_last_error=True)
+        # Through the handle: the inode stat'ed, even if the name was rotated since the look.
+        through = f"{_FD_ROOT}/{fd}" if fd is not None else None
+        try:
+            done = sh.ship_source(path, skip=skip, start=start, hold_last_error=True, through=through)
+        except InputError as exc:
+            # One unreadable file (a form no reader knows, gone without a handle) must not stop
+            # the watch: counted with its reason, and not tried again until it changes.
+            sh.stats.error("unreadable_source", str(exc))
+            self._seen[path] = _Seen(ident, 0, False, None, head, fd, time.monotonic())
+            return
         point = sh.read_point(path)
         self._seen[path] = _Seen(ident, done.records, done.held_back, point, head, fd, time.monotonic())
         sh.forget_source(path)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from elasticsearch import Elasticsearch
+from elasticsearch import ApiError, Elasticsearch
 
 SHIP = [sys.executable, "-c", "from shipper.cli import main; main()"]
 EVENTS = 20_000
@@ -39,9 +39,20 @@ def run(args: list[str], url: str, check: bool = True) -> subprocess.CompletedPr
 
 
 def count(es: Elasticsearch, prefix: str) -> int:
-    es.options(ignore_status=404).indices.refresh(index=f"{prefix}-events*")
-    resp = es.options(ignore_status=404).count(index=f"{prefix}-events")
-    return int(resp.get("count", 0))
+    for _ in range(3):
+        es.options(ignore_status=404).indices.refresh(index=f"{prefix}-events*")
+        try:
+            resp = es.options(ignore_status=404).count(index=f"{prefix}-events")
+        except ApiError as exc:
+            if exc.status_code != 503:
+                raise
+            # a new monthly index whose shard has not started yet (a busy machine): wait for it
+            es.options(ignore_status=[404, 408]).cluster.health(
+                index=f"{prefix}-events*", wait_for_status="yellow", timeout="30s"
+            )
+            continue
+        return int(resp.get("count", 0))
+    raise AssertionError(f"{prefix}-events: shards did not start")
 
 
 def acked(state: Path) -> int:

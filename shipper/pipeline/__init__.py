@@ -65,10 +65,11 @@ def stream(
     ``workers`` > 1 reads and maps that many sources at once in worker processes (None: one per
     core, when there are several sources). The documents, ids, order and stats are exactly those
     of ``workers=1``, and memory stays bounded. Standard input, a single source, or a source
-    with a ``label`` (read through this process's ``/proc/self/fd/N``) is read here."""
+    read through a handle (``label`` or ``through``: this process's ``/proc/self/fd/N``) is read
+    here."""
     st = stats if stats is not None else Stats()
     paths = [r.path for r in reads]
-    count = 1 if any(r.label for r in reads) else effective_workers(workers, paths)
+    count = 1 if any(r.label or r.through for r in reads) else effective_workers(workers, paths)
     if count > 1:
         yield from parallel_events(reads, options, st, count)
         return

@@ -55,8 +55,28 @@ class _Writer:
         self.written += 1
 
 
-def _caught_up(es: Elasticsearch, prefix: str, records: int) -> None:
-    wait_for(lambda: count(es, prefix) >= records, timeout=120)
+class _Watching:
+    """The watcher's process, and what it said on stderr (for a failure's message)."""
+
+    def __init__(self, args: list[str], url: str, err: Path) -> None:
+        self.err = err
+        with open(err, "w") as fh:
+            self.proc = subprocess.Popen(args, env=env_for(url), stdout=subprocess.PIPE, stderr=fh, text=True)
+
+    def caught_up(self, es: Elasticsearch, prefix: str, records: int, when: str) -> None:
+        def arrived() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"{when}: the watcher exited {self.proc.returncode}:\n{self.said()}")
+            return count(es, prefix) >= records
+
+        try:
+            wait_for(arrived, timeout=120)
+        except AssertionError as exc:
+            held = count(es, prefix)
+            raise AssertionError(f"{when}: {held} of {records} indexed ({exc})\n{self.said()}") from None
+
+    def said(self) -> str:
+        return self.err.read_text(errors="replace")[-4000:]
 
 
 def _rotate(how: str, log: Path, archive: Path, round_: int) -> None:
@@ -77,9 +97,8 @@ def test_watch_under_rotation_at_random_timing_ends_exact(
     archive.mkdir()
     args = [*SHIP, "watch", str(folder), "--index-prefix", ready, "--state-dir", str(tmp_path / "state")]
     args += ["--json", "--poll-interval", "0.05", "--flush-interval", "0.1"]
-    proc = subprocess.Popen(
-        args, env=env_for(es_settings.url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    watching = _Watching(args, es_settings.url, tmp_path / "watcher.err")
+    proc = watching.proc
     log = folder / "sysmon.ndjson"
     writer = _Writer(day.read_bytes().splitlines(keepends=True), rng)
     fates: dict[str, int] = {"renamed": 0, "moved": 0, "deleted": 0, "copytruncate": 0}
@@ -89,10 +108,10 @@ def test_watch_under_rotation_at_random_timing_ends_exact(
             fates[how] += 1
             with open(log, "ab") as fh:
                 writer.lines_to(fh, rng.randint(5, 40))
-                _caught_up(es, ready, writer.written)  # the watcher knows this file
+                watching.caught_up(es, ready, writer.written, f"round {round_} ({how})")  # it knows this file
                 writer.lines_to(fh, rng.randint(1, 30))
                 if how == "copytruncate":
-                    _caught_up(es, ready, writer.written)
+                    watching.caught_up(es, ready, writer.written, f"round {round_} before copytruncate")
                     size = log.stat().st_size
                     shutil.copyfile(log, archive / f"copy.{round_}")
                     fh.truncate(0)
@@ -107,12 +126,12 @@ def test_watch_under_rotation_at_random_timing_ends_exact(
                 if half:
                     writer.rest_to(fh, half)
                 writer.lines_to(fh, rng.randint(0, 15))  # the logger writes on before it reopens
-        _caught_up(es, ready, writer.written)
+        watching.caught_up(es, ready, writer.written, "the end")
         time.sleep(0.5)  # anything sent twice would be answered by now
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, watching.said()
     summary = json.loads(out)
     assert min(fates.values()) >= 2
     assert count(es, ready) == writer.written

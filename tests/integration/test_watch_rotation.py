@@ -17,7 +17,7 @@ from typing import IO
 import pytest
 from elasticsearch import Elasticsearch
 
-from shipper.checkpoint import CheckpointStore
+from shipper.checkpoint import CheckpointStore, FileIdentity
 from shipper.config import ShipperConfig
 from shipper.es import ClusterSettings
 from shipper.ship import Shipper
@@ -237,3 +237,80 @@ def test_a_new_file_under_a_name_whose_last_read_awaits_answers_keeps_its_own_co
     assert count(es, prefix) == 110
     cp = CheckpointStore(w.state).load(str(w.log_file))
     assert cp is not None and cp.acked == 10 and cp.done  # not the 100 of the file it replaced
+
+
+def test_a_name_rotated_between_the_look_and_the_read_is_read_through_the_handle(
+    es: Elasticsearch,
+    prefix: str,
+    lines: list[bytes],
+    watching: _Watching,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """logrotate renames (or moves, or deletes) the log and the logger reopens its name while a
+    pass is between stat'ing the folder and reading: the pass reads the file it stat'ed (through
+    its handle), the new file under the name is read from its start, the watch goes on."""
+    sh, watcher, folder = watching.sh, watching.watcher, watching.folder
+    archive, log_file = watching.archive, watching.log_file
+    log = _Log(lines)
+    log.append(log_file, 12)
+    watcher.poll_once()
+    look = watcher._look
+    fates = ["renamed", "moved", "deleted", "renamed, no new file", "moved, no new file"]
+    for round_, fate in enumerate(fates):
+        with open(log_file, "ab") as writer:
+            log.write(writer, 7)  # appended: the next look sees the file grown
+
+            def rotate_after_look(fate: str = fate, round_: int = round_) -> dict[str, FileIdentity]:
+                now = look()
+                if fate.startswith("renamed"):
+                    os.rename(log_file, folder / f"sysmon.ndjson.{round_}")
+                elif fate.startswith("moved"):
+                    os.rename(log_file, archive / f"sysmon.ndjson.{round_}")
+                else:
+                    os.unlink(log_file)
+                if "no new file" not in fate:
+                    log.append(log_file, 5)  # the logger reopened its name at once
+                return now
+
+            monkeypatch.setattr(watcher, "_look", rotate_after_look)
+            watcher.poll_once()
+            monkeypatch.setattr(watcher, "_look", look)
+            log.write(writer, 3)  # the old handle is written on
+        watcher.poll_once()
+        if not log_file.exists():
+            log.append(log_file, 4)
+        watcher.poll_once()
+    sh.sink.flush()
+    assert sh.stats.errors == {}
+    assert count(es, prefix) == log.written
+    assert sh.sink.stats.duplicates == 0
+
+
+def test_a_file_that_cannot_be_read_is_counted_and_the_watch_goes_on(
+    es: Elasticsearch,
+    prefix: str,
+    lines: list[bytes],
+    watching: _Watching,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without handles (``max_handles`` 0) a file deleted between the look and the read cannot
+    be read: that is an error of the run, not the end of the watch."""
+    sh, watcher, folder = watching.sh, watching.watcher, watching.folder
+    watcher.max_handles = 0
+    doomed = folder / "doomed.ndjson"
+    doomed.write_bytes(b"".join(lines[:5]))
+    watching.log_file.write_bytes(b"".join(lines[5:25]))
+    look = watcher._look
+
+    def delete_after_look() -> dict[str, FileIdentity]:
+        now = look()
+        doomed.unlink(missing_ok=True)
+        return now
+
+    monkeypatch.setattr(watcher, "_look", delete_after_look)
+    watcher.poll_once()
+    watcher.poll_once()
+    sh.sink.flush()
+    assert count(es, prefix) == 20
+    assert sh.stats.errors == {"unreadable_source": 1}
+    assert "doomed.ndjson" in sh.stats.error_samples[0] and "cannot stat" in sh.stats.error_samples[0]
