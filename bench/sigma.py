@@ -39,6 +39,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -211,6 +212,19 @@ def run(es: Elasticsearch, args: argparse.Namespace) -> None:
                 es.options(ignore_status=404).indices.delete(index=",".join(names[i : i + 50]))
 
 
+@contextmanager
+def _default_collections() -> Iterator[None]:
+    """The detector's passes without ``fewer_collections`` (the baseline of that choice)."""
+    import detectors.batch
+
+    kept = detectors.batch.fewer_collections
+    detectors.batch.fewer_collections = nullcontext  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        detectors.batch.fewer_collections = kept
+
+
 def passes(
     es: Elasticsearch, prefix: str, rules: list[Rule], n: int, end: datetime, a: argparse.Namespace
 ) -> float:
@@ -231,6 +245,10 @@ def passes(
         f"scheduled pass, batched, last {a.pass_seconds}s (~{window_events:,} events): {secs:.1f}s"
         f" ({summary(results)})"
     )
+    with _default_collections():
+        g_secs, g_results = timed_pass(es, prefix, rules, recent, now)
+    log(f"  the same pass with CPython's default collections: {g_secs:.1f}s ({summary(g_results)})")
+    log(f"  fewer collections is {g_secs / secs:.1f}x faster")
     lucene = replace(recent, batch_in_process=False)
     l_secs, l_results = timed_pass(es, prefix, rules, lucene, now)
     log(f"  the same pass as Lucene batches: {l_secs:.1f}s ({summary(l_results)})")

@@ -40,6 +40,7 @@ from detectors.heartbeat import BatchHeartbeat
 from detectors.model import Rule
 from detectors.query import Window, alerts_pattern
 from detectors.stream.rules import StreamRules
+from shipper.fewer_gc import fewer_collections
 
 log = logging.getLogger(__name__)
 _FIELD = re.compile(r"(?<!\\):")
@@ -107,7 +108,7 @@ def run_batched(engine: Engine, rules: Sequence[Rule], now: datetime | None = No
             results[rule.id] = RunResult(rule.id, "locked", error=f"lease held by {who}")
     mine = [r for r in rules if r.id in won]
     try:
-        with BatchHeartbeat(store, [r.id for r in mine], owner, ttl):
+        with fewer_collections(), BatchHeartbeat(store, [r.id for r in mine], owner, ttl):
             results.update(_run_locked(engine, mine, now, t0))
     except Exception as exc:  # the state reads or writes failed: every rule of it failed, none raises
         duration = time.monotonic() - t0

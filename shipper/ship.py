@@ -11,12 +11,10 @@ checkpoints, ``shipper.checkpointing``.
 
 from __future__ import annotations
 
-import gc
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from elasticsearch import Elasticsearch
@@ -28,6 +26,8 @@ from shipper.config import ShipperConfig
 from shipper.detecting import DetectStage
 from shipper.envelope import Envelope, InputLabels
 from shipper.errors import InputError
+from shipper.fewer_gc import GC_YOUNG_THRESHOLD as GC_YOUNG_THRESHOLD
+from shipper.fewer_gc import fewer_collections
 from shipper.inputs import STDIN, SourceLabels
 from shipper.native import PREFETCH_AHEAD, NativeSession, native_session
 from shipper.pipeline import effective_workers, stream
@@ -38,25 +38,6 @@ from shipper.stream import Item, ReadOptions, SourceRead
 from shipper.summary import Progress, RunSummary
 
 __all__ = ["Progress", "ReadResult", "RunSummary", "Shipper", "fewer_collections"]
-
-#: net container allocations between young-generation collections while shipping (CPython: 700)
-GC_YOUNG_THRESHOLD = 50_000
-
-
-@contextmanager
-def fewer_collections() -> Iterator[None]:
-    """Rarer cyclic garbage collections while shipping: the acknowledgements in flight (a tuple
-    per document) otherwise trigger a young collection every 700 of them, and now and then a
-    full one over everything loaded (see bench/RESULTS.md). What is loaded when shipping starts
-    is frozen out of the collections; cycles are still collected."""
-    old = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(max(old[0], GC_YOUNG_THRESHOLD), *old[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*old)
-        gc.unfreeze()
 
 
 class Shipper:

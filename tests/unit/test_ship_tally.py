@@ -109,19 +109,3 @@ def test_a_read_error_on_the_last_record_is_held_back_only_at_the_end(
         docs = [e for e in events if isinstance(e, Item)]
         assert [d.is_error for d in docs] == [False] * 3 + [False, not skip_errors, False][: 3 - skip_errors]
         assert stats.records == 6 and sum(stats.errors.values()) == 1
-
-
-def test_fewer_collections_while_shipping_and_as_before_after() -> None:
-    import gc
-
-    from shipper.ship import GC_YOUNG_THRESHOLD, fewer_collections
-
-    before = gc.get_threshold()
-    with fewer_collections():
-        assert gc.get_threshold()[0] == max(before[0], GC_YOUNG_THRESHOLD)
-        assert gc.get_freeze_count() > 0
-        cycle: list[object] = []
-        cycle.append(cycle)
-        del cycle
-        assert gc.collect() >= 1  # cycles are still collected
-    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
