@@ -19,6 +19,19 @@ Literals = frozenset[Literal]
 IR = dict[str, Any]
 
 
+def ir_paths(ir: Any) -> set[str]:
+    """The document paths an IR tree reads (its fields' and ``present``'s ``path``)."""
+    if isinstance(ir, dict):
+        found = {ir["path"]} if isinstance(ir.get("path"), str) else set()
+        for v in ir.values():
+            if isinstance(v, dict | list):
+                found |= ir_paths(v)
+        return found
+    if isinstance(ir, list):
+        return set().union(*(ir_paths(v) for v in ir))
+    return set()
+
+
 class Context:
     """What one document's evaluation shares: the intel snapshot, and each field's values read
     once (a Sigma rule asks the same field dozens of times)."""

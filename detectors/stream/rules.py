@@ -5,7 +5,7 @@ exactly leaves the rule to the scheduled engine, with the reason in ``unsupporte
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -19,7 +19,7 @@ from detectors.stream.errors import Unsupported
 from detectors.stream.fields import field_spec
 from detectors.stream.lucene import compile_lucene
 from detectors.stream.native import native_rules
-from detectors.stream.predicates import Context, Pred, all_of, any_of, not_
+from detectors.stream.predicates import Context, Pred, all_of, any_of, ir_paths, not_
 from detectors.stream.prefilter import Prefilter
 from detectors.stream.values import accessor, keyword_text, raw_values, utf16_len
 
@@ -140,6 +140,17 @@ class StreamRules:
         """The ids of the rules the native core evaluates."""
         python = set(self._python)
         return frozenset(r.id for i, r in enumerate(self.supported) if i not in python)
+
+    def fields_read(self, ids: Collection[str]) -> frozenset[str] | None:
+        """Every document path the rules ``ids`` read, ``event.code`` (the prefilter's) included;
+        None when one of them has no IR (a Python predicate, whose reads are not listed)."""
+        paths = {"event.code"}
+        for rule, pred in zip(self.supported, self._preds, strict=True):
+            if rule.id in ids:
+                if pred.ir is None:
+                    return None
+                paths |= ir_paths(pred.ir)
+        return frozenset(paths)
 
     @classmethod
     def compile(cls, rules: Sequence[Rule], *, prefilter: bool = True, native: bool = True) -> StreamRules:

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from detectors.loader import BUILTIN_DIR, load_rules
-from detectors.model import Exceptions, Filter, IntelClause, Rule, ValueException
+from detectors.model import Exceptions, FieldRef, Filter, IntelClause, Rule, ValueException
 from detectors.stream.rules import NEEDS_HISTORY, StreamRules
 
 BUILTIN = {r.id: r for r in load_rules([BUILTIN_DIR]).rules}
@@ -376,3 +376,34 @@ def test_a_document_the_native_reader_refuses_is_answered_in_python() -> None:
     docs = [doc, _doc(process__name="cmd.exe"), _doc(process__name="x.exe")]
     assert compiled.match_items([item, plain, other], docs, None) == [[rule], [rule], []]
     assert not compiled.match({**_doc("3", process__name="cmd.exe"), "deep": deep}, None)
+
+
+def test_fields_read_are_what_the_rules_read_and_the_event_code() -> None:
+    rule = _rule(
+        "process.executable.caseless:*\\\\cmd.exe AND (_exists_:user.name OR process.parent.name:x)",
+        exceptions=Exceptions(values=(ValueException("process.command_line.caseless", ("a",)),)),
+    )
+    compiled = StreamRules.compile([rule])
+    read = compiled.fields_read({rule.id})
+    assert read is not None
+    assert set(read) == {
+        "event.code",
+        "process.executable",
+        "user.name",
+        "process.parent.name",
+        "process.command_line",
+    }
+    doc = _doc(process__executable=EXE, user__name="bob", process__command_line="b", host__name="h")
+    kept = {k: v for k, v in doc.items() if k in {p.split(".")[0] for p in read}}
+    kept["process"] = {k: v for k, v in doc["process"].items() if f"process.{k}" in read}
+    assert _matches(rule, doc) and _matches(rule, kept)  # the same answer on only those fields
+    assert compiled.fields_read(set()) == frozenset({"event.code"})
+
+
+def test_fields_read_are_unknown_for_a_rule_without_native_form() -> None:
+    refs = (FieldRef("process.name", "process.parent.name"),)
+    rule = replace(
+        _rule("process.name:cmd.exe"), filter=Filter(("1",), lucene="process.name:cmd.exe", field_refs=refs)
+    )
+    compiled = StreamRules.compile([rule])
+    assert compiled.fields_read({rule.id}) is None
