@@ -24,6 +24,7 @@ from detectors.builders.context import RunContext, RunStats
 from detectors.builders.event_alert import event_alert, run_times
 from detectors.model import Rule
 from detectors.query import Window, events_pattern, iter_pages
+from detectors.read_ahead import read_ahead
 from detectors.stream.rules import StreamRules
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -56,22 +57,22 @@ def run_in_process(
     created: set[str],
     matcher: StreamRules,
 ) -> dict[str, RunStats]:
-    """``rules`` (all in ``matcher.supported``, none needing intel) over their windows; the
+    """``rules`` (all among ``matcher.native_ids()``) over their windows; the
     counts per rule id, as :func:`detectors.builders.batched.run_batch` gives them. Raises on any
     failure (the caller runs the rules as Lucene batches instead)."""
     stats = {r.id: RunStats() for r in rules}
     bounds = {r.id: _bounds(windows[r.id]) for r in rules}
     fields = matcher.fields_read({r.id for r in rules})
-    pages = iter_pages(
+    pages = read_ahead(iter_pages(
         ctx.es, events_pattern(ctx.prefix), events_query(rules, windows),
         source=None if fields is None else sorted(fields),
         page_size=ctx.page_size, skip_shards=True, docvalue_fields=_INGESTED,
-    )  # fmt: skip
+    ))  # fmt: skip
     for page in pages:
         matched: list[tuple[Rule, dict[str, Any]]] = []
         for hit in page:
             ingested = [int(float(v)) for v in hit.get("fields", {}).get("event.ingested", ())]
-            for rule in matcher.match(hit["_source"], None):
+            for rule in matcher.match_native(hit["_source"]):
                 lo, hi = bounds[rule.id]
                 if any((lo is None or lo <= t) and t < hi for t in ingested):
                     matched.append((rule, hit))

@@ -196,6 +196,13 @@ class StreamRules:
             found += self._native_one(orjson.dumps(doc), doc)
         return [self.supported[i] for i in sorted(found)]
 
+    def match_native(self, doc: dict[str, Any]) -> list[Rule]:
+        """The rules the native core runs (``native_ids``) whose query matches ``doc``; the
+        others are not evaluated."""
+        if self._native is None:
+            return []
+        return [self.supported[i] for i in sorted(self._native_one(orjson.dumps(doc), doc))]
+
     def _native_one(self, source: bytes, doc: dict[str, Any]) -> list[int]:
         """The native rules' answer for one document; one its JSON reader refuses (nesting
         deeper than 128, which the shipper's JSON allows) is answered by their Python predicates."""

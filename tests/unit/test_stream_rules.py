@@ -407,3 +407,14 @@ def test_fields_read_are_unknown_for_a_rule_without_native_form() -> None:
     )
     compiled = StreamRules.compile([rule])
     assert compiled.fields_read({rule.id}) is None
+
+
+def test_match_native_leaves_the_python_rules_out() -> None:
+    native = _rule("process.name:cmd.exe")
+    refs = (FieldRef("process.name", "process.parent.name"),)
+    python = replace(native, id="by-ref", filter=Filter(("1",), lucene="process.name:cmd*", field_refs=refs))
+    compiled = StreamRules.compile([native, python])
+    doc = _doc(process__name="cmd.exe", process__parent__name="CMD.EXE")
+    assert compiled.match(doc, None) == [native, python]
+    assert compiled.native_ids() == {native.id}
+    assert compiled.match_native(doc) == [native]
