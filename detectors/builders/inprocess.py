@@ -24,7 +24,6 @@ from detectors.builders.context import RunContext, RunStats
 from detectors.builders.event_alert import event_alert, run_times
 from detectors.model import Rule
 from detectors.query import Window, events_pattern, iter_pages
-from detectors.read_ahead import read_ahead
 from detectors.stream.rules import StreamRules
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -63,11 +62,11 @@ def run_in_process(
     stats = {r.id: RunStats() for r in rules}
     bounds = {r.id: _bounds(windows[r.id]) for r in rules}
     fields = matcher.fields_read({r.id for r in rules})
-    pages = read_ahead(iter_pages(
+    pages = iter_pages(
         ctx.es, events_pattern(ctx.prefix), events_query(rules, windows),
         source=None if fields is None else sorted(fields),
         page_size=ctx.page_size, skip_shards=True, docvalue_fields=_INGESTED,
-    ))  # fmt: skip
+    )  # fmt: skip
     for page in pages:
         matched: list[tuple[Rule, dict[str, Any]]] = []
         for hit in page:
