@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -43,6 +45,11 @@ from detectors.stream.rules import StreamRules
 from shipper.fewer_gc import fewer_collections
 
 log = logging.getLogger(__name__)
+#: the matchers of the last rule lists run in process (a daemon's passes reuse them): the key is
+#: the rule objects' identities, kept alive by the value so that no identity is reused
+_MATCHERS: OrderedDict[tuple[int, ...], tuple[tuple[Rule, ...], StreamRules]] = OrderedDict()
+_MATCHERS_KEPT = 4
+_matchers_lock = threading.Lock()
 _FIELD = re.compile(r"(?<!\\):")
 _OPERATOR = re.compile(r"\s(?:OR|AND)\s")
 
@@ -185,7 +192,7 @@ def _in_process(
     events); the rules left for the Lucene batches: the others, or all of them if the read or a
     write failed (a connection error fails them at once, as in a batch)."""
     try:
-        matcher = StreamRules.compile(todo)
+        matcher = _matcher_for(todo)
     except Exception:  # (a bug in the matcher: the node answers instead)
         log.warning("in-process matching unavailable; Lucene batches instead", exc_info=True)
         return todo
@@ -201,6 +208,23 @@ def _in_process(
         log.warning("in-process run of %d rules failed (%s); Lucene batches", len(mine), error_text(exc))
         return todo
     return [r for r in todo if r.id not in native]
+
+
+def _matcher_for(rules: Sequence[Rule]) -> StreamRules:
+    """The stream matcher of ``rules``, compiled once per list of rule objects (building the
+    native core's matcher for every SigmaHQ rule takes about a second)."""
+    key = tuple(id(r) for r in rules)
+    with _matchers_lock:
+        kept = _MATCHERS.get(key)
+        if kept is not None:
+            _MATCHERS.move_to_end(key)
+            return kept[1]
+    matcher = StreamRules.compile(rules)
+    with _matchers_lock:
+        _MATCHERS[key] = (tuple(rules), matcher)
+        while len(_MATCHERS) > _MATCHERS_KEPT:
+            _MATCHERS.popitem(last=False)
+    return matcher
 
 
 def _search(

@@ -128,3 +128,17 @@ def test_a_batch_whose_states_cannot_be_read_fails_its_rules_without_raising() -
     assert [(r.rule_id, r.status) for r in results] == [(rules[0].id, "failed"), (rules[1].id, "failed")]
     assert all("cluster unreachable" in (r.error or "") for r in results)
     assert store.released == [r.id for r in rules]  # the leases are given back
+
+
+def test_the_in_process_matcher_is_compiled_once_per_list_of_rules() -> None:
+    from detectors import batch
+
+    rules = [_sigma(n) for n in range(3)]
+    first = batch._matcher_for(rules)
+    assert batch._matcher_for(list(rules)) is first  # the same rule objects
+    assert first.native_ids() == {r.id for r in rules}
+    again = [_sigma(n) for n in range(3)]  # equal rules, other objects (a reload)
+    assert batch._matcher_for(again) is not first
+    for n in range(batch._MATCHERS_KEPT):
+        batch._matcher_for([_sigma(10 + n)])
+    assert batch._matcher_for(rules) is not first  # the oldest was let go
