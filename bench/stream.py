@@ -197,7 +197,7 @@ def _wait_rss(proc: subprocess.Popen[Any]) -> int:
 
 def latency(env: dict[str, str], client: Any, work: Path, detect: list[str], args: Any) -> dict[str, Any]:
     logs = work / "logs"
-    logs.mkdir()
+    logs.mkdir(parents=True)
     log = logs / "sysmon.ndjson"
     log.write_bytes(_filler(1) + _filler(2) + _filler(3))  # maps the fields before timing
     watch = [*SHIP, "watch", str(logs), *detect, "--index-prefix", PREFIX, "--state-dir",
@@ -249,8 +249,8 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else float("nan")
 
 
-def report_latency(res: dict[str, Any], rate: float) -> None:
-    print("latency, append -> alert searchable (watch --detect, its defaults):")
+def report_latency(res: dict[str, Any], rate: float, how: str = "its defaults") -> None:
+    print(f"latency, append -> alert searchable (watch --detect, {how}):")
     for name, label in (("paced", f"at {rate:,.0f} events/s"), ("full", "as fast as appended")):
         ph = res[name]
         lat = [v * 1000 for v in ph["latencies"]]
@@ -335,6 +335,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="off/on pairs (default 2)")
     ap.add_argument("--indicators", type=int, default=100_000, help="listed IPs (issue: 1,000,000)")
     ap.add_argument("--sigma", action="store_true", help="also every applicable SigmaHQ rule")
+    ap.add_argument(
+        "--flush-intervals", default=None, help="latency at these flush and poll intervals (e.g. 0.1,1)"
+    )
     args = ap.parse_args()
     with devnode.cluster_env(PREFIX) as env, tempfile.TemporaryDirectory(prefix="bench-stream-") as tmp:
         env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))}
@@ -343,7 +346,14 @@ def main() -> None:
         client = make_client(ClusterSettings(**{**settings.__dict__, "request_timeout": 600.0}))
         detect = setup(env, work, args)
         source = sample_file(env, work, args.events)
-        report_latency(latency(env, client, work, detect, args), args.rate)
+        if args.flush_intervals:  # the same run for each interval, side by side
+            for v in (float(x) for x in args.flush_intervals.split(",")):
+                _fresh(client)
+                timing = ["--flush-interval", str(v), "--poll-interval", str(v)]
+                res = latency(env, client, work / f"flush-{v}", [*detect, *timing], args)
+                report_latency(res, args.rate, " ".join(timing))
+        else:
+            report_latency(latency(env, client, work, detect, args), args.rate)
         # a first run warms the node and the page cache: printed, not counted
         warm = ship_once(env, client, source, work / "state-warm", [])
         print(f"throughput warm-up (off, not counted): {warm['events'] / warm['s']:,.0f} events/s")
