@@ -5,11 +5,15 @@ with the cluster as fallback for what it does not hold.
 The chain of an alert is walked in the cache first; the links found pre-seed
 :func:`~detectors.ancestry.build_chains`, which queries the cluster only for the first process
 the cache lacks (and its parents), so the chain, broken or truncated, is the one the scheduled
-engine writes for the same event.
+engine writes for the same event. Before it asks the cluster, the events indices are refreshed
+(at most once a second): a shipper restarted after a kill looks up processes that the run before
+it had indexed less than a refresh interval ago, which a search does not see yet.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -17,10 +21,12 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from detectors.ancestry import DEFAULT_DEPTH, Chain, Link, build_chains, link_from_source
-from detectors.query import get_path
+from detectors.query import events_pattern, get_path
 
 Key = tuple[str, str]  # (host.name, process.entity_id)
 DEFAULT_SIZE = 100_000
+#: seconds between two refreshes of the events indices before a cluster lookup
+REFRESH_EVERY = 1.0
 
 
 def process_key(doc: dict[str, Any]) -> Key | None:
@@ -34,6 +40,7 @@ class ProcessCache:
     def __init__(self, size: int = DEFAULT_SIZE) -> None:
         self.size = size
         self._links: OrderedDict[Key, Link] = OrderedDict()
+        self._refreshed = -REFRESH_EVERY  # monotonic time of the last refresh
 
     def __len__(self) -> int:
         return len(self._links)
@@ -81,4 +88,27 @@ class ProcessCache:
         for s in starts:
             for k, link in self.known(s, depth).items():
                 known.setdefault(k, link)
+        if any(_lacks(s, known, depth) for s in starts):
+            self._refresh(es, prefix)
         return build_chains(es, prefix, starts, depth=depth, known=known)
+
+    def _refresh(self, es: Elasticsearch, prefix: str) -> None:
+        now = time.monotonic()
+        if now - self._refreshed < REFRESH_EVERY:
+            return
+        self._refreshed = now
+        with contextlib.suppress(Exception):  # the lookup goes on with what is searchable
+            es.options(ignore_status=404).indices.refresh(index=events_pattern(prefix))
+
+
+def _lacks(start: Key, known: dict[Key, Link], depth: int) -> bool:
+    """Whether ``start``'s chain needs a link ``known`` does not hold (within ``depth``)."""
+    key: Key | None = start
+    seen: set[Key] = set()
+    while key is not None and key not in seen and len(seen) < depth:
+        link = known.get(key)
+        if link is None:
+            return True
+        seen.add(key)
+        key = (key[0], link.parent_entity_id) if link.parent_entity_id else None
+    return False
