@@ -9,7 +9,7 @@ which is the next level. Where the creation event of a process was never shipped
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +115,10 @@ def fetch_creations(
     return out
 
 
+#: how :func:`build_chains` looks up creation links: (es, prefix, keys) → links found
+Fetch = Callable[[Elasticsearch, str, Iterable[tuple[str, str]]], dict[tuple[str, str], Link]]
+
+
 def build_chains(
     es: Elasticsearch,
     prefix: str,
@@ -122,11 +126,13 @@ def build_chains(
     *,
     depth: int = DEFAULT_DEPTH,
     known: dict[tuple[str, str], Link] | None = None,
+    fetch: Fetch | None = None,
 ) -> dict[tuple[str, str], Chain]:
     """Chains for every (host, entity id) in ``starts``, one query per level for all of them (at
     most ``depth`` queries: a chain that reaches ``depth`` links with a parent left is
     ``truncated``, whether or not that parent's creation event was shipped).
-    ``known`` may pre-seed creation links (e.g. from the alerts' own event-1 sources)."""
+    ``known`` may pre-seed creation links (e.g. from the alerts' own event-1 sources); ``fetch``
+    looks up the links it lacks (default :func:`fetch_creations`)."""
     chains = {k: Chain(host=k[0], entity_id=k[1]) for k in set(starts)}
     cache: dict[tuple[str, str], Link] = dict(known or {})
     # chain key → the (host, entity id) it waits for at this level
@@ -139,7 +145,7 @@ def build_chains(
             break
         need = {v for v in pending.values() if v not in cache}
         if need:
-            cache.update(fetch_creations(es, prefix, need))
+            cache.update((fetch or fetch_creations)(es, prefix, need))
         nxt: dict[tuple[str, str], tuple[str, str]] = {}
         for ck, want in pending.items():
             chain = chains[ck]

@@ -26,7 +26,6 @@ from shipper.config import ShipperConfig
 from shipper.detecting import DetectStage
 from shipper.envelope import Envelope, InputLabels
 from shipper.errors import InputError
-from shipper.fewer_gc import GC_YOUNG_THRESHOLD as GC_YOUNG_THRESHOLD
 from shipper.fewer_gc import fewer_collections
 from shipper.inputs import STDIN, SourceLabels
 from shipper.native import PREFETCH_AHEAD, NativeSession, native_session
@@ -37,7 +36,7 @@ from shipper.stats import Stats
 from shipper.stream import Item, ReadOptions, SourceRead
 from shipper.summary import Progress, RunSummary
 
-__all__ = ["Progress", "ReadResult", "RunSummary", "Shipper", "fewer_collections"]
+__all__ = ["Progress", "ReadResult", "RunSummary", "Shipper"]
 
 
 class Shipper:

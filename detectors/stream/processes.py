@@ -15,12 +15,12 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from detectors.ancestry import DEFAULT_DEPTH, Chain, Link, build_chains, link_from_source
+from detectors.ancestry import DEFAULT_DEPTH, Chain, Link, build_chains, fetch_creations, link_from_source
 from detectors.query import events_pattern, get_path
 
 Key = tuple[str, str]  # (host.name, process.entity_id)
@@ -88,27 +88,13 @@ class ProcessCache:
         for s in starts:
             for k, link in self.known(s, depth).items():
                 known.setdefault(k, link)
-        if any(_lacks(s, known, depth) for s in starts):
-            self._refresh(es, prefix)
-        return build_chains(es, prefix, starts, depth=depth, known=known)
+        return build_chains(es, prefix, starts, depth=depth, known=known, fetch=self._fetch)
 
-    def _refresh(self, es: Elasticsearch, prefix: str) -> None:
+    def _fetch(self, es: Elasticsearch, prefix: str, keys: Iterable[Key]) -> dict[Key, Link]:
+        """:func:`fetch_creations`, after a refresh of the events indices (at most once a second)."""
         now = time.monotonic()
-        if now - self._refreshed < REFRESH_EVERY:
-            return
-        self._refreshed = now
-        with contextlib.suppress(Exception):  # the lookup goes on with what is searchable
-            es.options(ignore_status=404).indices.refresh(index=events_pattern(prefix))
-
-
-def _lacks(start: Key, known: dict[Key, Link], depth: int) -> bool:
-    """Whether ``start``'s chain needs a link ``known`` does not hold (within ``depth``)."""
-    key: Key | None = start
-    seen: set[Key] = set()
-    while key is not None and key not in seen and len(seen) < depth:
-        link = known.get(key)
-        if link is None:
-            return True
-        seen.add(key)
-        key = (key[0], link.parent_entity_id) if link.parent_entity_id else None
-    return False
+        if now - self._refreshed >= REFRESH_EVERY:
+            self._refreshed = now
+            with contextlib.suppress(Exception):  # the lookup goes on with what is searchable
+                es.options(ignore_status=404).indices.refresh(index=events_pattern(prefix))
+        return fetch_creations(es, prefix, keys)

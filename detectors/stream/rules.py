@@ -191,17 +191,16 @@ class StreamRules:
     def match(self, doc: dict[str, Any], intel: IntelMemory | None) -> list[Rule]:
         """The supported rules whose scheduled query matches ``doc`` (the shipper's ECS document);
         rules that need intel are left out when ``intel`` is None."""
-        found = self._python_matches(doc, intel)
-        if self._native is not None:
-            found += self._native_one(orjson.dumps(doc), doc)
+        found = self._python_matches(doc, intel) + self._native_matches(doc)
         return [self.supported[i] for i in sorted(found)]
 
     def match_native(self, doc: dict[str, Any]) -> list[Rule]:
         """The rules the native core runs (``native_ids``) whose query matches ``doc``; the
         others are not evaluated."""
-        if self._native is None:
-            return []
-        return [self.supported[i] for i in sorted(self._native_one(orjson.dumps(doc), doc))]
+        return [self.supported[i] for i in sorted(self._native_matches(doc))]
+
+    def _native_matches(self, doc: dict[str, Any]) -> list[int]:
+        return self._native_one(orjson.dumps(doc), doc) if self._native is not None else []
 
     def _native_one(self, source: bytes, doc: dict[str, Any]) -> list[int]:
         """The native rules' answer for one document; one its JSON reader refuses (nesting

@@ -183,8 +183,9 @@ def source_events(
     source, already = read.path, read.skip
     start = read.start
     seq = start.seq if start is not None else 0
-    name = read.label or (source if read.through else None)
-    opened = open_input(read.opened, options, start=start, evtx_threads=evtx_threads, name=name)
+    opened = open_input(
+        read.opened, options, start=start, evtx_threads=evtx_threads, name=read.label or source
+    )
     # the native core reads what it can (EVTX, JSON lines), the readers the rest
     natively = native.read(opened, st) if native is not None else None
     events = read_opened(opened) if natively is None else closed_after(opened, natively)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +48,22 @@ class _Log:
     def append(self, path: Path, n: int) -> None:
         with open(path, "ab") as fh:
             self.write(fh, n)
+
+
+def _poll_acting_after_look(watcher: Watcher, act: Callable[[], None]) -> None:
+    """One pass of ``watcher`` with ``act`` done between its look at the folder and its reads."""
+    look = watcher._look
+
+    def look_then_act() -> dict[str, FileIdentity]:
+        now = look()
+        act()
+        return now
+
+    watcher._look = look_then_act  # type: ignore[method-assign]
+    try:
+        watcher.poll_once()
+    finally:
+        del watcher._look  # the method again
 
 
 @dataclass
@@ -244,7 +260,6 @@ def test_a_name_rotated_between_the_look_and_the_read_is_read_through_the_handle
     prefix: str,
     lines: list[bytes],
     watching: _Watching,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """logrotate renames (or moves, or deletes) the log and the logger reopens its name while a
     pass is between stat'ing the folder and reading: the pass reads the file it stat'ed (through
@@ -254,14 +269,12 @@ def test_a_name_rotated_between_the_look_and_the_read_is_read_through_the_handle
     log = _Log(lines)
     log.append(log_file, 12)
     watcher.poll_once()
-    look = watcher._look
     fates = ["renamed", "moved", "deleted", "renamed, no new file", "moved, no new file"]
     for round_, fate in enumerate(fates):
         with open(log_file, "ab") as writer:
             log.write(writer, 7)  # appended: the next look sees the file grown
 
-            def rotate_after_look(fate: str = fate, round_: int = round_) -> dict[str, FileIdentity]:
-                now = look()
+            def rotate(fate: str = fate, round_: int = round_) -> None:
                 if fate.startswith("renamed"):
                     os.rename(log_file, folder / f"sysmon.ndjson.{round_}")
                 elif fate.startswith("moved"):
@@ -270,11 +283,8 @@ def test_a_name_rotated_between_the_look_and_the_read_is_read_through_the_handle
                     os.unlink(log_file)
                 if "no new file" not in fate:
                     log.append(log_file, 5)  # the logger reopened its name at once
-                return now
 
-            monkeypatch.setattr(watcher, "_look", rotate_after_look)
-            watcher.poll_once()
-            monkeypatch.setattr(watcher, "_look", look)
+            _poll_acting_after_look(watcher, rotate)
             log.write(writer, 3)  # the old handle is written on
         watcher.poll_once()
         if not log_file.exists():
@@ -291,7 +301,6 @@ def test_a_file_that_cannot_be_read_is_counted_and_the_watch_goes_on(
     prefix: str,
     lines: list[bytes],
     watching: _Watching,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Without handles (``max_handles`` 0) a file deleted between the look and the read cannot
     be read: that is an error of the run, not the end of the watch."""
@@ -300,15 +309,7 @@ def test_a_file_that_cannot_be_read_is_counted_and_the_watch_goes_on(
     doomed = folder / "doomed.ndjson"
     doomed.write_bytes(b"".join(lines[:5]))
     watching.log_file.write_bytes(b"".join(lines[5:25]))
-    look = watcher._look
-
-    def delete_after_look() -> dict[str, FileIdentity]:
-        now = look()
-        doomed.unlink(missing_ok=True)
-        return now
-
-    monkeypatch.setattr(watcher, "_look", delete_after_look)
-    watcher.poll_once()
+    _poll_acting_after_look(watcher, lambda: doomed.unlink(missing_ok=True))
     watcher.poll_once()
     sh.sink.flush()
     assert count(es, prefix) == 20
