@@ -38,7 +38,9 @@ def untimed(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def scheduled_run(es: Elasticsearch, prefix: str, rules: list[Rule]) -> list[RunResult]:
-    """One run of ``rules`` over everything ingested so far (the first run: no checkpoint)."""
+    """One run of ``rules`` over everything ingested so far (the first run: no checkpoint). With
+    no ingest delay, what was indexed in the last second must be made searchable first."""
+    es.options(ignore_status=404).indices.refresh(index=f"{prefix}-events*")
     results = Engine(es, prefix, rules, EngineOptions(ingest_delay=0.0)).run(rules, only_due=False)
     failed = [r.line() for r in results if r.status != "ok"]
     assert not failed, failed
